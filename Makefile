@@ -1,0 +1,41 @@
+# Two commands a new user runs: `make demo` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The venv is reinstalled whenever pyproject.toml changes (stamp keyed on its hash).
+DEPS_HASH := $(shell sha256sum pyproject.toml | cut -c1-16)
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
+# Ray workers import torch; without bytecode every worker recompiles it (this machine sets
+# PYTHONDONTWRITEBYTECODE=1), so bytecode is compiled at install time and allowed at run time.
+export PYTHONDONTWRITEBYTECODE :=
+
+.PHONY: venv demo test test-slow test-cluster lint typecheck clean bench
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --progress-bar off -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	$(VENV)/bin/fracture-tune demo
+
+lint: venv
+	$(VENV)/bin/ruff check data trainables search cluster tests benchmarks
+
+typecheck: venv
+	$(VENV)/bin/mypy data trainables search cluster
+
+test: venv lint typecheck
+	$(VENV)/bin/pytest -m "not slow and not gpu" -q
+
+test-slow: venv
+	$(VENV)/bin/pytest -m "slow" -q
+
+test-cluster: venv
+	$(VENV)/bin/pytest -m "cluster" -q
+
+clean:
+	rm -rf .fracture-tune mlflow.db mlartifacts .pytest_cache .mypy_cache .ruff_cache

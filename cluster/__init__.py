@@ -1,0 +1,1 @@
+"""Local and remote Ray clusters, job submission, and an MLflow tracking server."""

@@ -1,0 +1,19 @@
+"""The one exception type users see: what was wrong and what to do next."""
+
+from __future__ import annotations
+
+
+class FractureTuneError(Exception):
+    """An error caused by the user's input or environment, reported without a traceback.
+
+    ``message`` names the bad thing (file, key, value); ``hint`` says what to do about it.
+    The CLI prints both and exits with status 2.
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"

@@ -1,0 +1,65 @@
+"""`fracture-tune`: one CLI, subcommands, exit codes.
+
+Each area registers its own subcommands (``register(subparsers)``) and keeps heavy imports (torch, ray,
+mlflow) inside the handlers, so ``fracture-tune --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from data.errors import FractureTuneError
+
+# Modules that add subcommands; each exposes register(subparsers) and sets `handler` on its parsers.
+COMMAND_MODULES: tuple[str, ...] = (
+    "data.cli",
+    "search.search_cli",
+    "search.model_cli",
+    "cluster.cli",
+    "search.demo_cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fracture-tune",
+        description="Distributed hyperparameter search for X-ray fracture classifiers "
+        "(Ray Tune + Optuna TPE + ASHA, tracked in MLflow).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except FractureTuneError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Models, the Ray-free training engine and the one Ray Tune adapter."""

@@ -1,0 +1,245 @@
+"""The experiment config: one YAML file → typed, validated objects (pydantic v2, unknown keys rejected).
+
+Every value a user can get wrong is checked here, before Ray starts, and reported with its dotted key
+path (``scheduler.grace_period``) and a hint. ``--set a.b=c`` overrides go through the same validation.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from data.errors import FractureTuneError
+from search.config_errors import format_validation_error
+from search.engine_keys import TRAINABLE_METRICS, check_engine_keys
+from search.space import ParamSpec, SpaceConfig
+
+MIN_MODE_METRICS = frozenset({"val_loss", "train_loss"})
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetConfig(StrictModel):
+    """Which images to search on. ``path: synthetic`` generates the embedded synthetic set first."""
+
+    path: str = "synthetic"
+    synthetic_n: int = Field(default=600, ge=20, description="images to generate when path is 'synthetic'")
+    synthetic_seed: int = 0
+    image_size: int = Field(default=128, ge=16, le=1024)
+    val_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.15, ge=0.0, lt=1.0)
+    split_seed: int = 0
+    cache_root: str = ".fracture-tune/datasets"
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> DatasetConfig:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must leave at least 10% for training")
+        return self
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.path == "synthetic"
+
+
+class SearcherConfig(StrictModel):
+    """Optuna TPE, driven by Ray's OptunaSearch."""
+
+    seed: int = 0
+    n_startup_trials: int = Field(default=4, ge=1)
+    multivariate: bool = True
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SchedulerConfig(StrictModel):
+    """ASHA over epochs (``training_iteration`` = epochs run)."""
+
+    grace_period: int = Field(default=1, ge=1)
+    max_t: int = Field(default=10, ge=1)
+    reduction_factor: float = Field(default=2.0, gt=1.0)
+
+    @model_validator(mode="after")
+    def _grace_within_max(self) -> SchedulerConfig:
+        if self.grace_period > self.max_t:
+            raise ValueError(
+                f"grace_period ({self.grace_period}) must be <= max_t ({self.max_t}); "
+                "ASHA could never stop a trial"
+            )
+        return self
+
+
+class ResourcesConfig(StrictModel):
+    cpus_per_trial: float = Field(default=1.0, gt=0)
+    gpus_per_trial: float = Field(default=0.0, ge=0)
+    max_concurrent_trials: int = Field(default=2, ge=1)
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _whole_or_fraction(cls, value: float) -> float:
+        if value > 1 and not float(value).is_integer():
+            raise ValueError("more than one GPU per trial must be a whole number (fractions are for < 1)")
+        return value
+
+
+class BudgetConfig(StrictModel):
+    num_trials: int = Field(default=8, ge=1)
+    time_budget_s: float | None = Field(default=None, gt=0)
+
+
+class CheckpointConfig(StrictModel):
+    """Per-trial checkpoints kept: the best epoch (for retrain) and the latest (for resume) at minimum.
+
+    Ray forces an experiment snapshot each time a trial writes ``num_to_keep`` checkpoints; with epochs
+    of a second, a small value makes it snapshot (and warn) constantly, so fast configs keep more.
+    """
+
+    num_to_keep: int = Field(default=2, ge=1)
+
+
+class BestTrialRule(StrictModel):
+    """How the winner is chosen from the results table (``search.results.select_best_trial``).
+
+    Default: each trial is scored by its metric at its own best epoch, among trials that ran at least
+    ``min_epochs`` epochs. Why: ASHA stops most trials after ``grace_period`` epochs, and an early epoch of
+    a short trial can spike on a small validation set; requiring a minimum number of epochs keeps the
+    winner among configs that were trained long enough to be trusted by retrain. Ties go to the trial
+    with fewer epochs (cheaper, equally good), then the lower trial index (earlier = deterministic).
+    If no trial reached ``min_epochs``, the rule falls back to all trials and says so.
+    """
+
+    scope: Literal["best_epoch", "last_epoch"] = "best_epoch"
+    min_epochs: int = Field(default=1, ge=1)
+
+
+class TrackingConfig(StrictModel):
+    tracking_uri: str | None = None  # None → $MLFLOW_TRACKING_URI → sqlite:///./mlflow.db
+    experiment_name: str = "fracture-tune"
+
+
+class ExperimentConfig(StrictModel):
+    """One search. ``training`` holds fixed engine values (flat keys), ``space`` what Optuna samples."""
+
+    dataset: DatasetConfig = Field(default_factory=lambda: DatasetConfig())
+    training: dict[str, Any] = Field(default_factory=dict)
+    space: SpaceConfig = Field(default_factory=lambda: SpaceConfig())
+    searcher: SearcherConfig = Field(default_factory=lambda: SearcherConfig())
+    scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig())
+    resources: ResourcesConfig = Field(default_factory=lambda: ResourcesConfig())
+    budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig())
+    checkpoint: CheckpointConfig = Field(default_factory=lambda: CheckpointConfig())
+    max_failures: int = Field(default=1, ge=0)
+    metric: str = "val_auroc"
+    mode: Literal["min", "max"] | None = None
+    best_trial: BestTrialRule = Field(default_factory=lambda: BestTrialRule())
+    tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig())
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_is_reported(cls, value: str) -> str:
+        if value not in TRAINABLE_METRICS:
+            raise ValueError(f"the trainable never reports {value!r}; it reports {sorted(TRAINABLE_METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        if self.mode is None:
+            self.mode = "min" if self.metric in MIN_MODE_METRICS else "max"
+        check_engine_keys(self.training, self.space.resolved_params())
+        for key, value in self.training.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"training.{key} must be finite, got {value}")
+        self.space.check_points(self.searcher.points_to_evaluate)
+        return self
+
+    @property
+    def metric_mode(self) -> str:
+        return self.mode or "max"
+
+    @property
+    def planned_epochs(self) -> int:
+        """Epochs a trial runs unless ASHA stops it."""
+        epochs = self.training.get("epochs")
+        return min(int(epochs), self.scheduler.max_t) if epochs else self.scheduler.max_t
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=c`` → (["a", "b"], parsed c). Values are YAML scalars (``1e-3``, ``true``, ``[1, 2]``)."""
+    if "=" not in text:
+        raise FractureTuneError(f"--set {text!r} is not key=value", hint="e.g. --set budget.num_trials=4")
+    key, raw = text.split("=", 1)
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise FractureTuneError(f"--set {text!r} has an empty key", hint="e.g. --set budget.num_trials=4")
+    return path, _parse_value(raw)
+
+
+def _parse_value(raw: str) -> Any:
+    # YAML 1.1 reads "3e-3" as a string; users mean a number.
+    for number in (int, float):
+        try:
+            return number(raw)
+        except ValueError:
+            pass
+    return yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read and validate an experiment YAML; raise FractureTuneError naming the bad key."""
+    config_path = Path(path)
+    if not config_path.exists():
+        raise FractureTuneError(
+            f"config file not found: {config_path}", hint="see configs/quickstart.yaml for an example"
+        )
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise FractureTuneError(f"{config_path} is not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise FractureTuneError(f"{config_path} must hold a mapping of sections (dataset, space, ...)")
+    return config_from_dict(apply_overrides(raw, overrides or []), source=str(config_path))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    from pydantic import ValidationError
+
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as error:
+        message, hint = format_validation_error(error, ExperimentConfig, source)
+        raise FractureTuneError(message, hint=hint) from None
+
+
+def config_to_yaml(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+__all__ = [
+    "BestTrialRule",
+    "DatasetConfig",
+    "ExperimentConfig",
+    "ParamSpec",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_yaml",
+    "load_config",
+]

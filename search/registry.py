@@ -1,0 +1,229 @@
+"""Log the retrained classifier with MLflow's PyTorch flavour, register it and move the champion alias.
+
+The logged model folder holds, besides MLflow's ``pt2`` export (safe to load, no pickle):
+- ``extra_files/fracture_tune_model.json`` — the preprocessing (image size, normalisation), class names,
+  the operating threshold and the training config: everything ``predict`` needs, and
+- ``extra_files/weights.pt`` — the state_dict, so ``predict --explain`` can rebuild the eager model
+  (Grad-CAM needs module hooks, which an exported graph does not have).
+
+The ``champion`` alias moves only when the new version beats the current champion's test AUROC on the
+same split hash (``decide_champion``, a pure function); both numbers are stored as version tags.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from data.errors import FractureTuneError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from torch import nn
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///./mlflow.db"
+DEFAULT_ARTIFACT_ROOT = "./mlartifacts"
+CHAMPION_ALIAS = "champion"
+MODEL_ARTIFACT_NAME = "model"
+METADATA_FILE = "fracture_tune_model.json"
+WEIGHTS_FILE = "weights.pt"
+PROMOTION_POLICIES = ("if-better", "always", "never")
+
+
+def resolve_tracking_uri(explicit: str | None, recorded: str | None = None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the search's URI (unless redacted), else sqlite."""
+    if explicit:
+        return explicit
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if recorded and "***" not in recorded:
+        return recorded
+    return DEFAULT_TRACKING_URI
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ChampionState:
+    version: str
+    test_auroc: float
+    split_hash: str
+
+
+@dataclass(frozen=True)
+class ChampionDecision:
+    promote: bool
+    reason: str
+    previous: ChampionState | None
+
+
+def decide_champion(
+    new_test_auroc: float, new_split_hash: str, current: ChampionState | None, policy: str = "if-better"
+) -> ChampionDecision:
+    """Whether the new version becomes the champion, and why (in words for the report and tags)."""
+    if policy not in PROMOTION_POLICIES:
+        raise FractureTuneError(
+            f"unknown promotion policy {policy!r}; use one of {', '.join(PROMOTION_POLICIES)}"
+        )
+    if policy == "never":
+        return ChampionDecision(False, "promotion disabled (--promote never)", current)
+    if policy == "always":
+        return ChampionDecision(True, "promotion forced (--promote always)", current)
+    if current is None:
+        return ChampionDecision(True, "no champion yet", None)
+    if current.split_hash != new_split_hash:
+        return ChampionDecision(
+            False,
+            f"champion v{current.version} was tested on split {current.split_hash[:12]}, this model on "
+            f"{new_split_hash[:12]}: AUROCs on different test sets are not comparable",
+            current,
+        )
+    if not math.isfinite(new_test_auroc) or new_test_auroc <= current.test_auroc:
+        return ChampionDecision(
+            False,
+            f"test AUROC {new_test_auroc:.4f} does not beat champion v{current.version}'s "
+            f"{current.test_auroc:.4f}",
+            current,
+        )
+    return ChampionDecision(
+        True,
+        f"test AUROC {new_test_auroc:.4f} beats champion v{current.version}'s {current.test_auroc:.4f}",
+        current,
+    )
+
+
+def current_champion(client: MlflowClient, name: str) -> ChampionState | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        return None  # no registered model, or no alias yet
+    tags = version.tags or {}
+    try:
+        auroc = float(tags.get("test_auroc", "nan"))
+    except ValueError:
+        auroc = math.nan
+    # A champion without a readable AUROC is treated as beatable by any finite AUROC on its split.
+    return ChampionState(str(version.version), auroc if math.isfinite(auroc) else -math.inf,
+                         tags.get("split_hash", ""))
+
+
+@dataclass(frozen=True)
+class LoggedClassifier:
+    model_uri: str
+    local_dir: Path
+    model_sha256: str
+    weights_sha256: str
+
+
+def _write_package_files(folder: Path, model: nn.Module, metadata: dict[str, Any]) -> tuple[Path, Path]:
+    import torch
+
+    weights_path = folder / WEIGHTS_FILE
+    torch.save({key: value.contiguous() for key, value in model.state_dict().items()}, weights_path)
+    metadata_path = folder / METADATA_FILE
+    metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    return metadata_path, weights_path
+
+
+def log_classifier(
+    *, run_id: str, model: nn.Module, example_batch: np.ndarray, metadata: dict[str, Any], local_dir: Path
+) -> LoggedClassifier:
+    """Log ``model`` (eval mode, CPU) to run ``run_id`` and copy the logged folder to ``local_dir``.
+
+    ``example_batch``: float32 [B>1, 1, S, S], already normalised (what forward takes); B > 1 so the
+    exported graph keeps a dynamic batch dimension.
+    """
+    import mlflow
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    cpu_model = copy.deepcopy(model).cpu().to(memory_format=torch.contiguous_format).eval()
+    with torch.no_grad():
+        example_logits = cpu_model(torch.from_numpy(example_batch)).numpy()
+    with tempfile.TemporaryDirectory(prefix="fracture-tune-model-") as scratch:
+        metadata_path, weights_path = _write_package_files(Path(scratch), cpu_model, metadata)
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pytorch.log_model(
+                cpu_model,
+                name=MODEL_ARTIFACT_NAME,
+                signature=infer_signature(example_batch, example_logits),
+                input_example=example_batch,
+                serialization_format="pt2",
+                # Explicit, so MLflow does not spawn a process to infer requirements.
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                metadata={"fracture_tune": metadata},
+                extra_files=[str(metadata_path), str(weights_path)],
+            )
+    local_dir = Path(local_dir)
+    local_dir.mkdir(parents=True, exist_ok=True)
+    downloaded = Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=str(local_dir))
+    )
+    return LoggedClassifier(
+        model_uri=info.model_uri,
+        local_dir=downloaded,
+        model_sha256=sha256_of_file(downloaded / "data" / "model.pt2"),
+        weights_sha256=sha256_of_file(downloaded / "extra_files" / WEIGHTS_FILE),
+    )
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    version: str
+    decision: ChampionDecision
+
+
+def register_version(
+    client: MlflowClient,
+    *,
+    model_uri: str,
+    name: str,
+    run_id: str,
+    test_auroc: float,
+    split_hash: str,
+    version_tags: dict[str, str],
+    policy: str = "if-better",
+) -> Registration:
+    """A new version of ``name`` from ``model_uri``; the champion alias moved per ``decide_champion``."""
+    import mlflow
+
+    champion = current_champion(client, name)
+    decision = decide_champion(test_auroc, split_hash, champion, policy)
+    version = mlflow.register_model(model_uri, name, await_registration_for=60)
+    tags = {
+        **version_tags,
+        "test_auroc": f"{test_auroc:.6f}",
+        "split_hash": split_hash,
+        "source_run_id": run_id,
+        "champion_decision": decision.reason,
+        "previous_champion_version": champion.version if champion else "",
+        "previous_champion_test_auroc": f"{champion.test_auroc:.6f}" if champion else "",
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version.version), key, value)
+    if decision.promote:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version.version))
+    log.info("registered %s v%s; champion: %s", name, version.version, decision.reason)
+    return Registration(name, str(version.version), decision)

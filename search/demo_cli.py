@@ -1,10 +1,64 @@
-"""Subcommands (placeholder until this area lands)."""
+"""`fracture-tune demo`: the quickstart end to end on the embedded synthetic dataset.
+
+It runs the same subcommands a user would type (search, then retrain), so the demo can never drift from
+the real commands, and prints where to look afterwards.
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 from typing import Any
 
+from data.errors import FractureTuneError
 
-def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
-    """Add this area's subcommands."""
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="generate a synthetic radiograph set, search, retrain the best trial, print where to look",
+    )
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="experiment config (YAML)")
+    parser.add_argument("--name", default=None, help="search name (default: demo-<timestamp>)")
+    parser.add_argument("--retrain-epochs", type=int, default=30, help="epochs for the final retrain")
+    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    parser.set_defaults(handler=run_demo)
+
+
+def _run(argv: list[str]) -> None:
+    from search.cli import main
+
+    print(f"\n$ fracture-tune {' '.join(argv)}", flush=True)
+    status = main(argv)
+    if status != 0:
+        raise FractureTuneError(
+            f"`fracture-tune {' '.join(argv)}` failed with exit status {status}",
+            hint="read the error above; rerun that command on its own to debug it",
+        )
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    config = Path(args.config)
+    if not config.exists():
+        raise FractureTuneError(
+            f"demo config not found: {config}", hint="run `make demo` from the repository root"
+        )
+    name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
+    tracking = ["--tracking-uri", args.tracking_uri] if args.tracking_uri else []
+    started = time.monotonic()
+    _run(["search", "--config", str(config), "--name", name, *tracking])
+    _run(["retrain", "--search", name, "--epochs", str(args.retrain_epochs), *tracking])
+    minutes = (time.monotonic() - started) / 60
+    run_dir = Path(".fracture-tune") / "runs" / name
+    print(
+        f"\nDemo finished in {minutes:.1f} min. Where to look:\n"
+        f"  search results : fracture-tune search show {name}   ({run_dir}/results.csv)\n"
+        f"  retrain report : {run_dir}/retrain/report.md  (plots beside it)\n"
+        "  MLflow UI      : mlflow ui --backend-store-uri sqlite:///mlflow.db   then open http://127.0.0.1:5000\n"
+        "  predict        : fracture-tune predict IMAGE.png --model models:/fracture-classifier@champion\n",
+        flush=True,
+    )
+    return 0

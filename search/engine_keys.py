@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from data.errors import FractureTuneError
+from search.space import ParamSpec
 
 TRAINABLE_METRICS: frozenset[str] = frozenset(
     {
@@ -33,17 +34,26 @@ CONTRACT_MODEL_KEYS: frozenset[str] = frozenset(
 )
 
 
+def _engine_schema() -> tuple[frozenset[str], dict[str, frozenset[str]]] | None:
+    """(common keys, model → its kwargs) from the engine itself, or None if it cannot be imported."""
+    try:  # the engine pulls in torch; a broken install falls back to the contract's lists
+        import dataclasses
+
+        from trainables.config import TrainConfig
+        from trainables.models import list_models, model_params
+    except Exception:  # noqa: BLE001
+        return None
+    common = {f.name for f in dataclasses.fields(TrainConfig) if f.name != "model_kwargs"}
+    return frozenset(common), {name: frozenset(model_params(name)) for name in list_models()}
+
+
 def engine_keys() -> frozenset[str]:
-    """Flat keys ``TrainConfig.from_flat`` accepts: the contract's, plus any the engine declares."""
-    keys = set(CONTRACT_ENGINE_KEYS | CONTRACT_MODEL_KEYS)
-    try:
-        from trainables import config as train_config  # the engine may not be installed in every env
-    except Exception:  # noqa: BLE001 - any import problem means: fall back to the contract
-        return frozenset(keys)
-    declared = getattr(train_config, "FLAT_KEYS", None) or getattr(train_config, "ENGINE_KEYS", None)
-    if declared:
-        keys |= set(declared)
-    return frozenset(keys)
+    """Every flat key ``TrainConfig.from_flat`` accepts for some registered model."""
+    schema = _engine_schema()
+    if schema is None:
+        return CONTRACT_ENGINE_KEYS | CONTRACT_MODEL_KEYS
+    common, per_model = schema
+    return common.union(*per_model.values())
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
@@ -67,15 +77,50 @@ def _check_value(name: str, value: Any) -> None:
         raise FractureTuneError(f"training.{name}: must be >= 0, got {value}")
 
 
-def check_engine_keys(training: dict[str, Any], space_params: Iterable[str]) -> None:
-    """Reject fixed values or space parameters the engine would not know, naming the key."""
+def check_engine_keys(training: dict[str, Any], params: dict[str, ParamSpec]) -> None:
+    """Reject fixed values or space parameters the engine would not know, naming the key.
+
+    With the engine importable the check is per model: a key is accepted for every model the search can
+    pick (fixed, or a choice of the ``model`` parameter) whose conditions let it through.
+    """
     for name, value in training.items():
         _check_value(name, value)
     known = engine_keys()
-    for section, names in (("training", training.keys()), ("space.params", space_params)):
+    for section, names in (("training", list(training)), ("space.params", list(params))):
         for name in names:
             if name in known:
                 continue
             guess = did_you_mean(name, known)
             hint = f"did you mean {guess!r}?" if guess else f"engine keys: {', '.join(sorted(known))}"
             raise FractureTuneError(f"{section}.{name}: the training engine has no key {name!r}", hint=hint)
+    schema = _engine_schema()
+    if schema is not None:
+        _check_per_model(training, params, *schema)
+
+
+def _check_per_model(
+    training: dict[str, Any], params: dict[str, ParamSpec], common: frozenset[str],
+    per_model: dict[str, frozenset[str]],
+) -> None:
+    model_spec = params.get("model")
+    if model_spec is not None:
+        models, where = [str(choice) for choice in model_spec.choices or []], "space.params.model"
+    else:
+        models, where = [str(training.get("model", "base_cnn"))], "training.model"
+    for model in models:
+        if model not in per_model:
+            raise FractureTuneError(
+                f"{where}: unknown model {model!r}", hint=f"registered models: {', '.join(sorted(per_model))}"
+            )
+        accepted = common | per_model[model]
+        used = [("training", key) for key in training] + [
+            ("space.params", key) for key, spec in params.items()
+            if model in [str(v) for v in spec.when.get("model", [model])]
+        ]
+        for section, key in used:
+            if key not in accepted:
+                raise FractureTuneError(
+                    f"{section}.{key}: model {model!r} takes no parameter {key!r}",
+                    hint=f"make it conditional: when: {{model: [...]}}; {model} takes: "
+                    f"{', '.join(sorted(per_model[model])) or 'no model parameters'}",
+                )

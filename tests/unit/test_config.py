@@ -83,7 +83,8 @@ def test_fractional_gpus_above_one_are_rejected() -> None:
 
 
 def test_points_to_evaluate_outside_the_space() -> None:
-    raw = {"space": {"preset": "seed"}, "searcher": {"points_to_evaluate": [{"c1": 17}]}}
+    raw = {"training": {"model": "tunable_cnn"}, "space": {"preset": "seed"},
+           "searcher": {"points_to_evaluate": [{"c1": 17}]}}
     error = _error(raw)
     assert "searcher.points_to_evaluate[0].c1" in error.message
 
@@ -97,3 +98,21 @@ def test_set_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
         load_config(path, ["scheduler.max_t=0"])
     with pytest.raises(FractureTuneError, match="key=value"):
         load_config(path, ["budget.num_trials"])
+
+
+def test_model_param_for_a_model_that_lacks_it_is_rejected() -> None:
+    raw = {"space": {"params": {"model": {"type": "categorical", "choices": ["tunable_cnn", "resnet18"]},
+                                "c1": {"type": "categorical", "choices": [16, 32]}}}}
+    error = _error(raw)
+    assert "space.params.c1" in error.message and "resnet18" in error.message
+    assert error.hint is not None and "when" in error.hint
+
+
+def test_unknown_model_choice_lists_registered_models() -> None:
+    error = _error({"training": {"model": "vgg99"}})
+    assert "training.model" in error.message and "tunable_cnn" in (error.hint or "")
+
+
+def test_seed_preset_needs_a_model_with_widths() -> None:
+    error = _error({"training": {"model": "base_cnn"}, "space": {"preset": "seed"}})
+    assert "model 'base_cnn' takes no parameter" in error.message

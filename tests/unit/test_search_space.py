@@ -52,7 +52,7 @@ def test_same_seed_same_suggestions() -> None:
 
 
 def test_seed_preset_matches_the_seed_recipe_and_pickles() -> None:
-    config = config_from_dict({"space": {"preset": "seed"}})
+    config = config_from_dict({"training": {"model": "tunable_cnn"}, "space": {"preset": "seed"}})
     space = DefineByRunSpace(config.space.resolved_params())
     assert space.names() == ["lr", "dropout", "c1", "c2", "c3", "batch_size"]
     restored = pickle.loads(pickle.dumps(space))
@@ -63,7 +63,8 @@ def test_seed_preset_matches_the_seed_recipe_and_pickles() -> None:
 
 
 def test_drop_and_override_preset_params() -> None:
-    config = config_from_dict({"space": {"preset": "seed", "drop": ["batch_size"],
+    config = config_from_dict({"training": {"model": "tunable_cnn"},
+                              "space": {"preset": "seed", "drop": ["batch_size"],
                                          "params": {"dropout": {"type": "float", "low": 0.1, "high": 0.6}}}})
     params = config.space.resolved_params()
     assert "batch_size" not in params and params["dropout"].type == "float"

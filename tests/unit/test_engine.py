@@ -1,0 +1,150 @@
+"""The training engine on tiny synthetic arrays (CPU, seconds)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from data.dataset import DatasetArrays
+from data.errors import FractureTuneError
+from trainables.checkpoint import load_checkpoint, save_checkpoint
+from trainables.engine import TrainingDiverged, fit, predict_proba, select_indices
+from trainables.metrics import binary_metrics
+from trainables.optim import lr_multiplier
+from trainables.trainer import batch_bounds
+
+METRIC_KEYS = {
+    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy",
+    "val_auroc", "val_sensitivity", "val_specificity", "val_f1", "lr", "images_per_second", "epoch_seconds",
+}
+TIMING_KEYS = {"images_per_second", "epoch_seconds"}
+
+
+@pytest.fixture(scope="module")
+def arrays() -> DatasetArrays:
+    """96 train / 32 val / 16 test images of 24 px; fractured ones carry a bright bar (learnable)."""
+    rng = np.random.default_rng(0)
+    count = 144
+    labels = rng.integers(0, 2, count).astype(np.int64)
+    images = rng.integers(0, 100, (count, 24, 24)).astype(np.uint8)
+    images[labels == 1, 8:16, 10:14] = 240
+    split = np.array([0] * 96 + [1] * 32 + [2] * 16, dtype=np.int8)
+    images.setflags(write=False)  # as from Ray's object store
+    return DatasetArrays(images=images, labels=labels, split=split)
+
+
+TUNED = {"model": "tunable_cnn", "c1": 4, "c2": 4, "c3": 8, "dropout": 0.5, "batch_size": 16,
+         "lr": 3e-3, "aug_strength": 1.0, "aug_factor": 2, "epochs": 3, "seed": 3, "num_threads": 1}
+
+
+def _without_timing(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
+
+
+def test_fit_reports_contract_metrics_each_epoch(arrays: DatasetArrays) -> None:
+    seen: list[dict[str, float]] = []
+    result = fit({"model": "tiny_cnn", "epochs": 2, "batch_size": 16, "lr": 0.01},
+                 arrays, callbacks=[lambda metrics, snapshot: seen.append(metrics)])
+    assert [row["epoch"] for row in seen] == [1.0, 2.0]
+    for row in seen:
+        assert set(row) == METRIC_KEYS
+        assert all(type(v) is float and math.isfinite(v) for v in row.values())  # plain floats for Tune
+    assert result.history == seen
+    assert not result.model.training
+
+
+def test_learns_the_synthetic_signal(arrays: DatasetArrays) -> None:
+    result = fit({"model": "base_cnn", "epochs": 4, "batch_size": 16, "lr": 2e-3, "num_threads": 1}, arrays)
+    assert result.history[-1]["val_auroc"] > 0.9
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_same_seed_same_metrics_other_seed_differs(arrays: DatasetArrays) -> None:
+    first = fit(TUNED, arrays).history
+    again = fit(TUNED, arrays).history
+    other = fit({**TUNED, "seed": 4}, arrays).history
+    assert _without_timing(first) == _without_timing(again)
+    assert _without_timing(first) != _without_timing(other)
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(arrays: DatasetArrays, tmp_path: Path) -> None:
+    config = {**TUNED, "schedule": "cosine", "warmup_epochs": 1, "optimizer": "adamw", "weight_decay": 0.01}
+    saved: dict[int, Path] = {}
+
+    def save(metrics: dict[str, float], snapshot: Any) -> None:
+        epoch = int(metrics["epoch"])
+        saved[epoch] = save_checkpoint(tmp_path / f"epoch{epoch}.pt", snapshot())
+
+    uninterrupted = fit(config, arrays, callbacks=[save]).history
+    state = load_checkpoint(saved[1])
+    assert state["epoch"] == 1
+    resumed_epochs: list[dict[str, float]] = []
+    resumed = fit(config, arrays, resume_state=state,
+                  callbacks=[lambda metrics, snapshot: resumed_epochs.append(metrics)]).history
+    assert [row["epoch"] for row in resumed_epochs] == [2.0, 3.0]
+    for expected, actual in zip(_without_timing(uninterrupted), _without_timing(resumed), strict=True):
+        assert actual == pytest.approx(expected, abs=1e-6)
+
+
+def test_checkpoint_is_weights_only_and_atomic(arrays: DatasetArrays, tmp_path: Path) -> None:
+    result = fit({"model": "tiny_cnn", "epochs": 1, "batch_size": 32}, arrays)
+    path = save_checkpoint(tmp_path, result.snapshot())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["training_state.pt"]  # no temp files left
+    state = torch.load(path, weights_only=True)
+    assert state["epoch"] == 1 and state["config"]["model"] == "tiny_cnn"
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(FractureTuneError, match="cannot read training checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_divergence_raises_with_epoch_step_and_hint(arrays: DatasetArrays) -> None:
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+") as caught:
+        fit({"model": "base_cnn", "input_size": 16, "epochs": 2, "batch_size": 8, "lr": 1e15,
+             "optimizer": "sgd"}, arrays)
+    assert caught.value.hint and "grad_clip" in caught.value.hint
+
+
+def test_predict_proba_matches_the_training_evaluation(arrays: DatasetArrays) -> None:
+    config = {"model": "tiny_cnn", "epochs": 1, "batch_size": 16, "input_size": 16, "val_limit": 20}
+    result = fit(config, arrays)
+    val_rows = select_indices(arrays, ["val"], 20)
+    probabilities = predict_proba(result.model, arrays.images[val_rows], config, batch_size=7)
+    assert probabilities.shape == (20,) and np.all((probabilities >= 0) & (probabilities <= 1))
+    recomputed = binary_metrics(arrays.labels[val_rows], probabilities)
+    assert recomputed["loss"] == pytest.approx(result.history[-1]["val_loss"], abs=1e-6)
+
+
+def test_limits_take_a_fixed_slice_of_the_split(arrays: DatasetArrays) -> None:
+    rows = select_indices(arrays, ["train"], 40)
+    assert rows.size == 40 and set(rows) <= set(arrays.indices("train"))
+    assert np.array_equal(rows, select_indices(arrays, ["train"], 40))
+    assert select_indices(arrays, ["train", "val"], 0).size == 128
+
+
+def test_batches_and_schedules() -> None:
+    assert batch_bounds(33, 16) == [(0, 16), (16, 32)]  # a trailing batch of one is dropped
+    assert batch_bounds(34, 16)[-1] == (32, 34)
+    warm = [lr_multiplier(s, total_steps=100, warmup_steps=10, schedule="constant") for s in range(12)]
+    assert warm[0] == pytest.approx(0.1) and warm[9] == 1.0 and warm[11] == 1.0
+    cosine = [lr_multiplier(s, total_steps=100, warmup_steps=0, schedule="cosine") for s in (0, 50, 100)]
+    assert cosine == pytest.approx([1.0, 0.5, 0.0])
+    steps = [lr_multiplier(s, total_steps=100, warmup_steps=0, schedule="step") for s in (10, 60, 90)]
+    assert steps == pytest.approx([1.0, 0.1, 0.01])
+    onecycle = [lr_multiplier(s, total_steps=100, warmup_steps=0, schedule="onecycle") for s in (0, 30, 100)]
+    assert onecycle == pytest.approx([0.04, 1.0, 4e-5])
+
+
+def test_training_options_run_and_stay_finite(arrays: DatasetArrays) -> None:
+    config = {"model": "deep_cnn", "depth": 2, "width": 4, "epochs": 2, "batch_size": 16,
+              "optimizer": "sgd", "momentum": 0.9, "schedule": "onecycle", "label_smoothing": 0.1,
+              "class_weighting": "balanced", "grad_clip": 1.0, "aug_strength": 0.5, "input_size": 32,
+              "train_limit": 50, "channels_last": False}
+    history = fit(config, arrays, train_splits=("train", "val"), eval_split="test").history
+    assert all(math.isfinite(v) for row in history for v in row.values())
+    no_eval = fit({"model": "tiny_cnn", "epochs": 1}, arrays, eval_split=None).history
+    assert "val_loss" not in no_eval[0] and "train_loss" in no_eval[0]

@@ -1,0 +1,171 @@
+"""The training engine: fits one model on `DatasetArrays`, knowing nothing of Ray or MLflow.
+
+One trial's split lives on its device once, as uint8; every batch is gathered, augmented and normalised
+there. Losses and correct counts accumulate on the device and cross to the host once per epoch, so a GPU
+never waits for Python between steps. After each epoch ``callback(metrics, snapshot)`` is called;
+``snapshot()`` returns the full training state for ``trainables.checkpoint.save_checkpoint``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from data.augment import SEED_AUGMENTATION
+from data.dataset import DatasetArrays
+from data.errors import FractureTuneError
+from trainables.config import TrainConfig
+from trainables.device import (
+    autocast,
+    configure_threads,
+    images_to_device,
+    normalise,
+    resolve_device,
+    to_unit_range,
+)
+from trainables.metrics import binary_metrics
+from trainables.models import build_model
+from trainables.trainer import EpochTrainer, TrainingDiverged
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FitResult", "TrainingDiverged", "fit", "predict_proba", "select_indices"]
+
+Snapshot = Callable[[], dict[str, Any]]
+EpochCallback = Callable[[dict[str, float], Snapshot], None]
+# Fixed seed for the train/val slices, so every trial of a search sees the same images.
+_SLICE_SEED = 20240611
+
+
+@dataclass
+class FitResult:
+    model: nn.Module  # on the training device, in eval mode
+    history: list[dict[str, float]]
+    config: TrainConfig
+    device: torch.device
+    snapshot: Snapshot  # the final training state (for save_checkpoint)
+
+
+def as_train_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
+    return config if isinstance(config, TrainConfig) else TrainConfig.from_flat(config)
+
+
+def select_indices(data: DatasetArrays, splits: Sequence[str], limit: int) -> np.ndarray:
+    """Rows of ``splits``; with ``limit``, a fixed-seed random slice of that many (ascending)."""
+    for split in splits:
+        if split not in ("train", "val", "test"):
+            raise FractureTuneError(f"unknown split {split!r}; expected train, val or test")
+    rows = np.sort(np.concatenate([data.indices(split) for split in splits]))
+    if limit and limit < rows.size:
+        rows = np.sort(np.random.default_rng(_SLICE_SEED).permutation(rows)[:limit])
+    return rows
+
+
+def fit(
+    config: TrainConfig | dict[str, Any],
+    data: DatasetArrays,
+    *,
+    callbacks: Sequence[EpochCallback] = (),
+    resume_state: dict[str, Any] | None = None,
+    train_splits: Sequence[str] = ("train",),
+    eval_split: str | None = "val",
+) -> FitResult:
+    """Train ``config`` on ``data``; resume after ``resume_state["epoch"]`` when given."""
+    cfg = as_train_config(config)
+    device = resolve_device(cfg.device)
+    threads = configure_threads(cfg, device)
+    train_rows = select_indices(data, train_splits, cfg.train_limit)
+    if train_rows.size < 2:
+        raise FractureTuneError(f"the {'+'.join(train_splits)} split has {train_rows.size} images; need >= 2",
+                                hint="prepare a larger dataset or raise train_limit")
+    eval_rows = select_indices(data, [eval_split], cfg.val_limit) if eval_split else np.empty(0, np.int64)
+    input_size = cfg.input_size or data.image_size
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, input_size=input_size, **cfg.model_kwargs).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    trainer = EpochTrainer(
+        model=model,
+        config=cfg,
+        device=device,
+        images=images_to_device(data.images[train_rows], input_size, device),
+        labels=np.asarray(data.labels[train_rows]),
+        augmentation=SEED_AUGMENTATION.scaled(cfg.aug_strength),
+    )
+    history: list[dict[str, float]] = []
+    if resume_state is not None:
+        history = trainer.restore(resume_state)
+    eval_images = images_to_device(data.images[eval_rows], input_size, device) if eval_rows.size else None
+    eval_labels = np.asarray(data.labels[eval_rows])
+    log.info("training %s on %s (%d threads): %d train, %d %s images, %d epochs from epoch %d",
+             cfg.model, device, threads, train_rows.size, eval_rows.size, eval_split, cfg.epochs,
+             len(history) + 1)
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
+        started = time.perf_counter()
+        metrics = trainer.train_epoch(epoch)
+        if eval_images is not None:
+            metrics.update(_evaluate(model, eval_images, eval_labels, cfg, device, epoch))
+        metrics["epoch_seconds"] = time.perf_counter() - started
+        history.append(metrics)
+        log.info("epoch %d/%d %s", epoch, cfg.epochs,
+                 " ".join(f"{key}={value:.4g}" for key, value in metrics.items() if key != "epoch"))
+        snapshot = _snapshot_function(trainer, history)
+        for callback in callbacks:
+            callback(dict(metrics), snapshot)
+    model.eval()
+    return FitResult(model=model, history=history, config=cfg, device=device,
+                     snapshot=_snapshot_function(trainer, history))
+
+
+def _snapshot_function(trainer: EpochTrainer, history: list[dict[str, float]]) -> Snapshot:
+    frozen = [dict(row) for row in history]
+    return lambda: trainer.state(frozen)
+
+
+def _evaluate(model: nn.Module, images: torch.Tensor, labels: np.ndarray, cfg: TrainConfig,
+              device: torch.device, epoch: int) -> dict[str, float]:
+    probabilities = _positive_probabilities(model, images, cfg, device)
+    if not np.all(np.isfinite(probabilities)):
+        raise TrainingDiverged(f"the model's outputs became NaN/inf at epoch {epoch}",
+                               hint="lower lr, set grad_clip (e.g. 1.0) or use a warm-up")
+    return {f"val_{name}": float(value) for name, value in binary_metrics(labels, probabilities).items()}
+
+
+def _positive_probabilities(model: nn.Module, images: torch.Tensor, cfg: TrainConfig,
+                            device: torch.device, batch_size: int = 256) -> np.ndarray:
+    model.eval()
+    outputs = []
+    with torch.inference_mode(), autocast(cfg, device):
+        for start in range(0, images.shape[0], batch_size):
+            batch = normalise(to_unit_range(images[start:start + batch_size]), cfg.channels_last)
+            outputs.append(torch.softmax(model(batch).float(), dim=1)[:, 1])
+    if not outputs:
+        return np.empty(0, dtype=np.float64)
+    return torch.cat(outputs).cpu().numpy().astype(np.float64)
+
+
+def predict_proba(
+    model: nn.Module,
+    images_uint8: np.ndarray,
+    config: TrainConfig | dict[str, Any],
+    *,
+    device: str | torch.device | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Probability of the positive class for uint8 images [N, S, S], preprocessed exactly as in training."""
+    cfg = as_train_config(config)
+    target = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(target)
+    input_size = cfg.input_size or int(images_uint8.shape[-1])
+    results = []
+    for start in range(0, len(images_uint8), batch_size):
+        chunk = images_to_device(images_uint8[start:start + batch_size], input_size, target)
+        results.append(_positive_probabilities(model, chunk, cfg, target, batch_size))
+    return np.concatenate(results) if results else np.empty(0, dtype=np.float64)

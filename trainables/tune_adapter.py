@@ -1,0 +1,71 @@
+"""The one module that calls Ray Tune: the engine as a Tune function trainable.
+
+Use it as ``tune.with_parameters(train_trial, data=arrays)``: the arrays travel once through Ray's object
+store and every trial reads them zero-copy (read-only; the engine copies what it moves to its device).
+Each epoch reports the engine's metrics plus ``node_id`` (a string: where the trial ran) and a
+checkpoint directory holding the full training state; a restarted trial resumes from
+``tune.get_checkpoint()`` at the next epoch.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from data.dataset import DatasetArrays
+from trainables.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from trainables.engine import Snapshot, fit
+
+log = logging.getLogger(__name__)
+
+
+def trial_resources_config(config: dict[str, Any], assigned: dict[str, float]) -> dict[str, Any]:
+    """Fill ``num_threads`` and ``device`` from the resources Ray assigned to the trial.
+
+    Explicit values in ``config`` win; ``device=auto`` means CUDA only when the trial holds a GPU
+    (a trial without one must not touch a GPU another trial was given).
+    """
+    flat = dict(config)
+    if not flat.get("num_threads"):
+        flat["num_threads"] = max(1, int(assigned.get("CPU", 1)))
+    if flat.get("device", "auto") == "auto":
+        flat["device"] = "cuda" if assigned.get("GPU", 0) > 0 and torch.cuda.is_available() else "cpu"
+    return flat
+
+
+def train_trial(config: dict[str, Any], data: DatasetArrays) -> None:
+    """Tune function trainable: fit ``config`` on ``data``, reporting and checkpointing every epoch."""
+    import ray
+    from ray import tune
+
+    context = ray.get_runtime_context()
+    node_id = context.get_node_id()
+    flat = trial_resources_config(config, context.get_assigned_resources())
+
+    resume_state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            resume_state = load_checkpoint(Path(directory) / CHECKPOINT_FILE)
+        log.info("resuming trial after epoch %s", resume_state["epoch"])
+
+    def report(metrics: dict[str, float], snapshot: Snapshot) -> None:
+        with tempfile.TemporaryDirectory(prefix="fracture-tune-ckpt-") as directory:
+            save_checkpoint(Path(directory) / CHECKPOINT_FILE, snapshot())
+            # tune.report persists the directory to the run's storage before it returns.
+            tune.report({**metrics, "node_id": node_id}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    result = None
+    try:
+        result = fit(flat, data, callbacks=[report], resume_state=resume_state)
+    finally:
+        # ASHA-stopped trials end inside tune.report (SystemExit); free the GPU for the next trial either way.
+        del result
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,10 +1,128 @@
-"""Subcommands (placeholder until this area lands)."""
+"""``fracture-tune search``: run, resume, show and backfill a hyperparameter search.
+
+fracture-tune search --config configs/quickstart.yaml [--name N] [--set key=value ...]
+fracture-tune search --resume N
+fracture-tune search show N
+fracture-tune search sync-mlflow N
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 from typing import Any
 
+from data.errors import FractureTuneError
+from search.records import DEFAULT_RUNS_ROOT
 
-def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
-    """Add this area's subcommands."""
+ACTIONS = ("show", "sync-mlflow")
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``search``."""
+    parser = subparsers.add_parser(
+        "search",
+        help="run a distributed hyperparameter search (or: search show|sync-mlflow NAME)",
+        description="Ray Tune + Optuna TPE + ASHA search, every trial logged to MLflow.",
+    )
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=ACTIONS,
+        help="show: print a finished search's results; "
+        "sync-mlflow: backfill MLflow from Tune's results on disk",
+    )
+    parser.add_argument("target", nargs="?", metavar="NAME", help="search name for show / sync-mlflow")
+    parser.add_argument("--config", help="experiment YAML (see configs/)")
+    parser.add_argument("--name", help="search name (default: <config>-<timestamp>)")
+    parser.add_argument("--resume", metavar="NAME", help="continue an interrupted search")
+    parser.add_argument("--address", help="Ray cluster: auto | ray://host:10001 | host:6379 (default: local)")
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set budget.num_trials=4 (repeatable)",
+    )
+    parser.add_argument("--storage", default=str(DEFAULT_RUNS_ROOT), help="runs root (default: %(default)s)")
+    parser.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
+    parser.set_defaults(handler=handle_search)
+
+
+def _options(args: argparse.Namespace, name: str) -> Any:
+    from search.driver import SearchOptions
+
+    return SearchOptions(
+        name=name,
+        storage=Path(args.storage).expanduser().resolve(),
+        address=args.address,
+        tracking_uri=args.tracking_uri,
+        num_cpus=args.num_cpus,
+    )
+
+
+def handle_search(args: argparse.Namespace) -> int:
+    if args.action:
+        if not args.target:
+            raise FractureTuneError(
+                f"`search {args.action}` needs a search NAME",
+                hint=f"fracture-tune search {args.action} quickstart",
+            )
+        return show(args) if args.action == "show" else _sync(args)
+    if args.resume:
+        if args.config or args.overrides:
+            raise FractureTuneError(
+                "--resume continues a search with its saved config; --config/--set cannot change it",
+                hint="start a new search to change the config",
+            )
+        from search.execute import resume_search
+
+        return resume_search(_options(args, args.resume))
+    if not args.config:
+        raise FractureTuneError(
+            "search needs --config (or --resume NAME)",
+            hint="fracture-tune search --config configs/quickstart.yaml",
+        )
+    from search.config import load_config
+
+    config = load_config(args.config, args.overrides)  # validated before Ray starts
+    name = args.name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from search.execute import run_search
+
+    return run_search(config, _options(args, name))
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from search.execute import sync_mlflow
+
+    return sync_mlflow(_options(args, args.target))
+
+
+def show(args: argparse.Namespace) -> int:
+    from search.records import read_best_trial, read_search_record
+    from search.results import format_summary, read_results
+
+    run_dir = _options(args, args.target).run_dir
+    record = read_search_record(run_dir)
+    print(f"search {record.name} [{record.status}]  {run_dir}")
+    print(f"  dataset {record.dataset_key} split {record.split_hash}  metric {record.metric} ({record.mode})")
+    print(
+        f"  MLflow {record.tracking_uri}  experiment {record.experiment_id}  "
+        f"parent run {record.parent_run_id}"
+    )
+    if not (run_dir / "results.parquet").exists():
+        print("  no results yet (the search has not finished; resume it with --resume)")
+        return 0
+    print(format_summary(read_results(run_dir), record.metric, record.mode))
+    if (run_dir / "best_trial.json").exists():
+        best = read_best_trial(run_dir)
+        print(
+            f"best trial {best.trial_id}: {best.metric}={best.metric_value:.4f} at epoch {best.best_epoch} "
+            f"of {best.epochs_run}; checkpoint {best.checkpoint_path or '(none kept)'}"
+        )
+    return 0

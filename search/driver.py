@@ -1,0 +1,191 @@
+"""One search from start to results: data → MLflow parent run → Tuner → results, records, best trial.
+
+Also its resume (``--resume NAME``) and the offline MLflow backfill (``sync-mlflow``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from data.errors import FractureTuneError
+from search.config import ExperimentConfig, config_to_yaml, load_config
+from search.records import (
+    RESOLVED_CONFIG_FILE,
+    SearchRecord,
+    read_search_record,
+)
+from search.space import space_summary
+from search.tracking import (
+    ParentRun,
+    code_version,
+    ensure_experiment,
+    library_versions,
+    make_client,
+    redact_uri,
+    resolve_tracking_uri,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchOptions:
+    name: str
+    storage: Path  # the runs root; the run folder is storage / name
+    address: str | None = None
+    tracking_uri: str | None = None
+    num_cpus: int | None = None  # local Ray only
+
+    @property
+    def run_dir(self) -> Path:
+        return (self.storage / self.name).resolve()
+
+
+def prepare_search_dataset(config: ExperimentConfig) -> Any:
+    """Prepare (or reuse) the dataset cache; the synthetic set is generated into files first."""
+    from data.prepare import prepare_dataset
+
+    dataset = config.dataset
+    source = Path(dataset.path)
+    if dataset.is_synthetic:
+        source = generate_synthetic_images(config)
+    elif not source.exists():
+        raise FractureTuneError(
+            f"dataset.path: {source} does not exist",
+            hint="point it at an image folder, e.g. --set dataset.path=/data/xrays",
+        )
+    return prepare_dataset(
+        source,
+        cache_root=dataset.cache_root,
+        image_size=dataset.image_size,
+        val_fraction=dataset.val_fraction,
+        test_fraction=dataset.test_fraction,
+        seed=dataset.split_seed,
+    )
+
+
+def generate_synthetic_images(config: ExperimentConfig) -> Path:
+    from data.synth import generate_synthetic_dataset
+
+    dataset = config.dataset
+    folder = (
+        Path(dataset.cache_root).parent / "synthetic" / f"n{dataset.synthetic_n}-seed{dataset.synthetic_seed}"
+    )
+    wanted = {"n": dataset.synthetic_n, "seed": dataset.synthetic_seed, "image_size": dataset.image_size}
+    accepted = inspect.signature(generate_synthetic_dataset).parameters
+    kwargs = {key: value for key, value in wanted.items() if key in accepted}
+    result = generate_synthetic_dataset(folder, **kwargs)
+    return Path(result) if isinstance(result, str | os.PathLike) else folder
+
+
+def start_ray(options: SearchOptions) -> None:
+    import ray
+
+    os.environ.pop("MLFLOW_RUN_ID", None)  # never leak a run id into workers (mlflow#15713)
+    # Ray 2.60's new output still prints a config box and per-trial lines at verbose=0; the legacy
+    # reporter is silent at verbose=0, and ProgressCallback prints our own plain lines.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if ray.is_initialized():
+        return
+    # Workers log "Checkpoint successfully created" every epoch at INFO; keep their warnings only.
+    logging_config = ray.LoggingConfig(log_level="WARNING")
+    if options.address:
+        ray.init(address=options.address, logging_config=logging_config)
+    else:
+        ray.init(num_cpus=options.num_cpus, include_dashboard=False, logging_config=logging_config)
+
+
+def check_cluster_resources(config: ExperimentConfig) -> None:
+    """A trial asking for more than any node has would wait forever; say so instead."""
+    import ray
+
+    total = ray.cluster_resources()
+    wanted = {"CPU": config.resources.cpus_per_trial, "GPU": config.resources.gpus_per_trial}
+    for resource, amount in wanted.items():
+        if amount > total.get(resource, 0):
+            raise FractureTuneError(
+                f"resources.{resource.lower()}s_per_trial={amount} but the Ray cluster has "
+                f"{total.get(resource, 0):g} {resource}",
+                hint=f"lower it (--set resources.{resource.lower()}s_per_trial=...) or use a larger cluster",
+            )
+
+
+def open_parent_run(
+    config: ExperimentConfig, options: SearchOptions, prepared: Any, existing_run_id: str = ""
+) -> ParentRun:
+    tracking_uri = resolve_tracking_uri(options.tracking_uri, config.tracking.tracking_uri)
+    client = make_client(tracking_uri)
+    experiment_id = ensure_experiment(client, config.tracking.experiment_name, tracking_uri)
+    parent = ParentRun.start(tracking_uri, experiment_id, options.name, existing_run_id)
+    versions = library_versions()
+    params = {f"search.{key}": value for key, value in flat_config(config).items()}
+    tags = {
+        "dataset_key": prepared.dataset.key,
+        "split_hash": prepared.dataset.split_hash,
+        "code_version": code_version(),
+        "metric": config.metric,
+        "mode": config.metric_mode,
+        **{f"version.{name}": value for name, value in versions.items()},
+    }
+    artifacts = {
+        RESOLVED_CONFIG_FILE: config_to_yaml(config),
+        "search_space.txt": "\n".join(
+            f"{k}: {v}" for k, v in space_summary(config.space.resolved_params()).items()
+        ),
+    }
+    parent.log_setup(params, tags, artifacts)
+    return parent
+
+
+def flat_config(config: ExperimentConfig) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, child in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), child)
+        else:
+            flat[prefix] = value
+
+    walk("", config.model_dump(mode="json"))
+    return flat
+
+
+def new_record(
+    config: ExperimentConfig, options: SearchOptions, prepared: Any, parent: ParentRun
+) -> SearchRecord:
+    return SearchRecord(
+        name=options.name,
+        run_dir=str(options.run_dir),
+        dataset_cache_dir=str(Path(prepared.dataset.root).resolve()),
+        dataset_key=prepared.dataset.key,
+        split_hash=prepared.dataset.split_hash,
+        metric=config.metric,
+        mode=config.metric_mode,
+        best_trial_rule=config.best_trial.model_dump(),
+        tracking_uri=redact_uri(parent.tracking_uri),
+        experiment_name=config.tracking.experiment_name,
+        experiment_id=parent.experiment_id,
+        parent_run_id=parent.run_id,
+        code_version=code_version(),
+        library_versions=library_versions(),
+        status="running",
+        num_trials_planned=config.budget.num_trials,
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+
+
+def load_resume_state(options: SearchOptions) -> tuple[ExperimentConfig, SearchRecord]:
+    run_dir = options.run_dir
+    if not (run_dir / RESOLVED_CONFIG_FILE).exists():
+        raise FractureTuneError(
+            f"no search named {options.name!r} under {options.storage}",
+            hint="list runs with `ls .fracture-tune/runs`, or pass --storage",
+        )
+    return load_config(run_dir / RESOLVED_CONFIG_FILE), read_search_record(run_dir)

@@ -1,0 +1,142 @@
+"""Assemble and run the Ray Tune search: OptunaSearch (seeded TPE) + ASHA + resources + budgets.
+
+``build_tuner`` is the one place the Tune objects are put together; ``search.run`` drives a whole search
+(data, MLflow, the Tuner, results) and its resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from search.config import ExperimentConfig
+from search.space import DefineByRunSpace
+
+logger = logging.getLogger(__name__)
+
+
+def fixed_trial_values(config: ExperimentConfig) -> dict[str, Any]:
+    """Values every trial gets (the YAML's ``training``), with ``epochs`` capped at ASHA's ``max_t``."""
+    values = dict(config.training)
+    values["epochs"] = config.planned_epochs
+    return values
+
+
+def build_searcher(config: ExperimentConfig) -> Any:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    if config.resources.max_concurrent_trials > config.searcher.n_startup_trials:
+        # ray#52535: every trial launched before n_startup_trials complete is sampled at random.
+        logger.warning(
+            "max_concurrent_trials (%d) > searcher.n_startup_trials (%d): about %d trials will be random "
+            "before TPE takes over",
+            config.resources.max_concurrent_trials,
+            config.searcher.n_startup_trials,
+            config.resources.max_concurrent_trials + config.searcher.n_startup_trials - 1,
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # multivariate TPE
+        sampler = optuna.samplers.TPESampler(
+            seed=config.searcher.seed,
+            multivariate=config.searcher.multivariate,
+            n_startup_trials=config.searcher.n_startup_trials,
+        )
+    # Ray's OptunaSearch enqueues points_to_evaluate with study.enqueue_trial, which a define-by-run space
+    # honours (suggest_* return the enqueued values); tests/unit/test_search_space.py checks it.
+    return OptunaSearch(
+        space=DefineByRunSpace(config.space.resolved_params()),
+        metric=config.metric,
+        mode=config.metric_mode,
+        sampler=sampler,
+        points_to_evaluate=[dict(point) for point in config.searcher.points_to_evaluate] or None,
+    )
+
+
+def build_trainable(config: ExperimentConfig, arrays: Any) -> Any:
+    """``train_trial`` with the dataset in the object store (put once) and the per-trial resources."""
+    from ray import tune
+
+    from trainables.tune_adapter import train_trial
+
+    resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(train_trial, data=arrays), resources)
+
+
+def short_trial_dirname(trial: Any) -> str:
+    # Tune's default dir names embed the whole config and overflow path limits.
+    return f"trial_{trial.trial_id}"
+
+
+def build_run_config(config: ExperimentConfig, name: str, storage_root: Path, callbacks: list[Any]) -> Any:
+    from ray import tune
+
+    # Ray forces an experiment snapshot whenever a trial has written num_to_keep checkpoints since the
+    # last one; with second-long epochs that is a snapshot storm. A trial never writes more than max_t
+    # checkpoints, so num_to_keep >= max_t keeps everything anyway: pass None (same files, no storm).
+    keep = config.checkpoint.num_to_keep
+    num_to_keep = None if keep >= config.scheduler.max_t else keep
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(storage_root),
+        callbacks=callbacks,
+        verbose=0,  # our ProgressCallback prints plain lines instead of Ray's redrawn table
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=num_to_keep,
+            checkpoint_score_attribute=config.metric,
+            checkpoint_score_order=config.metric_mode,
+        ),
+        failure_config=tune.FailureConfig(max_failures=config.max_failures),
+    )
+
+
+def build_tuner(
+    config: ExperimentConfig, arrays: Any, name: str, storage_root: Path, callbacks: list[Any]
+) -> Any:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration",
+        grace_period=config.scheduler.grace_period,
+        max_t=config.scheduler.max_t,
+        reduction_factor=config.scheduler.reduction_factor,
+    )
+    tune_config = tune.TuneConfig(
+        metric=config.metric,
+        mode=config.metric_mode,
+        search_alg=build_searcher(config),
+        scheduler=scheduler,
+        num_samples=config.budget.num_trials,
+        max_concurrent_trials=config.resources.max_concurrent_trials,
+        time_budget_s=config.budget.time_budget_s,
+        trial_dirname_creator=short_trial_dirname,
+    )
+    return tune.Tuner(
+        build_trainable(config, arrays),
+        param_space=fixed_trial_values(config),
+        tune_config=tune_config,
+        run_config=build_run_config(config, name, storage_root, callbacks),
+    )
+
+
+def restore_tuner(config: ExperimentConfig, arrays: Any, run_dir: Path) -> Any:
+    """Continue an interrupted search: finished trials stay, unfinished/errored ones resume from checkpoints.
+
+    The searcher (Optuna study included) and the callbacks come back from the experiment folder; the
+    search space and budgets cannot change on resume (ray PR#33495).
+    """
+    from ray import tune
+
+    if not tune.Tuner.can_restore(str(run_dir)):
+        from data.errors import FractureTuneError
+
+        raise FractureTuneError(
+            f"{run_dir} holds no resumable Ray Tune state",
+            hint="the search may have been killed before its first snapshot; start it again without --resume",
+        )
+    return tune.Tuner.restore(
+        str(run_dir), trainable=build_trainable(config, arrays), resume_unfinished=True, resume_errored=True
+    )

@@ -15,6 +15,7 @@ import numpy as np
 from search.evaluation import ConfusionCounts, roc_points
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 EpochHistory = Sequence[Mapping[str, float]]
@@ -81,7 +82,7 @@ def plot_training_curves(history: EpochHistory, path: Path, title: str = "Traini
     accuracy_axes.plot(epochs, [row["val_accuracy"] for row in history], label="validation")
     accuracy_axes.set_title("accuracy")
     for axes in (loss_axes, accuracy_axes):
-        axes.set_xlabel("epoch")
+        _integer_epochs(axes)
         axes.legend()
     figure.suptitle(title)
     return _save(figure, path)
@@ -100,10 +101,17 @@ def plot_base_vs_optimized(
     metric_axes.set_title(metric.replace("_", " "))
     loss_axes.set_title("validation loss")
     for axes in (metric_axes, loss_axes):
-        axes.set_xlabel("epoch")
+        _integer_epochs(axes)
         axes.legend()
     figure.suptitle("Base vs optimized")
     return _save(figure, path)
+
+
+def _integer_epochs(axes: Axes) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def save_gradcam_overlay(image_uint8: np.ndarray, heatmap: np.ndarray, path: Path, caption: str) -> Path:

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +30,10 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from torch import nn
 
+    from trainables.config import TrainConfig
+
 log = logging.getLogger(__name__)
 
-DEFAULT_TRACKING_URI = "sqlite:///./mlflow.db"
-DEFAULT_ARTIFACT_ROOT = "./mlartifacts"
 CHAMPION_ALIAS = "champion"
 MODEL_ARTIFACT_NAME = "model"
 METADATA_FILE = "fracture_tune_model.json"
@@ -44,13 +43,9 @@ PROMOTION_POLICIES = ("if-better", "always", "never")
 
 def resolve_tracking_uri(explicit: str | None, recorded: str | None = None) -> str:
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else the search's URI (unless redacted), else sqlite."""
-    if explicit:
-        return explicit
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    if recorded and "***" not in recorded:
-        return recorded
-    return DEFAULT_TRACKING_URI
+    from search.tracking import resolve_tracking_uri as resolve_search_uri
+
+    return resolve_search_uri(explicit, recorded if recorded and "***" not in recorded else None)
 
 
 def sha256_of_file(path: Path) -> str:
@@ -123,8 +118,9 @@ def current_champion(client: MlflowClient, name: str) -> ChampionState | None:
     except ValueError:
         auroc = math.nan
     # A champion without a readable AUROC is treated as beatable by any finite AUROC on its split.
-    return ChampionState(str(version.version), auroc if math.isfinite(auroc) else -math.inf,
-                         tags.get("split_hash", ""))
+    return ChampionState(
+        str(version.version), auroc if math.isfinite(auroc) else -math.inf, tags.get("split_hash", "")
+    )
 
 
 @dataclass(frozen=True)
@@ -135,9 +131,38 @@ class LoggedClassifier:
     weights_sha256: str
 
 
-def _write_package_files(folder: Path, model: nn.Module, metadata: dict[str, Any]) -> tuple[Path, Path]:
+def classifier_metadata(
+    config: TrainConfig,
+    *,
+    image_size: int,
+    threshold: float,
+    class_names: tuple[str, str] | list[str],
+    dataset_key: str = "",
+    split_hash: str = "",
+    **extra: Any,
+) -> dict[str, Any]:
+    """What a model needs besides its weights to be used like it was trained (stored with it)."""
+    flat = config.to_flat()
+    return {
+        "format_version": 1,
+        "config": flat,
+        "model_kwargs": dict(config.model_kwargs),
+        "image_size": int(image_size),
+        "input_size": int(config.input_size or image_size),
+        "normalisation": {"scale": 1 / 255, "mean": 0.5, "std": 0.5},
+        "threshold": float(threshold),
+        "class_names": list(class_names),
+        "dataset_key": dataset_key,
+        "split_hash": split_hash,
+        **extra,
+    }
+
+
+def write_package_files(folder: Path, model: nn.Module, metadata: dict[str, Any]) -> tuple[Path, Path]:
+    """The two files ``predict`` reads (metadata JSON, state_dict) into ``folder``."""
     import torch
 
+    folder.mkdir(parents=True, exist_ok=True)
     weights_path = folder / WEIGHTS_FILE
     torch.save({key: value.contiguous() for key, value in model.state_dict().items()}, weights_path)
     metadata_path = folder / METADATA_FILE
@@ -162,7 +187,7 @@ def log_classifier(
     with torch.no_grad():
         example_logits = cpu_model(torch.from_numpy(example_batch)).numpy()
     with tempfile.TemporaryDirectory(prefix="fracture-tune-model-") as scratch:
-        metadata_path, weights_path = _write_package_files(Path(scratch), cpu_model, metadata)
+        metadata_path, weights_path = write_package_files(Path(scratch), cpu_model, metadata)
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pytorch.log_model(
                 cpu_model,
@@ -227,3 +252,45 @@ def register_version(
         client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version.version))
     log.info("registered %s v%s; champion: %s", name, version.version, decision.reason)
     return Registration(name, str(version.version), decision)
+
+
+def start_child_run(
+    client: MlflowClient, *, experiment_id: str, parent_run_id: str, run_name: str, tags: dict[str, str]
+) -> str:
+    """A run tagged as the child of ``parent_run_id`` (explicit ids: no fluent nesting, mlflow#15713)."""
+    run_tags = dict(tags)
+    if parent_run_id:
+        run_tags["mlflow.parentRunId"] = parent_run_id
+    return str(client.create_run(experiment_id, run_name=run_name, tags=run_tags).info.run_id)
+
+
+def log_run_values(
+    client: MlflowClient,
+    run_id: str,
+    *,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    history: dict[str, list[dict[str, float]]],
+) -> None:
+    """Params, final metrics (finite only) and per-epoch curves (``<prefix><key>`` at step = epoch)."""
+    import time
+
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    param_list = [Param(key, str(value)[:6000]) for key, value in sorted(params.items())]
+    metric_list = [
+        Metric(key, float(value), now, 0) for key, value in sorted(metrics.items()) if math.isfinite(value)
+    ]
+    for prefix, rows in history.items():
+        for row in rows:
+            step = int(row["epoch"])
+            metric_list += [
+                Metric(f"{prefix}{key}", float(value), now, step)
+                for key, value in row.items()
+                if key != "epoch" and math.isfinite(value)
+            ]
+    for start in range(0, max(len(param_list), 1), 100):
+        client.log_batch(run_id, params=param_list[start : start + 100])
+    for start in range(0, len(metric_list), 1000):
+        client.log_batch(run_id, metrics=metric_list[start : start + 1000])

@@ -1,0 +1,818 @@
+"""`fracture-tune retrain`: the chosen configuration, trained for the full schedule, tested once.
+
+1. What to train: the search's best trial (``best_trial.json``, the search's own rule), a trial picked by
+   its MLflow run id, or a flat config from a JSON file.
+2. The prepared dataset is the one the search used; its key and split hash must equal the search
+   record's (a re-prepared dataset with another split would leak test images into the comparison).
+3. Train N seeds; the first seed (the trial's own) is the model that is reported and registered.
+4. Threshold chosen on VALIDATION for the target sensitivity; the TEST split is scored once per model.
+5. Report (JSON + Markdown + plots), an MLflow run nested under the search's parent run, the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.dataset import DatasetArrays
+from data.errors import FractureTuneError
+from search.records import BestTrial, SearchRecord
+
+log = logging.getLogger(__name__)
+
+# Keys a retrain overrides: the full data and all this machine's threads, whatever the trial used.
+FULL_RUN_OVERRIDES: dict[str, Any] = {"train_limit": 0, "val_limit": 0, "num_threads": 0}
+TRAIN_ON_CHOICES = ("train", "train+val")
+
+
+@dataclass
+class RetrainOptions:
+    search: str | None = None
+    run_id: str | None = None
+    config_json: Path | None = None
+    dataset: Path | None = None  # the prepared cache folder; required with --config-json
+    storage: Path | None = None  # runs root (default ./.fracture-tune/runs)
+    out_dir: Path | None = None
+    epochs: int = 30
+    train_on: str = "train"
+    seeds: int = 1
+    tracking_uri: str | None = None
+    register_name: str = "fracture-classifier"
+    register: bool = True
+    promote: str = "if-better"
+    target_sensitivity: float = 0.9
+    baseline: bool = True
+    resamples: int = 1000
+    device: str | None = None
+
+
+@dataclass
+class RetrainSource:
+    """What to retrain and where it came from."""
+
+    config: dict[str, Any]
+    dataset_dir: Path
+    description: str
+    search_name: str = ""
+    run_dir: Path | None = None
+    record: SearchRecord | None = None
+    trial: BestTrial | None = None
+
+
+@dataclass
+class TrainedModel:
+    """One trained model with its validation and test probabilities (the test split scored once)."""
+
+    label: str
+    config: dict[str, Any]
+    model: Any
+    history: list[dict[str, float]]
+    val_probabilities: np.ndarray
+    test_probabilities: np.ndarray
+    train_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_dataset_matches(
+    record_key: str, record_split_hash: str, arrays: DatasetArrays, cache_dir: Path
+) -> None:
+    """Refuse a cache whose key or split differs from what the search recorded."""
+    problems = []
+    if record_key and arrays.dataset_key != record_key:
+        problems.append(f"dataset key: search recorded {record_key}, cache has {arrays.dataset_key}")
+    if record_split_hash and arrays.split_hash != record_split_hash:
+        problems.append(f"split hash: search recorded {record_split_hash}, cache has {arrays.split_hash}")
+    if problems:
+        raise FractureTuneError(
+            f"the prepared dataset at {str(cache_dir)!r} is not the one the search used ("
+            + "; ".join(problems)
+            + ")",
+            hint="retrain with the search's own cache (it is recorded in search_record.json), re-run "
+            "`fracture-tune data prepare` with the same source and parameters (same seed and fractions), "
+            "or start a new search on this dataset",
+        )
+
+
+def trained_config(base: dict[str, Any], *, epochs: int, seed: int, device: str | None) -> dict[str, Any]:
+    config = {**base, **FULL_RUN_OVERRIDES, "epochs": int(epochs), "seed": int(seed)}
+    if device:
+        config["device"] = device
+    return config
+
+
+def train_and_score(label: str, config: dict[str, Any], data: DatasetArrays, train_on: str) -> TrainedModel:
+    """Fit ``config``; score validation and the untouched test split (once)."""
+    from trainables.engine import fit, predict_proba
+
+    splits = ("train", "val") if train_on == "train+val" else ("train",)
+    started = time.perf_counter()
+    result = fit(config, data, train_splits=splits, eval_split="val")
+    seconds = time.perf_counter() - started
+    val_probabilities = predict_proba(result.model, data.images[data.indices("val")], result.config)
+    test_probabilities = predict_proba(result.model, data.images[data.indices("test")], result.config)
+    log.info("%s: trained %d epochs in %.1f s", label, result.config.epochs, seconds)
+    return TrainedModel(
+        label,
+        result.config.to_flat(),
+        result.model.cpu().eval(),
+        result.history,
+        val_probabilities,
+        test_probabilities,
+        seconds,
+    )
+
+
+def reproduction_check(
+    trial: BestTrial | None, history: list[dict[str, float]], train_on: str
+) -> dict[str, Any]:
+    """The retrained model's validation metric at the trial's epoch count vs the trial's range (ray#43900)."""
+    if trial is None or not history:
+        return {"checked": False, "reason": "no search trial to compare with"}
+    if train_on == "train+val":
+        return {"checked": False, "reason": "trained on train+val: validation scores are not held out"}
+    if trial.metric not in history[0]:
+        return {"checked": False, "reason": f"metric {trial.metric!r} is not in the training history"}
+    epoch = min(max(trial.epochs_run, 1), len(history))
+    value = float(history[epoch - 1][trial.metric])
+    low, high = trial.metric_range
+    within = low <= value <= high
+    check = {
+        "checked": True,
+        "metric": trial.metric,
+        "epoch": epoch,
+        "retrained_value": value,
+        "trial_range": [low, high],
+        "trial_value": trial.metric_value,
+        "within_range": within,
+    }
+    if not within:
+        check["warning"] = (
+            f"reproduction: retrained {trial.metric} at epoch {epoch} is {value:.4f}, outside the trial's "
+            f"range [{low:.4f}, {high:.4f}] over its {trial.epochs_run} epochs (selected value "
+            f"{trial.metric_value:.4f}). Differences: full train split, "
+            f"a {history[-1]['epoch']:.0f}-epoch "
+            "schedule instead of the trial's; seed noise. Treat the search's ranking as uncertain."
+        )
+        log.warning(check["warning"])
+    return check
+
+
+def seed_spread(models: list[TrainedModel], labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """Mean, std, min and max of the test metrics (threshold 0.5) across the seeds."""
+    from search.evaluation import METRIC_NAMES, binary_metrics
+
+    table = np.array(
+        [[binary_metrics(labels, m.test_probabilities)[name] for name in METRIC_NAMES] for m in models]
+    )
+    return {
+        name: {
+            "mean": float(table[:, i].mean()),
+            "std": float(table[:, i].std(ddof=1)) if len(models) > 1 else 0.0,
+            "min": float(table[:, i].min()),
+            "max": float(table[:, i].max()),
+        }
+        for i, name in enumerate(METRIC_NAMES)
+    }
+
+
+def evaluate_model(
+    trained: TrainedModel, data: DatasetArrays, *, target_sensitivity: float, resamples: int
+) -> dict[str, Any]:
+    """Test metrics with CIs at 0.5 and at the validation-chosen operating threshold."""
+    from search.evaluation import (
+        binary_metrics,
+        bootstrap_metrics,
+        confusion_counts,
+        intervals_as_dict,
+        threshold_for_sensitivity,
+    )
+
+    val_labels = np.asarray(data.labels[data.indices("val")])
+    test_labels = np.asarray(data.labels[data.indices("test")])
+    threshold = threshold_for_sensitivity(val_labels, trained.val_probabilities, target_sensitivity)
+    at_half = bootstrap_metrics(test_labels, trained.test_probabilities, threshold=0.5, n_resamples=resamples)
+    at_threshold = bootstrap_metrics(
+        test_labels, trained.test_probabilities, threshold=threshold, n_resamples=resamples
+    )
+    counts = confusion_counts(test_labels, trained.test_probabilities, threshold)
+    return {
+        "test_size": int(test_labels.size),
+        "test_positives": int(test_labels.sum()),
+        "test": intervals_as_dict(at_half),
+        "threshold": {
+            "value": threshold,
+            "target_sensitivity": target_sensitivity,
+            "chosen_on": "validation",
+            "validation": binary_metrics(val_labels, trained.val_probabilities, threshold),
+            "test": intervals_as_dict(at_threshold),
+            "test_confusion": counts.__dict__,
+        },
+    }
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def resolve_source(options: RetrainOptions) -> RetrainSource:
+    """--search NAME | --run-id ID | --config-json FILE → the config, the dataset and the provenance."""
+    chosen = [
+        flag
+        for flag, value in (
+            ("--search", options.search),
+            ("--run-id", options.run_id),
+            ("--config-json", options.config_json),
+        )
+        if value
+    ]
+    if len(chosen) != 1:
+        raise FractureTuneError(
+            "retrain needs exactly one of --search, --run-id, --config-json "
+            f"(got {', '.join(chosen) or 'none'})",
+            hint="e.g. fracture-tune retrain --search quickstart",
+        )
+    if options.config_json:
+        return _source_from_json(Path(options.config_json), options.dataset)
+    search_name = options.search or _search_of_run(str(options.run_id), options.tracking_uri)
+    from search.records import read_best_trial, read_search_record, run_dir_for
+
+    run_dir = run_dir_for(search_name, options.storage)
+    record = read_search_record(run_dir)
+    trial = (
+        read_best_trial(run_dir)
+        if options.search
+        else _trial_from_results(run_dir, record, str(options.run_id))
+    )
+    dataset_dir = Path(options.dataset) if options.dataset else Path(record.dataset_cache_dir)
+    return RetrainSource(
+        config=dict(trial.config),
+        dataset_dir=dataset_dir,
+        description=f"search {search_name!r}, trial {trial.trial_id}",
+        search_name=search_name,
+        run_dir=run_dir,
+        record=record,
+        trial=trial,
+    )
+
+
+def _source_from_json(path: Path, dataset: Path | None) -> RetrainSource:
+    import json
+
+    if not path.is_file():
+        raise FractureTuneError(f"--config-json {str(path)!r} does not exist")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise FractureTuneError(f"--config-json {str(path)!r} is not valid JSON: {error}") from error
+    if not isinstance(config, dict):
+        raise FractureTuneError(f"--config-json {str(path)!r} must hold a flat object of engine keys")
+    if dataset is None:
+        raise FractureTuneError(
+            "--config-json needs --dataset CACHE_DIR (a prepared dataset folder)",
+            hint="fracture-tune data prepare SRC prints the folder to pass",
+        )
+    return RetrainSource(config=config, dataset_dir=Path(dataset), description=f"config {path.name}")
+
+
+def _search_of_run(run_id: str, tracking_uri: str | None) -> str:
+    from search.registry import resolve_tracking_uri
+    from search.tracking import SEARCH_NAME_TAG, make_client
+
+    client = make_client(resolve_tracking_uri(tracking_uri))
+    try:
+        run = client.get_run(run_id)
+    except Exception as error:  # noqa: BLE001 - any lookup failure means: this id is not usable here
+        raise FractureTuneError(
+            f"MLflow run {run_id!r} not found: {error}",
+            hint="copy the trial's run id from the MLflow UI; pass --tracking-uri",
+        ) from error
+    name = run.data.tags.get(SEARCH_NAME_TAG, "")
+    if not name:
+        raise FractureTuneError(
+            f"MLflow run {run_id!r} is not a fracture-tune trial (no {SEARCH_NAME_TAG} tag)",
+            hint="pick a trial run (a child of a search's parent run)",
+        )
+    return str(name)
+
+
+def _trial_from_results(run_dir: Path, record: SearchRecord, run_id: str) -> BestTrial:
+    import json
+
+    from search.results import read_results
+
+    frame = read_results(run_dir)
+    rows = frame[frame["mlflow_run_id"] == run_id]
+    if rows.empty:
+        raise FractureTuneError(
+            f"no trial with MLflow run id {run_id!r} in {run_dir}/results.parquet",
+            hint=f"run `fracture-tune search sync-mlflow {record.name}` or pick another run",
+        )
+    row = rows.iloc[0]
+    config = {
+        column.removeprefix("config/"): _plain(value)
+        for column, value in row.items()
+        if column.startswith("config/") and not _is_missing(value)
+    }
+    history = [float(value) for value in json.loads(row.get("metric_history") or "[]")]
+    return BestTrial(
+        trial_id=str(row["trial_id"]),
+        trial_index=int(row["trial_index"]),
+        config=config,
+        metric=record.metric,
+        mode=record.mode,
+        metric_value=float(row["best_metric"]),
+        best_epoch=int(row["best_epoch"]),
+        epochs_run=len(history),
+        metric_range=(min(history), max(history)) if history else (math.nan, math.nan),
+        checkpoint_path=str(row.get("best_checkpoint", "")),
+        mlflow_run_id=run_id,
+        status=str(row["status"]),
+        metric_by_epoch=history,
+    )
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars from pandas → Python scalars (TrainConfig coerces types by key)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def run_retrain(options: RetrainOptions) -> dict[str, Any]:
+    """Everything `fracture-tune retrain` does; returns the report (also written as report.json/.md)."""
+    from data.prepare import load_prepared
+    from search.baseline import base_recipe_config
+
+    _validate(options)
+    source = resolve_source(options)
+    dataset = load_prepared(source.dataset_dir)
+    if source.record is not None:
+        check_dataset_matches(
+            source.record.dataset_key, source.record.split_hash, dataset.arrays, source.dataset_dir
+        )
+    data = dataset.arrays
+    out_dir = _output_dir(options, source)
+    first_seed = int(source.config.get("seed", 0))
+    models = [
+        train_and_score(
+            f"seed {seed}",
+            trained_config(source.config, epochs=options.epochs, seed=seed, device=options.device),
+            data,
+            options.train_on,
+        )
+        for seed in range(first_seed, first_seed + options.seeds)
+    ]
+    primary = models[0]
+    evaluation = evaluate_model(
+        primary, data, target_sensitivity=options.target_sensitivity, resamples=options.resamples
+    )
+    baseline = None
+    if options.baseline:
+        baseline = train_and_score(
+            "seed base CNN", base_recipe_config(primary.config, options.epochs), data, options.train_on
+        )
+        baseline.extra = evaluate_model(
+            baseline, data, target_sensitivity=options.target_sensitivity, resamples=options.resamples
+        )
+    report = _build_report(options, source, data, models, evaluation, baseline)
+    _write_test_predictions(out_dir, dataset.source_paths, data, primary)
+    report["plots"] = _write_plots(out_dir, data, primary, evaluation, baseline)
+    _track(options, source, data, primary, report, out_dir)
+    write_report(out_dir, report)
+    return report
+
+
+def _validate(options: RetrainOptions) -> None:
+    if options.epochs < 1 or options.seeds < 1 or options.resamples < 1:
+        raise FractureTuneError(
+            f"--epochs, --seeds and --resamples must be >= 1 (got {options.epochs}, {options.seeds}, "
+            f"{options.resamples})"
+        )
+    if options.train_on not in TRAIN_ON_CHOICES:
+        raise FractureTuneError(f"--train-on {options.train_on!r}: use one of {', '.join(TRAIN_ON_CHOICES)}")
+
+
+def _output_dir(options: RetrainOptions, source: RetrainSource) -> Path:
+    if options.out_dir:
+        folder = Path(options.out_dir)
+    elif source.run_dir is not None:
+        folder = source.run_dir / "retrain"
+    else:
+        folder = Path(".fracture-tune") / "retrain" / time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.resolve()
+
+
+def _build_report(
+    options: RetrainOptions,
+    source: RetrainSource,
+    data: DatasetArrays,
+    models: list[TrainedModel],
+    evaluation: dict[str, Any],
+    baseline: TrainedModel | None,
+) -> dict[str, Any]:
+    primary = models[0]
+    test_labels = np.asarray(data.labels[data.indices("test")])
+    report: dict[str, Any] = {
+        "source": source.description,
+        "search": source.search_name,
+        "trial": _trial_summary(source.trial),
+        "dataset": {
+            "cache_dir": str(source.dataset_dir),
+            "key": data.dataset_key,
+            "split_hash": data.split_hash,
+            "class_names": list(data.class_names),
+            **{f"{split}_size": int(data.indices(split).size) for split in ("train", "val", "test")},
+        },
+        "train_on": options.train_on,
+        "epochs": options.epochs,
+        "config": primary.config,
+        "optimized": {
+            **evaluation,
+            "train_seconds": primary.train_seconds,
+            "final_epoch": primary.history[-1] if primary.history else {},
+        },
+        "seeds": {
+            "seeds": [int(m.config["seed"]) for m in models],
+            "spread": seed_spread(models, test_labels) if len(models) > 1 else {},
+        },
+        "reproduction": reproduction_check(source.trial, primary.history, options.train_on),
+        "baseline": None,
+        "history": {"optimized": primary.history},
+    }
+    if baseline is not None:
+        report["baseline"] = {
+            "recipe": baseline.config,
+            "train_seconds": baseline.train_seconds,
+            **baseline.extra,
+        }
+        report["history"]["baseline"] = baseline.history
+    if options.train_on == "train+val":
+        report["warnings"] = ["trained on train+val: the threshold was chosen on images the model trained on"]
+    return report
+
+
+def _trial_summary(trial: BestTrial | None) -> dict[str, Any] | None:
+    if trial is None:
+        return None
+    return {
+        "trial_id": trial.trial_id,
+        "metric": trial.metric,
+        "mode": trial.mode,
+        "metric_value": trial.metric_value,
+        "best_epoch": trial.best_epoch,
+        "epochs_run": trial.epochs_run,
+        "metric_range": list(trial.metric_range),
+        "mlflow_run_id": trial.mlflow_run_id,
+    }
+
+
+def _write_test_predictions(
+    out_dir: Path, source_paths: list[str], data: DatasetArrays, primary: TrainedModel
+) -> Path:
+    import csv
+
+    path = out_dir / "test_predictions.csv"
+    rows = data.indices("test")
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["row", "source_path", "label", "probability"])
+        for row, probability in zip(rows, primary.test_probabilities, strict=True):
+            shown = source_paths[row] if row < len(source_paths) else ""
+            writer.writerow([int(row), shown, int(data.labels[row]), repr(float(probability))])
+    return path
+
+
+def _write_plots(
+    out_dir: Path,
+    data: DatasetArrays,
+    primary: TrainedModel,
+    evaluation: dict[str, Any],
+    baseline: TrainedModel | None,
+) -> dict[str, str]:
+    from search.evaluation import confusion_counts
+    from search.plots import plot_base_vs_optimized, plot_confusion_matrix, plot_roc, plot_training_curves
+
+    labels = np.asarray(data.labels[data.indices("test")])
+    threshold = evaluation["threshold"]["value"]
+    at_threshold = evaluation["threshold"]["test"]
+    auroc = evaluation["test"]["auroc"]
+    plots = {
+        "confusion_matrix": plot_confusion_matrix(
+            confusion_counts(labels, primary.test_probabilities, threshold),
+            data.class_names,
+            out_dir / "confusion_matrix.png",
+            f"Test, threshold {threshold:.3f}",
+        ),
+        "roc": plot_roc(
+            labels,
+            primary.test_probabilities,
+            out_dir / "roc.png",
+            f"AUROC {auroc['value']:.3f} [{auroc['lower']:.3f}, {auroc['upper']:.3f}]",
+            (1 - at_threshold["specificity"]["value"], at_threshold["sensitivity"]["value"]),
+        ),
+        "training_curves": plot_training_curves(
+            primary.history, out_dir / "training_curves.png", "Optimized model"
+        ),
+    }
+    if baseline is not None:
+        plots["base_vs_optimized"] = plot_base_vs_optimized(
+            {"base CNN (seed recipe)": baseline.history, "optimized": primary.history},
+            out_dir / "base_vs_optimized.png",
+        )
+    return {name: path.name for name, path in plots.items()}
+
+
+def _track(
+    options: RetrainOptions,
+    source: RetrainSource,
+    data: DatasetArrays,
+    primary: TrainedModel,
+    report: dict[str, Any],
+    out_dir: Path,
+) -> None:
+    """The MLflow run (child of the search's parent run), the logged model and its registration."""
+    import mlflow
+
+    from search.registry import resolve_tracking_uri, start_child_run
+    from search.tracking import SEARCH_NAME_TAG, code_version, ensure_experiment, make_client, redact_uri
+
+    record = source.record
+    uri = resolve_tracking_uri(options.tracking_uri, record.tracking_uri if record else None)
+    mlflow.set_tracking_uri(uri)
+    client = make_client(uri)
+    experiment_id = (
+        record.experiment_id if record else ensure_experiment(client, "fracture-tune-retrain", uri)
+    )
+    parent = record.parent_run_id if record else ""
+    tags = {
+        SEARCH_NAME_TAG: source.search_name,
+        "fracture_tune.kind": "retrain",
+        "fracture_tune.trial_id": source.trial.trial_id if source.trial else "",
+        "dataset_key": data.dataset_key,
+        "split_hash": data.split_hash,
+        "code_version": code_version(),
+    }
+    run_id = start_child_run(
+        client,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        run_name=f"retrain-{source.search_name or 'config'}",
+        tags=tags,
+    )
+    report["mlflow"] = {
+        "tracking_uri": redact_uri(uri),
+        "experiment_id": experiment_id,
+        "run_id": run_id,
+        "parent_run_id": parent,
+    }
+    try:
+        _log_and_register(client, options, source, data, primary, report, out_dir)
+        client.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+
+
+def _log_and_register(
+    client: Any,
+    options: RetrainOptions,
+    source: RetrainSource,
+    data: DatasetArrays,
+    primary: TrainedModel,
+    report: dict[str, Any],
+    out_dir: Path,
+) -> None:
+    import shutil
+
+    from search.predict import model_inputs
+    from search.registry import classifier_metadata, log_classifier, log_run_values, register_version
+    from trainables.config import TrainConfig
+
+    run_id = report["mlflow"]["run_id"]
+    history = {"": primary.history}
+    if report["baseline"] is not None:
+        history["baseline_"] = report["history"]["baseline"]
+    log_run_values(
+        client,
+        run_id,
+        params={
+            **primary.config,
+            "train_on": options.train_on,
+            "target_sensitivity": options.target_sensitivity,
+        },
+        metrics=flat_metrics(report),
+        history=history,
+    )
+    threshold = float(report["optimized"]["threshold"]["value"])
+    test_auroc = float(report["optimized"]["test"]["auroc"]["value"])
+    metadata = classifier_metadata(
+        TrainConfig.from_flat(primary.config),
+        image_size=data.image_size,
+        threshold=threshold,
+        class_names=data.class_names,
+        dataset_key=data.dataset_key,
+        split_hash=data.split_hash,
+        test_auroc=test_auroc,
+        source_run_id=run_id,
+        search=source.search_name,
+        threshold_rule=f"sensitivity >= {options.target_sensitivity} on validation",
+    )
+    example = model_inputs(data.images[data.indices("train")[:2]], metadata["input_size"]).numpy()
+    shutil.rmtree(out_dir / "model", ignore_errors=True)
+    logged = log_classifier(
+        run_id=run_id,
+        model=primary.model,
+        example_batch=example,
+        metadata=metadata,
+        local_dir=out_dir / "model",
+    )
+    client.set_tag(run_id, "model_sha256", logged.model_sha256)
+    client.set_tag(run_id, "weights_sha256", logged.weights_sha256)
+    report["model"] = {
+        "uri": logged.model_uri,
+        "local_dir": str(logged.local_dir),
+        "model_sha256": logged.model_sha256,
+        "weights_sha256": logged.weights_sha256,
+    }
+    if options.register:
+        registration = register_version(
+            client,
+            model_uri=logged.model_uri,
+            name=options.register_name,
+            run_id=run_id,
+            test_auroc=test_auroc,
+            split_hash=data.split_hash,
+            policy=options.promote,
+            version_tags={
+                "dataset_key": data.dataset_key,
+                "threshold": f"{threshold:.6f}",
+                "model_sha256": logged.model_sha256,
+                "search": source.search_name,
+            },
+        )
+        report["registry"] = {
+            "name": registration.name,
+            "version": registration.version,
+            "champion": registration.decision.promote,
+            "decision": registration.decision.reason,
+            "uri": f"models:/{registration.name}/{registration.version}",
+        }
+    for path in write_report(out_dir, report):
+        client.log_artifact(run_id, str(path), "report")
+    for name in [*report["plots"].values(), "test_predictions.csv"]:
+        client.log_artifact(run_id, str(out_dir / name), "report")
+
+
+def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The report's numbers as MLflow metric names: test_auroc, test_auroc_ci_lower, baseline_test_f1..."""
+    metrics: dict[str, float] = {}
+
+    def add_intervals(prefix: str, intervals: dict[str, dict[str, float]]) -> None:
+        for name, interval in intervals.items():
+            metrics[f"{prefix}{name}"] = interval["value"]
+            metrics[f"{prefix}{name}_ci_lower"] = interval["lower"]
+            metrics[f"{prefix}{name}_ci_upper"] = interval["upper"]
+
+    optimized = report["optimized"]
+    add_intervals("test_", optimized["test"])
+    add_intervals("threshold_test_", optimized["threshold"]["test"])
+    metrics["threshold"] = optimized["threshold"]["value"]
+    metrics["train_seconds"] = optimized["train_seconds"]
+    if report["baseline"] is not None:
+        add_intervals("baseline_test_", report["baseline"]["test"])
+        metrics["baseline_train_seconds"] = report["baseline"]["train_seconds"]
+    for name, spread in report["seeds"]["spread"].items():
+        metrics[f"seeds_test_{name}_mean"] = spread["mean"]
+        metrics[f"seeds_test_{name}_std"] = spread["std"]
+    if report["reproduction"].get("checked"):
+        metrics["reproduction_retrained_value"] = report["reproduction"]["retrained_value"]
+    return {key: float(value) for key, value in metrics.items() if is_finite_number(value)}
+
+
+def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
+    """report.json (NaN → null) and report.md beside the plots."""
+    import json
+
+    from search.records import write_json_atomic
+
+    json_path = out_dir / "report.json"
+    write_json_atomic(json_path, _finite_or_none(report))
+    markdown_path = out_dir / "report.md"
+    markdown_path.write_text(render_markdown(report), encoding="utf-8")
+    json.loads(json_path.read_text(encoding="utf-8"))  # fail here, not in a reader, if it is not strict JSON
+    return [json_path, markdown_path]
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(key): _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(item) for item in value]
+    if isinstance(value, np.generic):
+        return _finite_or_none(value.item())
+    return value
+
+
+def _interval(interval: dict[str, float] | None) -> str:
+    if not interval:
+        return "–"
+    return f"{interval['value']:.3f} [{interval['lower']:.3f}, {interval['upper']:.3f}]"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    from search.evaluation import METRIC_NAMES
+
+    optimized, baseline, dataset = report["optimized"], report["baseline"], report["dataset"]
+    threshold = optimized["threshold"]
+    lines = [
+        f"# Retrain report — {report['source']}",
+        "",
+        f"Dataset `{dataset['key']}` (split hash `{dataset['split_hash']}`): {dataset['train_size']} train, "
+        f"{dataset['val_size']} validation, {dataset['test_size']} test images. Trained on "
+        f"{report['train_on']} for {report['epochs']} epochs; the test split was scored once.",
+        "",
+        "## Test metrics (threshold 0.5), 95 % stratified bootstrap CIs",
+        "",
+        "| metric | optimized | seed base CNN |",
+        "| --- | --- | --- |",
+    ]
+    for name in METRIC_NAMES:
+        base = _interval(baseline["test"][name]) if baseline else "(skipped)"
+        lines.append(f"| {name} | {_interval(optimized['test'][name])} | {base} |")
+    lines += [
+        "",
+        f"## Operating threshold {threshold['value']:.4f}",
+        "",
+        f"Chosen on validation for sensitivity ≥ {threshold['target_sensitivity']} (validation sensitivity "
+        f"{threshold['validation']['sensitivity']:.3f}, "
+        f"specificity {threshold['validation']['specificity']:.3f}). "
+        "On test:",
+        "",
+        "| metric | test at operating threshold |",
+        "| --- | --- |",
+        *[f"| {name} | {_interval(threshold['test'][name])} |" for name in METRIC_NAMES],
+        "",
+        f"Confusion (test): {threshold['test_confusion']}",
+        "",
+    ]
+    lines += _markdown_extras(report)
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_extras(report: dict[str, Any]) -> list[str]:
+    lines = ["## Reproduction check", ""]
+    check = report["reproduction"]
+    if check.get("checked"):
+        low, high = check["trial_range"]
+        verdict = "within" if check["within_range"] else "**outside**"
+        lines.append(
+            f"{check['metric']} at epoch {check['epoch']}: retrained {check['retrained_value']:.4f}, "
+            f"{verdict} the trial's range [{low:.4f}, {high:.4f}]."
+        )
+        if check.get("warning"):
+            lines.append(f"\n> {check['warning']}")
+    else:
+        lines.append(f"Not checked: {check.get('reason')}.")
+    spread = report["seeds"]["spread"]
+    if spread:
+        lines += [
+            "",
+            f"## Seeds {report['seeds']['seeds']}",
+            "",
+            "| metric | mean | std | min | max |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {name} | {s['mean']:.3f} | {s['std']:.3f} | {s['min']:.3f} | {s['max']:.3f} |"
+            for name, s in spread.items()
+        ]
+    registry, model = report.get("registry"), report.get("model")
+    lines += ["", "## Model", ""]
+    if model:
+        lines.append(
+            f"Logged as `{model['uri']}` (pt2 sha256 `{model['model_sha256'][:16]}…`), local copy "
+            f"`{model['local_dir']}`."
+        )
+    if registry:
+        lines.append(
+            f"Registered as `{registry['uri']}`; champion: {registry['champion']} ({registry['decision']})."
+        )
+    if report.get("mlflow"):
+        lines.append(
+            f"MLflow run `{report['mlflow']['run_id']}` (parent `{report['mlflow']['parent_run_id']}`)."
+        )
+    lines += ["", "## Plots", ""] + [f"![{name}]({file})" for name, file in report.get("plots", {}).items()]
+    for warning in report.get("warnings", []):
+        lines += ["", f"> warning: {warning}"]
+    return lines

@@ -1,0 +1,55 @@
+"""A prepared synthetic dataset plus a hand-written search record, so retrain runs without a search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SIZE = 32
+
+
+def write_line_images(root: Path, per_class: int = 60, seed: int = 0) -> Path:
+    """Fractured = a bright oblique line on noise; not fractured = noise only (learnable in 2 epochs)."""
+    rng = np.random.default_rng(seed)
+    for folder, positive in (("Fractured", True), ("Non_fractured", False)):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            image = rng.normal(90, 30, (48, 48))
+            if positive:
+                offset = int(rng.integers(-10, 10))
+                for row in range(48):
+                    col = min(47, max(0, row + offset))
+                    image[row, max(0, col - 1):col + 1] += 45
+            pixels = np.clip(image, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / folder / f"{folder}_{index:03d}.png")
+    return root
+
+
+def fake_search(tmp_path: Path, tracking_uri: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Prepare the dataset, create the search's MLflow parent run and write its record + best trial."""
+    from mlflow import MlflowClient
+
+    from data.prepare import prepare_dataset
+    from search.records import BestTrial, SearchRecord, write_best_trial, write_search_record
+
+    prepared = prepare_dataset(write_line_images(tmp_path / "src"), cache_root=tmp_path / "datasets",
+                               image_size=IMAGE_SIZE, workers=1)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    artifacts = (tmp_path / "mlartifacts").as_uri()
+    experiment_id = client.create_experiment("fake-search", artifact_location=artifacts)
+    parent = client.create_run(experiment_id, run_name="search-fake").info.run_id
+    run_dir = tmp_path / "runs" / "fake"
+    arrays = prepared.dataset.arrays
+    write_search_record(run_dir, SearchRecord(
+        name="fake", run_dir=str(run_dir), dataset_cache_dir=str(prepared.cache_dir),
+        dataset_key=arrays.dataset_key, split_hash=arrays.split_hash, metric="val_auroc", mode="max",
+        best_trial_rule={"scope": "all"}, tracking_uri=tracking_uri, experiment_name="fake-search",
+        experiment_id=experiment_id, parent_run_id=parent, code_version="test", library_versions={},
+        status="finished"))
+    write_best_trial(run_dir, BestTrial(
+        trial_id="t0", trial_index=0, config=config, metric="val_auroc", mode="max", metric_value=0.9,
+        best_epoch=2, epochs_run=2, metric_range=(0.7, 0.9), checkpoint_path="", mlflow_run_id=""))
+    return {"run_dir": run_dir, "parent_run_id": parent, "prepared": prepared, "source": tmp_path / "src"}

@@ -27,3 +27,67 @@ def write_line_dataset(root: Path, per_class: int = 60, size: int = 32, seed: in
             pixels = np.clip(image, 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(root / folder / f"{folder}_{index:03d}.png")
     return root
+
+
+SEARCH_CONFIG = {
+    "training": {"model": "tunable_cnn", "epochs": 4, "input_size": 32, "device": "cpu", "num_threads": 1,
+                 "aug_strength": 0.0},
+    "space": {"params": {
+        "lr": {"type": "float", "low": 1.0e-4, "high": 3.0e-2, "log": True},
+        "batch_size": {"type": "categorical", "choices": [16, 32]},
+        "c1": {"type": "categorical", "choices": [4, 8]},
+        "c2": {"type": "categorical", "choices": [8, 16]},
+        "c3": {"type": "categorical", "choices": [8, 16]},
+    }},
+    "searcher": {"seed": 0, "n_startup_trials": 2,
+                 "points_to_evaluate": [{"lr": 0.002, "batch_size": 16, "c1": 8, "c2": 16, "c3": 16}]},
+    "scheduler": {"grace_period": 1, "max_t": 4, "reduction_factor": 2},
+    "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},
+    "budget": {"num_trials": 8, "time_budget_s": 600},
+    "checkpoint": {"num_to_keep": 4},
+    "best_trial": {"min_epochs": 2},
+    "tracking": {"experiment_name": "search-it"},
+}
+
+
+def write_search_config(tmp_path: Path, **sections: dict) -> Path:
+    """A tiny search over ``write_line_dataset`` images; ``sections`` update the defaults above."""
+    import copy
+
+    import yaml
+
+    images = tmp_path / "images"
+    if not images.exists():
+        write_line_dataset(images)
+    config = copy.deepcopy(SEARCH_CONFIG)
+    config["dataset"] = {"path": str(images), "image_size": 32, "val_fraction": 0.25, "test_fraction": 0.15}
+    for key, value in sections.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def search_command(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "search.cli", "search", *args]
+
+
+def child_runs(tracking_uri: str, experiment_name: str = "search-it") -> tuple[object, list]:
+    """(parent run, child runs) of the only search in the experiment."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    assert len(parents) == 1, [run.info.run_name for run in parents]
+    return parents[0], children
+
+
+def metric_steps(tracking_uri: str, run_id: str, metric: str = "val_auroc") -> list[int]:
+    from mlflow.tracking import MlflowClient
+
+    return sorted(m.step for m in MlflowClient(tracking_uri).get_metric_history(run_id, metric))

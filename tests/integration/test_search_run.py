@@ -1,0 +1,95 @@
+"""A real search on tiny images with a local Ray (2 CPUs): Tune, ASHA, MLflow and the results agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from search_fixtures import child_runs, metric_steps, search_command, write_search_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp_path = tmp_path_factory.mktemp("search")
+    config = write_search_config(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_RUN_ID": "should-not-leak"}
+    done = subprocess.run(search_command("--config", str(config), "--name", "it", "--tracking-uri", uri,
+                                         "--num-cpus", "2"),
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return {"tmp": tmp_path, "uri": uri, "stdout": done.stdout, "stderr": done.stderr,
+            "run_dir": tmp_path / ".fracture-tune" / "runs" / "it"}
+
+
+def test_every_trial_is_one_child_run_with_per_epoch_metrics(finished_search: dict) -> None:
+    parent, children = child_runs(finished_search["uri"])
+    assert len(children) == 8
+    assert {run.data.tags["mlflow.parentRunId"] for run in children} == {parent.info.run_id}
+    assert len({run.data.tags["fracture_tune.trial_id"] for run in children}) == 8
+    statuses = []
+    for run in children:
+        epochs = int(run.data.tags["epochs_completed"])
+        assert metric_steps(finished_search["uri"], run.info.run_id) == list(range(1, epochs + 1))
+        if run.info.status == "KILLED":
+            assert run.data.tags["stopped_by"] == "asha" and int(run.data.tags["stopped_at_epoch"]) < 4
+        else:
+            assert run.info.status == "FINISHED" and epochs == 4
+        statuses.append(run.info.status)
+    assert "KILLED" in statuses, "ASHA stopped no trial"
+    assert parent.info.status == "FINISHED" and parent.data.tags["best_trial_id"]
+    assert "version.ray" in parent.data.tags and parent.data.params["search.budget.num_trials"] == "8"
+
+
+def test_results_table_matches_mlflow(finished_search: dict) -> None:
+    frame = pd.read_parquet(finished_search["run_dir"] / "results.parquet")
+    _, children = child_runs(finished_search["uri"])
+    by_trial = {run.data.tags["fracture_tune.trial_id"]: run for run in children}
+    assert sorted(frame["trial_id"]) == sorted(by_trial)
+    for row in frame.itertuples():
+        run = by_trial[row.trial_id]
+        assert row.mlflow_run_id == run.info.run_id
+        assert row.epochs == int(run.data.tags["epochs_completed"])
+        assert {"finished": "FINISHED", "stopped": "KILLED"}[row.status] == run.info.status
+        assert run.data.metrics["val_auroc"] == pytest.approx(row.last_metric)
+    assert (finished_search["run_dir"] / "results.csv").exists()
+
+
+def test_best_trial_record_points_at_its_checkpoint(finished_search: dict) -> None:
+    run_dir = finished_search["run_dir"]
+    best = json.loads((run_dir / "best_trial.json").read_text())
+    frame = pd.read_parquet(run_dir / "results.parquet")
+    eligible = frame[frame["epochs"] >= 2]
+    assert best["metric_value"] == pytest.approx(eligible["best_metric"].max())
+    assert Path(best["checkpoint_path"]).is_dir()
+    assert best["checkpoint_path"].endswith(f"checkpoint_{best['best_epoch'] - 1:06d}")
+    record = json.loads((run_dir / "search_record.json").read_text())
+    assert record["status"] == "finished" and record["parent_run_id"]
+    assert (run_dir / "resolved_config.yaml").exists()
+
+
+def test_warm_start_point_ran_first(finished_search: dict) -> None:
+    frame = pd.read_parquet(finished_search["run_dir"] / "results.parquet")
+    first = frame.sort_values("trial_index").iloc[0]
+    assert first["config/lr"] == pytest.approx(0.002) and first["config/c1"] == 8
+
+
+def test_output_is_plain_progress_lines_without_rays_table(finished_search: dict) -> None:
+    stdout, stderr = finished_search["stdout"], finished_search["stderr"]
+    assert "stopped by ASHA" in stdout and "best val_auroc=" in stdout
+    assert "\x1b[" not in stdout and "Trial status" not in stdout
+    assert "snapshotting has been triggered multiple times" not in stderr
+    assert "top 5 by val_auroc" in stdout
+
+
+def test_show_prints_the_summary_again(finished_search: dict) -> None:
+    shown = subprocess.run(search_command("show", "it"), cwd=finished_search["tmp"], capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "8 trials:" in shown.stdout and "best trial" in shown.stdout

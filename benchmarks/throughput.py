@@ -1,0 +1,219 @@
+"""Training throughput: the seed's input pipeline vs the engine, same images, same model, one run.
+
+    python benchmarks/throughput.py --data ../shared/data/fracatlas --device cpu --seconds 10 --out t.json
+
+(a) the seed: ImageFolder + PIL decode/resize/normalise per sample every epoch, DataLoader num_workers=0,
+    ``loss.item()`` every step, NCHW (benchmarks/seed_pipeline.py);
+(b) the engine (trainables.engine.fit): the images decoded once into uint8 arrays, batched augmentation on
+    the device, no per-step host sync; on CPU with and without channels_last, on CUDA with bf16 +
+    channels_last at batch 32 and 256, with and without torch.compile, plus 1/2/4 processes sharing the
+    GPU (summed throughput).
+Each figure is the median images/s of ``--windows`` timed windows after a warm-up window; every window
+of a case trains on the same number of images. Needs only torch, torchvision, numpy and pillow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(Path(__file__).resolve().parent)]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from seed_pipeline import seed_loader, seed_train_windows  # noqa: E402
+
+from data.dataset import DatasetArrays  # noqa: E402
+from trainables.engine import fit  # noqa: E402
+from trainables.models import build_model  # noqa: E402
+
+CASES: dict[str, dict[str, Any]] = {
+    # The seed's base CNN recipe: batch 16, no augmentation.
+    "base_cnn": {"model": "base_cnn", "batch_size": 16, "lr": 1e-3, "aug_strength": 0.0},
+    # The seed's tuned CNN (Optuna winner): 32/128/256, dropout 0.7, batch 32, with augmentation.
+    "tuned_cnn": {"model": "tunable_cnn", "c1": 32, "c2": 128, "c3": 256, "dropout": 0.7,
+                  "batch_size": 32, "lr": 0.0058, "aug_strength": 1.0},
+}
+
+
+def decode_dataset(root: Path, image_size: int = 128) -> tuple[list[str], np.ndarray, np.ndarray, float]:
+    """The ImageFolder's files, decoded once to uint8 [N, S, S] (data.decode when present, else PIL)."""
+    from torchvision import datasets
+
+    folder = datasets.ImageFolder(str(root))
+    try:
+        from data.decode import decode_image
+    except ImportError:  # the data layer is optional here: fall back to the seed's PIL resize
+        from PIL import Image
+
+        def decode_image(path: str, size: int) -> np.ndarray:  # type: ignore[misc]
+            with Image.open(path) as image:
+                return np.asarray(image.convert("L").resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+    started = time.perf_counter()
+    images = np.stack([decode_image(path, image_size) for path, _ in folder.samples])
+    positive = [name.lower().startswith("fractured") for name in folder.classes]
+    labels = np.array([int(positive[label]) for _, label in folder.samples], dtype=np.int64)
+    return [path for path, _ in folder.samples], images, labels, time.perf_counter() - started
+
+
+def engine_rates(case: dict[str, Any], arrays: DatasetArrays, window_images: int, windows: int,
+                 device: str, threads: int, **overrides: Any) -> list[float]:
+    config = {**case, "epochs": windows + 1, "train_limit": min(window_images, len(arrays.labels)),
+              "device": device, "num_threads": threads, **overrides}
+    history = fit(config, arrays, eval_split=None).history
+    return [row["images_per_second"] for row in history[1:]]  # epoch 1 is the warm-up
+
+
+def run_seed(case: dict[str, Any], root: Path, device: str, seconds: float,
+             windows: int) -> tuple[int, list[float]]:
+    torch.manual_seed(0)
+    kwargs = {k: v for k, v in case.items() if k in ("c1", "c2", "c3", "dropout")}
+    model = build_model(case["model"], input_size=128, **kwargs)
+    loader = seed_loader(root, case["batch_size"], augment=case["aug_strength"] > 0)
+    return seed_train_windows(model, loader, torch.device(device), lr=case["lr"], warmup_seconds=seconds,
+                              windows=windows)
+
+
+def packed_rates(case_name: str, arrays_file: Path, window_images: int, windows: int, device: str,
+                 processes: int, overrides: dict[str, Any]) -> list[float]:
+    """Run ``processes`` engine workers at once on the device; each returns its median images/s."""
+    job = json.dumps({"case": case_name, "arrays": str(arrays_file), "window_images": window_images,
+                      "windows": windows, "device": device, "overrides": overrides,
+                      "threads": max(1, (os.cpu_count() or 1) // processes)})
+    command = [sys.executable, __file__, "--worker", job]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    results = []
+    for worker in workers:
+        out, _ = worker.communicate()
+        if worker.returncode:
+            raise RuntimeError(f"packed worker failed with status {worker.returncode}")
+        results.append(json.loads(out.strip().splitlines()[-1])["median"])
+    return results
+
+
+def worker_main(job_text: str) -> None:
+    job = json.loads(job_text)
+    saved = np.load(job["arrays"])
+    arrays = DatasetArrays(images=saved["images"], labels=saved["labels"],
+                           split=np.zeros(len(saved["labels"]), dtype=np.int8))
+    rates = engine_rates(CASES[job["case"]], arrays, job["window_images"], job["windows"], job["device"],
+                         job["threads"], **job["overrides"])
+    print(json.dumps({"median": statistics.median(rates), "rates": rates}))
+
+
+def engine_variants(device: str, case: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    if device == "cpu":
+        return [("engine NCHW", {"channels_last": False}), ("engine channels_last", {"channels_last": True})]
+    variants = []
+    for batch in (32, 256):
+        for compiled in (False, True):
+            label = f"engine bf16 CL b{batch}" + (" compile" if compiled else "")
+            variants.append((label, {"batch_size": batch, "compile": compiled, "amp": True,
+                                     "channels_last": True}))
+    return variants
+
+
+def row(case: str, pipeline: str, batch: int, rates: list[float],
+        seed_median: float | None) -> dict[str, Any]:
+    median = statistics.median(rates)
+    return {"case": case, "pipeline": pipeline, "batch_size": batch, "images_per_second": median,
+            "windows": rates, "ratio_to_seed": median / seed_median if seed_median else 1.0}
+
+
+def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    threads = args.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    files, images, labels, decode_seconds = decode_dataset(args.data)
+    arrays = DatasetArrays(images=images, labels=labels, split=np.zeros(len(labels), dtype=np.int8))
+    print(f"{len(files)} images decoded once in {decode_seconds:.1f} s; device {device}, {threads} threads",
+          flush=True)
+    rows = []
+    for name in args.cases:
+        case = CASES[name]
+        window_images, seed_rates = run_seed(case, args.data, device, args.seconds, args.windows)
+        seed_median = statistics.median(seed_rates)
+        rows.append(row(name, "seed (ImageFolder + PIL, item() per step)", case["batch_size"], seed_rates,
+                        None))
+        print(_format(rows[-1]), flush=True)
+        for label, overrides in engine_variants(device, case):
+            rates = engine_rates(case, arrays, window_images, args.windows, device, threads, **overrides)
+            rows.append(row(name, label, overrides.get("batch_size", case["batch_size"]), rates, seed_median))
+            print(_format(rows[-1]), flush=True)
+        if device == "cuda" and args.pack:
+            rows += _packed_rows(name, arrays, window_images, args, device, seed_median)
+    return {"command": " ".join([sys.executable, *sys.argv]), "machine": _machine(device, threads),
+            "decode_seconds": decode_seconds, "images": len(files), "seconds": args.seconds,
+            "windows": args.windows, "results": rows}
+
+
+def _packed_rows(name: str, arrays: DatasetArrays, window_images: int, args: argparse.Namespace,
+                 device: str, seed_median: float) -> list[dict[str, Any]]:
+    rows = []
+    overrides = {"batch_size": 32, "amp": True, "channels_last": True}
+    with tempfile.TemporaryDirectory() as scratch:
+        arrays_file = Path(scratch) / "arrays.npz"
+        np.savez(arrays_file, images=arrays.images, labels=arrays.labels)
+        for processes in args.pack:
+            per_process = packed_rates(name, arrays_file, window_images, args.windows, device, processes,
+                                       overrides)
+            result = row(name, f"engine packed x{processes} (sum)", 32, [sum(per_process)], seed_median)
+            result["per_process"] = per_process
+            rows.append(result)
+            print(_format(rows[-1]), flush=True)
+    return rows
+
+
+def _machine(device: str, threads: int) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "cpus_available": len(os.sched_getaffinity(0)), "threads": threads, "torch": torch.__version__,
+        # Other work on the machine skews CPU figures: the load average is recorded with them.
+        "load_average_at_end": os.getloadavg(),
+    }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _format(result: dict[str, Any]) -> str:
+    windows = ", ".join(f"{rate:.0f}" for rate in result["windows"])
+    return (f"{result['case']:<10} {result['pipeline']:<44} b{result['batch_size']:<4} "
+            f"{result['images_per_second']:8.1f} img/s  x{result['ratio_to_seed']:.2f}  [{windows}]")
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        worker_main(sys.argv[2])
+        return
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "fracatlas")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the seed's warm-up window")
+    parser.add_argument("--windows", type=int, default=3, help="timed windows per pipeline (median)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = available CPUs)")
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
+    parser.add_argument("--pack", type=int, nargs="*", default=[1, 2, 4],
+                        help="CUDA only: concurrent engine processes sharing the GPU")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+    results = benchmark(args)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -62,6 +62,8 @@ def connect(address: str, cluster_dir: Path) -> JobSubmissionClient:
     apply_local_cluster_auth(address, cluster_dir)
     from ray.job_submission import JobSubmissionClient
 
+    # Ray logs one INFO line per .gitignore it honours while packaging the working dir, several times.
+    logging.getLogger("ray._private.runtime_env.packaging").setLevel(logging.WARNING)
     return JobSubmissionClient(address)
 
 

@@ -111,6 +111,20 @@ def _tracking_uri(args: argparse.Namespace) -> str | None:
     )
 
 
+def _share_project_folders(command: list[str], cwd: Path) -> None:
+    """On a cluster on this machine, the job uses the project's dataset cache and runs folder.
+
+    Without this both would land in the job's temporary working dir copy: the cache rebuilt per job, the
+    results gone when the cluster stops.
+    """
+    from cluster.job_data import option_values
+
+    if not any(item.startswith("dataset.cache_root=") for item in option_values(command, "--set")):
+        command += ["--set", f"dataset.cache_root={cwd / '.fracture-tune' / 'datasets'}"]
+    if not option_values(command, "--storage"):
+        command += ["--storage", str(cwd / ".fracture-tune" / "runs")]
+
+
 def _job_command(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """The command the job runs (paths and tracking filled in), and notes for the user."""
     from cluster.job_data import option_values, plan_search_job
@@ -140,11 +154,8 @@ def _job_command(args: argparse.Namespace) -> tuple[list[str], list[str]]:
             plan.notes.append(
                 "no --tracking-uri: MLflow writes inside the job's temporary working dir on the head"
             )
-    if state is not None and not any(
-        item.startswith("dataset.cache_root=") for item in option_values(plan.command, "--set")
-    ):
-        # Same machine: share the project's prepared-data cache instead of preparing again per job.
-        plan.command += ["--set", f"dataset.cache_root={cwd / '.fracture-tune' / 'datasets'}"]
+    if state is not None:
+        _share_project_folders(plan.command, cwd)
     return plan.command, plan.notes
 
 

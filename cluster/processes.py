@@ -120,6 +120,16 @@ def _signal_all(pids: Sequence[int], sig: signal.Signals) -> None:
             pass
 
 
+def _wait_session_gone(record: ProcessRecord, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _reap(record.pid)
+        if not session_members(record):
+            return True
+        time.sleep(0.25)
+    return False
+
+
 def stop_session(record: ProcessRecord, grace_s: float = 15.0) -> list[int]:
     """SIGTERM the leader and its session, SIGKILL what remains after ``grace_s``; return PIDs seen.
 
@@ -133,15 +143,14 @@ def stop_session(record: ProcessRecord, grace_s: float = 15.0) -> list[int]:
     if not members:
         _reap(record.pid)
         return []
-    # The leader first: `ray start --block` shuts its children down in order on SIGTERM.
+    # The leader alone first: `ray start --block` shuts its children down in order on SIGTERM, and
+    # signalling them all at once leaves the GCS waiting on peers that are already gone.
     _signal_all([record.pid], signal.SIGTERM)
-    _signal_all(members, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        _reap(record.pid)
-        if not session_members(record):
-            return members
-        time.sleep(0.25)
+    if _wait_session_gone(record, grace_s / 2):
+        return members
+    _signal_all(session_members(record), signal.SIGTERM)
+    if _wait_session_gone(record, grace_s / 2):
+        return members
     leftover = session_members(record)
     names = [_command_name(pid) for pid in leftover]
     logger.warning("%s: %s ignored SIGTERM for %.0f s; sending SIGKILL", record.label, names, grace_s)

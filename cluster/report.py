@@ -27,7 +27,9 @@ def print_up(state: ClusterState, cluster_dir: Path) -> None:
         f"  fracture-tune submit --address {state.dashboard_url} -- "
         f"search --config configs/quickstart.yaml{tracking}"
     )
-    print("or drive it from this shell (fracture-tune reads the token from the state file):")
+    print("or drive it from this shell (Ray Client / direct connection need the token in the environment):")
+    if state.auth_enabled:
+        print(f"  export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={state.token_path}")
     print(f"  fracture-tune search --config configs/quickstart.yaml --address {state.gcs_address}{tracking}")
     print("stop it: fracture-tune cluster down")
 

@@ -56,8 +56,8 @@ def _dead_record(label: str) -> ProcessRecord:
 
 
 def _session_with_children(tmp_path: Path) -> ProcessRecord:
-    # A leader with two children, like `ray start --block` and its daemons.
-    script = "sleep 60 & sleep 60 & wait"
+    # A leader with two children that stops them on SIGTERM, like `ray start --block` and its daemons.
+    script = "trap 'kill 0; exit 0' TERM; sleep 60 & sleep 60 & wait"
     return start_session_leader("fake-node", ["bash", "-c", script], dict(os.environ), tmp_path / "fake.log")
 
 

@@ -239,12 +239,12 @@ def register_version(
     version = mlflow.register_model(model_uri, name, await_registration_for=60)
     tags = {
         **version_tags,
-        "test_auroc": f"{test_auroc:.6f}",
+        "test_auroc": repr(float(test_auroc)),  # full precision: compared later
         "split_hash": split_hash,
         "source_run_id": run_id,
         "champion_decision": decision.reason,
         "previous_champion_version": champion.version if champion else "",
-        "previous_champion_test_auroc": f"{champion.test_auroc:.6f}" if champion else "",
+        "previous_champion_test_auroc": repr(champion.test_auroc) if champion else "",
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, str(version.version), key, value)

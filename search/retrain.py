@@ -654,7 +654,7 @@ def _log_and_register(
             policy=options.promote,
             version_tags={
                 "dataset_key": data.dataset_key,
-                "threshold": f"{threshold:.6f}",
+                "threshold": repr(threshold),
                 "model_sha256": logged.model_sha256,
                 "search": source.search_name,
             },

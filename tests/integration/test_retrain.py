@@ -1,0 +1,169 @@
+"""retrain end to end on a prepared synthetic set with a hand-written search record (no Ray needed)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from retrain_fixtures import fake_search
+
+from search.cli import main
+from search.records import read_search_record, write_search_record
+
+pytestmark = pytest.mark.integration
+
+TRIAL_CONFIG = {"model": "tiny_cnn", "width": 8, "lr": 0.01, "batch_size": 16, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp_path = tmp_path_factory.mktemp("retrain")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    info = fake_search(tmp_path, uri, TRIAL_CONFIG)
+    argv = [
+        "retrain",
+        "--search",
+        "fake",
+        "--storage",
+        str(tmp_path / "runs"),
+        "--epochs",
+        "3",
+        "--tracking-uri",
+        uri,
+    ]
+    assert main(argv) == 0
+    report = json.loads((info["run_dir"] / "retrain" / "report.json").read_text())
+    return {**info, "uri": uri, "tmp": tmp_path, "argv": argv, "report": report}
+
+
+def test_report_has_test_metrics_with_intervals_threshold_and_baseline(retrained: dict[str, Any]) -> None:
+    report, folder = retrained["report"], retrained["run_dir"] / "retrain"
+    for section in (
+        report["optimized"]["test"],
+        report["optimized"]["threshold"]["test"],
+        report["baseline"]["test"],
+    ):
+        assert set(section) == {"accuracy", "balanced_accuracy", "auroc", "sensitivity", "specificity", "f1"}
+        for interval in section.values():
+            assert interval["lower"] <= interval["value"] <= interval["upper"]
+    assert (
+        report["baseline"]["recipe"]["model"] == "base_cnn"
+        and report["baseline"]["recipe"]["batch_size"] == 16
+    )
+    assert report["config"]["epochs"] == 3 and report["config"]["seed"] == 3
+    threshold = report["optimized"]["threshold"]
+    assert threshold["chosen_on"] == "validation" and threshold["validation"]["sensitivity"] >= 0.9
+    assert report["reproduction"]["checked"] and report["reproduction"]["epoch"] == 2
+    assert report["dataset"]["test_size"] == sum(threshold["test_confusion"].values())
+    for name in (
+        "report.md",
+        "confusion_matrix.png",
+        "roc.png",
+        "training_curves.png",
+        "base_vs_optimized.png",
+    ):
+        assert (folder / name).stat().st_size > 0
+    assert "seed base CNN" in (folder / "report.md").read_text()
+
+
+def test_mlflow_run_is_nested_and_records_model_hash(retrained: dict[str, Any]) -> None:
+    from mlflow import MlflowClient
+
+    from search.registry import sha256_of_file
+
+    client = MlflowClient(tracking_uri=retrained["uri"])
+    run = client.get_run(retrained["report"]["mlflow"]["run_id"])
+    assert run.data.tags["mlflow.parentRunId"] == retrained["parent_run_id"]
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_auroc"] == pytest.approx(
+        retrained["report"]["optimized"]["test"]["auroc"]["value"]
+    )
+    model_file = Path(retrained["report"]["model"]["local_dir"]) / "data" / "model.pt2"
+    assert run.data.tags["model_sha256"] == sha256_of_file(model_file)
+    version = client.get_model_version_by_alias("fracture-classifier", "champion")
+    assert (
+        str(version.version) == "1"
+        and version.tags["split_hash"] == retrained["report"]["dataset"]["split_hash"]
+    )
+
+
+def test_registered_model_predicts_the_same_in_a_fresh_process(retrained: dict[str, Any]) -> None:
+    folder = retrained["run_dir"] / "retrain"
+    with open(folder / "test_predictions.csv", newline="") as stream:
+        expected = {row["source_path"]: float(row["probability"]) for row in csv.DictReader(stream)}
+    files = [str(retrained["source"] / relative) for relative in expected]
+    out = retrained["tmp"] / "preds.json"
+    command = [
+        sys.executable,
+        "-m",
+        "search.cli",
+        "predict",
+        *files,
+        "--model",
+        "models:/fracture-classifier@champion",
+        "--tracking-uri",
+        retrained["uri"],
+        "--out",
+        str(out),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    rows = json.loads(out.read_text())
+    assert [row["status"] for row in rows] == ["ok"] * len(expected)
+    for row, (relative, probability) in zip(rows, expected.items(), strict=True):
+        assert row["path"].endswith(relative)
+        assert row["probability"] == pytest.approx(probability, abs=1e-6)
+    # MLflow's own pt2 flavour, loaded in a fresh process, gives the same logits as our loader.
+    script = (
+        "import sys, mlflow.pytorch, torch; from search.predict import load_classifier, classifier_inputs;"
+        "import numpy as np; mlflow.set_tracking_uri(sys.argv[1]);"
+        "c = load_classifier('models:/fracture-classifier@champion', sys.argv[1]);"
+        "x = classifier_inputs(c, np.random.default_rng(0).integers(0, 255, (4, 32, 32), dtype=np.uint8));"
+        "m = mlflow.pytorch.load_model('models:/fracture-classifier@champion');"
+        "print(float((m(x) - c.model(x)).abs().max()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, retrained["uri"]],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert float(result.stdout.strip().splitlines()[-1]) <= 1e-6
+
+
+def test_second_retrain_moves_champion_only_if_better(retrained: dict[str, Any]) -> None:
+    from mlflow import MlflowClient
+
+    first_auroc = retrained["report"]["optimized"]["test"]["auroc"]["value"]
+    argv = [*retrained["argv"], "--no-baseline", "--epochs", "2", "--out", str(retrained["tmp"] / "second")]
+    assert main(argv) == 0
+    second = json.loads((retrained["tmp"] / "second" / "report.json").read_text())
+    client = MlflowClient(tracking_uri=retrained["uri"])
+    version = client.get_model_version("fracture-classifier", "2")
+    assert float(version.tags["previous_champion_test_auroc"]) == pytest.approx(first_auroc, abs=1e-6)
+    better = second["optimized"]["test"]["auroc"]["value"] > first_auroc
+    champion = str(client.get_model_version_by_alias("fracture-classifier", "champion").version)
+    assert champion == ("2" if better else "1")
+    assert second["registry"]["champion"] is better
+
+
+def test_mismatched_split_hash_names_both_hashes(
+    retrained: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = retrained["run_dir"]
+    record = read_search_record(run_dir)
+    real_hash = record.split_hash
+    record.split_hash = "0" * 64
+    write_search_record(run_dir, record)
+    try:
+        assert main(retrained["argv"]) == 2
+    finally:
+        record.split_hash = real_hash
+        write_search_record(run_dir, record)
+    error = capsys.readouterr().err
+    assert "0" * 64 in error and real_hash in error and "hint:" in error

@@ -30,17 +30,28 @@ def write_line_dataset(root: Path, per_class: int = 60, size: int = 32, seed: in
 
 
 SEARCH_CONFIG = {
-    "training": {"model": "tunable_cnn", "epochs": 4, "input_size": 32, "device": "cpu", "num_threads": 1,
-                 "aug_strength": 0.0},
-    "space": {"params": {
-        "lr": {"type": "float", "low": 1.0e-4, "high": 3.0e-2, "log": True},
-        "batch_size": {"type": "categorical", "choices": [16, 32]},
-        "c1": {"type": "categorical", "choices": [4, 8]},
-        "c2": {"type": "categorical", "choices": [8, 16]},
-        "c3": {"type": "categorical", "choices": [8, 16]},
-    }},
-    "searcher": {"seed": 0, "n_startup_trials": 2,
-                 "points_to_evaluate": [{"lr": 0.002, "batch_size": 16, "c1": 8, "c2": 16, "c3": 16}]},
+    "training": {
+        "model": "tunable_cnn",
+        "epochs": 4,
+        "input_size": 32,
+        "device": "cpu",
+        "num_threads": 1,
+        "aug_strength": 0.0,
+    },
+    "space": {
+        "params": {
+            "lr": {"type": "float", "low": 1.0e-4, "high": 3.0e-2, "log": True},
+            "batch_size": {"type": "categorical", "choices": [16, 32]},
+            "c1": {"type": "categorical", "choices": [4, 8]},
+            "c2": {"type": "categorical", "choices": [8, 16]},
+            "c3": {"type": "categorical", "choices": [8, 16]},
+        }
+    },
+    "searcher": {
+        "seed": 0,
+        "n_startup_trials": 2,
+        "points_to_evaluate": [{"lr": 0.002, "batch_size": 16, "c1": 8, "c2": 16, "c3": 16}],
+    },
     "scheduler": {"grace_period": 1, "max_t": 4, "reduction_factor": 2},
     "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},
     "budget": {"num_trials": 8, "time_budget_s": 600},

@@ -20,12 +20,22 @@ def finished_search(tmp_path_factory: pytest.TempPathFactory) -> dict:
     config = write_search_config(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_RUN_ID": "should-not-leak"}
-    done = subprocess.run(search_command("--config", str(config), "--name", "it", "--tracking-uri", uri,
-                                         "--num-cpus", "2"),
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        search_command("--config", str(config), "--name", "it", "--tracking-uri", uri, "--num-cpus", "2"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    return {"tmp": tmp_path, "uri": uri, "stdout": done.stdout, "stderr": done.stderr,
-            "run_dir": tmp_path / ".fracture-tune" / "runs" / "it"}
+    return {
+        "tmp": tmp_path,
+        "uri": uri,
+        "stdout": done.stdout,
+        "stderr": done.stderr,
+        "run_dir": tmp_path / ".fracture-tune" / "runs" / "it",
+    }
 
 
 def test_every_trial_is_one_child_run_with_per_epoch_metrics(finished_search: dict) -> None:
@@ -89,7 +99,8 @@ def test_output_is_plain_progress_lines_without_rays_table(finished_search: dict
 
 
 def test_show_prints_the_summary_again(finished_search: dict) -> None:
-    shown = subprocess.run(search_command("show", "it"), cwd=finished_search["tmp"], capture_output=True,
-                           text=True, timeout=120)
+    shown = subprocess.run(
+        search_command("show", "it"), cwd=finished_search["tmp"], capture_output=True, text=True, timeout=120
+    )
     assert shown.returncode == 0, shown.stderr
     assert "8 trials:" in shown.stdout and "best trial" in shown.stdout

@@ -1,0 +1,53 @@
+"""Bad configs stop the CLI with exit code 2 and a message naming the key, before Ray starts."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from search_fixtures import search_command
+
+pytestmark = pytest.mark.integration
+
+
+def test_bad_key_exits_2_naming_the_key_without_starting_ray(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"scheduler": {"grace_perod": 2}}))
+    started = time.monotonic()
+    done = subprocess.run(
+        search_command("--config", str(config), "--name", "bad"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "error:" in done.stderr and "scheduler.grace_perod" in done.stderr
+    assert "hint: did you mean 'grace_period'?" in done.stderr
+    assert "Started a local Ray instance" not in done.stderr and not (tmp_path / ".fracture-tune").exists()
+    assert time.monotonic() - started < 60
+
+
+def test_bad_set_override_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "ok.yaml"
+    config.write_text(yaml.safe_dump({"training": {"model": "tunable_cnn"}}))
+    done = subprocess.run(
+        search_command(
+            "--config", str(config), "--set", "scheduler.grace_period=9", "--set", "scheduler.max_t=3"
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "grace_period (9) must be <= max_t (3)" in done.stderr
+
+
+def test_resume_of_unknown_search_exits_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        search_command("--resume", "nope"), cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and "no search named 'nope'" in done.stderr

@@ -1,0 +1,105 @@
+"""Kill the search driver with SIGKILL mid-search, resume it, and check nothing ran or logged twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from search_fixtures import child_runs, metric_steps, search_command, write_search_config
+
+pytestmark = pytest.mark.integration
+
+
+def _completed_trials(uri: str, run_dir: Path) -> dict[str, int]:
+    """trial id → epochs, for child runs MLflow already shows as ended."""
+    if not (run_dir / "search_record.json").exists():
+        return {}  # the driver is still creating the MLflow database: don't race it
+    try:
+        _, children = child_runs(uri)
+    except Exception:  # noqa: BLE001 - the database may not exist yet
+        return {}
+    return {
+        run.data.tags["fracture_tune.trial_id"]: int(run.data.tags["epochs_completed"])
+        for run in children
+        if run.info.status in ("FINISHED", "KILLED")
+    }
+
+
+def _progress_lines(run_dir: Path, trial_ids: list[str]) -> dict[str, int]:
+    counts = {}
+    for trial_id in trial_ids:
+        progress = run_dir / f"trial_{trial_id}" / "progress.csv"
+        counts[trial_id] = len(progress.read_text().splitlines()) if progress.exists() else -1
+    return counts
+
+
+def test_resume_after_sigkill_finishes_without_duplicates(tmp_path: Path) -> None:
+    # Slower epochs (more images, more epochs) leave time to kill the driver mid-search.
+    config = write_search_config(
+        tmp_path,
+        budget={"num_trials": 8, "time_budget_s": 900},
+        training={"epochs": 6},
+        scheduler={"max_t": 6},
+        checkpoint={"num_to_keep": 2},
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_dir = tmp_path / ".fracture-tune" / "runs" / "rs"
+    driver = subprocess.Popen(
+        search_command("--config", str(config), "--name", "rs", "--tracking-uri", uri, "--num-cpus", "2"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "driver.log").open("w"),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while len(_completed_trials(uri, run_dir)) < 2:
+            log = (tmp_path / "driver.log").read_text()[-3000:]
+            assert driver.poll() is None, f"the search ended before it could be interrupted:\n{log}"
+            assert time.monotonic() < deadline, "no two trials completed within 5 minutes"
+            time.sleep(1.0)
+        time.sleep(3.0)  # let Tune's periodic snapshot include them
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+        driver.wait(timeout=60)
+    before = _completed_trials(uri, run_dir)
+    assert 2 <= len(before) < 8
+    lines_before = _progress_lines(run_dir, list(before))
+    assert json.loads((run_dir / "search_record.json").read_text())["status"] == "running"
+
+    resumed = subprocess.run(
+        search_command("--resume", "rs", "--tracking-uri", uri, "--num-cpus", "2"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-5000:]
+
+    frame = pd.read_parquet(run_dir / "results.parquet")
+    assert len(frame) == 8 and set(frame["status"]) <= {"finished", "stopped"}
+    assert _progress_lines(run_dir, list(before)) == lines_before, "a finished trial was run again"
+    for trial_id, epochs in before.items():
+        assert int(frame.loc[frame["trial_id"] == trial_id, "epochs"].iloc[0]) == epochs
+
+    parent, children = child_runs(uri)
+    trial_ids = [run.data.tags["fracture_tune.trial_id"] for run in children]
+    assert len(children) == 8 and len(set(trial_ids)) == 8, "a trial appears twice in MLflow"
+    assert sorted(trial_ids) == sorted(frame["trial_id"])
+    for run in children:
+        steps = metric_steps(uri, run.info.run_id)
+        assert steps == list(range(1, len(steps) + 1)), f"duplicate or missing epochs in {run.info.run_name}"
+        assert run.info.status in ("FINISHED", "KILLED")
+    record = json.loads((run_dir / "search_record.json").read_text())
+    assert record["status"] == "finished" and record["parent_run_id"] == parent.info.run_id
+    # The Optuna study came back from the experiment folder: it holds all 8 trials, not only the new ones.
+    searcher_state = sorted(run_dir.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)[-1]
+    study = pickle.loads(searcher_state.read_bytes())["_ot_study"]
+    assert len(study.trials) == 8 and all(trial.value is not None for trial in study.trials)

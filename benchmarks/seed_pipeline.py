@@ -45,38 +45,39 @@ def _endless(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         yield from loader
 
 
-def seed_train_windows(model: nn.Module, loader: DataLoader, device: torch.device, *, lr: float,
-                       warmup_seconds: float, windows: int) -> tuple[int, list[float]]:
-    """Train with the seed's loop; returns (images per window, images/s of each timed window).
+class SeedTrainer:
+    """The seed's training loop, run in timed windows (so it can be interleaved with other pipelines)."""
 
-    The warm-up window runs for ``warmup_seconds``; its image count becomes the size of every timed
-    window, so the engine can be timed on the same amount of work.
-    """
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    criterion = nn.CrossEntropyLoss()
-    batches = _endless(loader)
+    def __init__(self, model: nn.Module, loader: DataLoader, device: torch.device, lr: float) -> None:
+        self.model = model.to(device).train()
+        self.device = device
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.criterion = nn.CrossEntropyLoss()
+        self.batches = _endless(loader)
 
-    def step() -> int:
-        images, labels = next(batches)
-        images, labels = images.to(device), labels.to(device)
-        optimizer.zero_grad()
-        outputs = model(images)
-        loss = criterion(outputs, labels)
+    def step(self) -> int:
+        images, labels = next(self.batches)
+        images, labels = images.to(self.device), labels.to(self.device)
+        self.optimizer.zero_grad()
+        outputs = self.model(images)
+        loss = self.criterion(outputs, labels)
         loss.backward()
-        optimizer.step()
-        running_loss = loss.item()  # the seed's per-step host sync
+        self.optimizer.step()
+        running_loss = loss.item()  # the seed's per-step host syncs
         correct = (outputs.argmax(1) == labels).sum().item()
         del running_loss, correct
         return int(labels.shape[0])
 
-    started, window_images = time.perf_counter(), 0
-    while time.perf_counter() - started < warmup_seconds:
-        window_images += step()
-    rates = []
-    for _ in range(windows):
-        started, done = time.perf_counter(), 0
-        while done < window_images:
-            done += step()
-        rates.append(done / (time.perf_counter() - started))
-    return window_images, rates
+    def warmup(self, seconds: float) -> int:
+        """Train for ``seconds``; returns the images seen (the size the timed windows then use)."""
+        started, seen = time.perf_counter(), 0
+        while time.perf_counter() - started < seconds:
+            seen += self.step()
+        return seen
+
+    def window(self, images: int) -> float:
+        """Train on at least ``images`` images; returns images/s."""
+        started, seen = time.perf_counter(), 0
+        while seen < images:
+            seen += self.step()
+        return seen / (time.perf_counter() - started)

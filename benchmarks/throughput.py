@@ -31,7 +31,7 @@ sys.path[:0] = [str(REPO_ROOT), str(Path(__file__).resolve().parent)]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from seed_pipeline import seed_loader, seed_train_windows  # noqa: E402
+from seed_pipeline import SeedTrainer, seed_loader  # noqa: E402
 
 from data.dataset import DatasetArrays  # noqa: E402
 from trainables.engine import fit  # noqa: E402
@@ -67,22 +67,38 @@ def decode_dataset(root: Path, image_size: int = 128) -> tuple[list[str], np.nda
     return [path for path, _ in folder.samples], images, labels, time.perf_counter() - started
 
 
+class EngineWindows:
+    """The engine trained one epoch (= one window) per call, resuming from its own snapshot in between."""
+
+    def __init__(self, case: dict[str, Any], arrays: DatasetArrays, window_images: int, device: str,
+                 threads: int, **overrides: Any) -> None:
+        self.config = {**case, "train_limit": min(window_images, len(arrays.labels)), "device": device,
+                       "num_threads": threads, **overrides}
+        self.arrays = arrays
+        self.state: dict[str, Any] | None = None
+
+    def window(self) -> float:
+        epochs = (self.state["epoch"] if self.state else 0) + 1
+        result = fit({**self.config, "epochs": epochs}, self.arrays, eval_split=None, resume_state=self.state)
+        self.state = result.snapshot()
+        return result.history[-1]["images_per_second"]
+
+
 def engine_rates(case: dict[str, Any], arrays: DatasetArrays, window_images: int, windows: int,
                  device: str, threads: int, **overrides: Any) -> list[float]:
+    """One uninterrupted run: epoch 1 is the warm-up, the next ``windows`` epochs are timed."""
     config = {**case, "epochs": windows + 1, "train_limit": min(window_images, len(arrays.labels)),
               "device": device, "num_threads": threads, **overrides}
     history = fit(config, arrays, eval_split=None).history
-    return [row["images_per_second"] for row in history[1:]]  # epoch 1 is the warm-up
+    return [row["images_per_second"] for row in history[1:]]
 
 
-def run_seed(case: dict[str, Any], root: Path, device: str, seconds: float,
-             windows: int) -> tuple[int, list[float]]:
+def seed_trainer(case: dict[str, Any], root: Path, device: str) -> SeedTrainer:
     torch.manual_seed(0)
     kwargs = {k: v for k, v in case.items() if k in ("c1", "c2", "c3", "dropout")}
     model = build_model(case["model"], input_size=128, **kwargs)
     loader = seed_loader(root, case["batch_size"], augment=case["aug_strength"] > 0)
-    return seed_train_windows(model, loader, torch.device(device), lr=case["lr"], warmup_seconds=seconds,
-                              windows=windows)
+    return SeedTrainer(model, loader, torch.device(device), lr=case["lr"])
 
 
 def packed_rates(case_name: str, arrays_file: Path, window_images: int, windows: int, device: str,
@@ -141,21 +157,42 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
           flush=True)
     rows = []
     for name in args.cases:
-        case = CASES[name]
-        window_images, seed_rates = run_seed(case, args.data, device, args.seconds, args.windows)
-        seed_median = statistics.median(seed_rates)
-        rows.append(row(name, "seed (ImageFolder + PIL, item() per step)", case["batch_size"], seed_rates,
-                        None))
-        print(_format(rows[-1]), flush=True)
-        for label, overrides in engine_variants(device, case):
-            rates = engine_rates(case, arrays, window_images, args.windows, device, threads, **overrides)
-            rows.append(row(name, label, overrides.get("batch_size", case["batch_size"]), rates, seed_median))
-            print(_format(rows[-1]), flush=True)
+        rows += _interleaved_rows(name, CASES[name], arrays, args, device, threads)
         if device == "cuda" and args.pack:
-            rows += _packed_rows(name, arrays, window_images, args, device, seed_median)
+            window_images = rows[-1]["window_images"]
+            rows += _packed_rows(name, arrays, window_images, args, device, rows[-1]["seed_median"])
     return {"command": " ".join([sys.executable, *sys.argv]), "machine": _machine(device, threads),
             "decode_seconds": decode_seconds, "images": len(files), "seconds": args.seconds,
             "windows": args.windows, "results": rows}
+
+
+def _interleaved_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, args: argparse.Namespace,
+                     device: str, threads: int) -> list[dict[str, Any]]:
+    """Round-robin windows (seed, engine variants, seed, ...) so each pipeline sees the same machine load."""
+    seed = seed_trainer(case, args.data, device)
+    window_images = seed.warmup(args.seconds)
+    variants = engine_variants(device, case)
+    engines = [EngineWindows(case, arrays, window_images, device, threads, **o) for _, o in variants]
+    for engine in engines:
+        engine.window()  # warm-up epoch
+    rates: list[list[float]] = [[] for _ in range(len(engines) + 1)]
+    for _ in range(args.windows):
+        rates[0].append(seed.window(window_images))
+        for index, engine in enumerate(engines, start=1):
+            rates[index].append(engine.window())
+    seed_median = statistics.median(rates[0])
+    labels = ["seed (ImageFolder + PIL, item() per step)"] + [label for label, _ in variants]
+    batches = [case["batch_size"]] + [o.get("batch_size", case["batch_size"]) for _, o in variants]
+    rows = []
+    for label, batch, window_rates in zip(labels, batches, rates, strict=True):
+        result = row(name, label, batch, window_rates, seed_median if rows else None)
+        # Paired ratios (same round, same load) are steadier than a ratio of medians on a busy machine.
+        paired = [rate / seed_rate for rate, seed_rate in zip(window_rates, rates[0], strict=True)]
+        result["paired_ratio_median"] = statistics.median(paired)
+        result.update(window_images=window_images, seed_median=seed_median)
+        rows.append(result)
+        print(_format(result), flush=True)
+    return rows
 
 
 def _packed_rows(name: str, arrays: DatasetArrays, window_images: int, args: argparse.Namespace,
@@ -190,7 +227,8 @@ def _machine(device: str, threads: int) -> dict[str, Any]:
 def _format(result: dict[str, Any]) -> str:
     windows = ", ".join(f"{rate:.0f}" for rate in result["windows"])
     return (f"{result['case']:<10} {result['pipeline']:<44} b{result['batch_size']:<4} "
-            f"{result['images_per_second']:8.1f} img/s  x{result['ratio_to_seed']:.2f}  [{windows}]")
+            f"{result['images_per_second']:8.1f} img/s  x{result['ratio_to_seed']:.2f}"
+            f" (paired x{result.get('paired_ratio_median', result['ratio_to_seed']):.2f})  [{windows}]")
 
 
 def main() -> None:
@@ -202,7 +240,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "fracatlas")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the seed's warm-up window")
-    parser.add_argument("--windows", type=int, default=3, help="timed windows per pipeline (median)")
+    parser.add_argument("--windows", type=int, default=5, help="timed windows per pipeline (median, >= 3)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = available CPUs)")
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     parser.add_argument("--pack", type=int, nargs="*", default=[1, 2, 4],

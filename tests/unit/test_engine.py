@@ -148,3 +148,19 @@ def test_training_options_run_and_stay_finite(arrays: DatasetArrays) -> None:
     assert all(math.isfinite(v) for row in history for v in row.values())
     no_eval = fit({"model": "tiny_cnn", "epochs": 1}, arrays, eval_split=None).history
     assert "val_loss" not in no_eval[0] and "train_loss" in no_eval[0]
+
+
+def test_aug_factor_repeats_every_image_per_epoch() -> None:
+    from data.augment import SEED_AUGMENTATION
+    from trainables.config import TrainConfig
+    from trainables.models import build_model
+    from trainables.trainer import EpochTrainer
+
+    config = TrainConfig.from_flat({"model": "tiny_cnn", "aug_factor": 3, "batch_size": 10})
+    trainer = EpochTrainer(model=build_model("tiny_cnn"), config=config, device=torch.device("cpu"),
+                           images=torch.zeros(20, 1, 8, 8, dtype=torch.uint8), labels=np.zeros(20),
+                           augmentation=SEED_AUGMENTATION)
+    order = trainer._epoch_order()
+    assert sorted(order.tolist()) == sorted(list(range(20)) * 3)
+    assert order[:20].tolist() != sorted(order[:20].tolist())  # shuffled across the repeats
+    assert len(trainer.bounds) == 6

@@ -75,9 +75,12 @@ def generate_synthetic_images(config: ExperimentConfig) -> Path:
 
     dataset = config.dataset
     folder = (
-        Path(dataset.cache_root).parent / "synthetic" / f"n{dataset.synthetic_n}-seed{dataset.synthetic_seed}"
+        Path(dataset.cache_root).parent
+        / "synthetic"
+        / f"n{dataset.synthetic_n}-seed{dataset.synthetic_seed}-size{max(32, dataset.image_size)}"
     )
-    wanted = {"n": dataset.synthetic_n, "seed": dataset.synthetic_seed, "image_size": dataset.image_size}
+    size = max(32, dataset.image_size)  # generated at the training size: prepare then has nothing to shrink
+    wanted = {"n": dataset.synthetic_n, "seed": dataset.synthetic_seed, "size": size, "image_size": size}
     accepted = inspect.signature(generate_synthetic_dataset).parameters
     kwargs = {key: value for key, value in wanted.items() if key in accepted}
     result = generate_synthetic_dataset(folder, **kwargs)

@@ -104,6 +104,21 @@ def start_ray(options: SearchOptions) -> None:
         ray.init(num_cpus=options.num_cpus, include_dashboard=False, logging_config=logging_config)
 
 
+def check_local_gpus(config: ExperimentConfig, options: SearchOptions) -> None:
+    """Before Ray starts: a local search asking for GPUs this machine lacks fails now, not after setup."""
+    wanted = config.resources.gpus_per_trial
+    if options.address or wanted == 0:
+        return
+    import torch
+
+    available = torch.cuda.device_count()
+    if wanted > available:
+        raise FractureTuneError(
+            f"resources.gpus_per_trial={wanted:g} but this machine has {available} GPU(s)",
+            hint="--set resources.gpus_per_trial=0 for CPU, or --address a cluster with GPUs",
+        )
+
+
 def check_cluster_resources(config: ExperimentConfig) -> None:
     """A trial asking for more than any node has would wait forever; say so instead."""
     import ray

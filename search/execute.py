@@ -14,6 +14,7 @@ from search.config import ExperimentConfig, config_to_yaml
 from search.driver import (
     SearchOptions,
     check_cluster_resources,
+    check_local_gpus,
     load_resume_state,
     new_record,
     open_parent_run,
@@ -45,6 +46,7 @@ def run_search(config: ExperimentConfig, options: SearchOptions) -> int:
             f"a search named {options.name!r} already exists in {run_dir}",
             hint=f"continue it with --resume {options.name}, or choose another --name",
         )
+    check_local_gpus(config, options)
     prepared = prepare_search_dataset(config)
     parent = open_parent_run(config, options, prepared)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +162,7 @@ def sync_mlflow(options: SearchOptions) -> int:
     analysis = ExperimentAnalysis(str(options.run_dir))
     synced = 0
     for trial in analysis.trials:
-        frame = analysis.trial_dataframes.get(str(trial.path))
+        frame = analysis.trial_dataframes.get(trial.trial_id)
         config_values = dict(trial.config)
         for _, row in frame.iterrows() if frame is not None else []:
             trial_logger.log_result(trial.trial_id, config_values, row.to_dict())
@@ -174,5 +176,10 @@ def sync_mlflow(options: SearchOptions) -> int:
         elif trial.status == "TERMINATED":
             trial_logger.finish(trial.trial_id, config_values, epochs)
         synced += 1
+    # Reopening the parent set it RUNNING; put back what the search itself ended with.
+    ended = (
+        "FINISHED" if record.status == "finished" else ("FAILED" if record.status == "failed" else "KILLED")
+    )
+    parent.finish(ended, {}, {})
     print(f"synced {synced} trials of {options.name} into MLflow run {parent.run_id}", flush=True)
     return 0

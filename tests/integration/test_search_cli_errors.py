@@ -11,6 +11,7 @@ import yaml
 from search_fixtures import search_command
 
 pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_bad_key_exits_2_naming_the_key_without_starting_ray(tmp_path: Path) -> None:
@@ -51,3 +52,19 @@ def test_resume_of_unknown_search_exits_2(tmp_path: Path) -> None:
         search_command("--resume", "nope"), cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 2 and "no search named 'nope'" in done.stderr
+
+
+def test_gpu_config_on_a_cpu_machine_exits_2(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.device_count() >= 1:
+        pytest.skip("this machine has a GPU")
+    done = subprocess.run(
+        search_command("--config", str(REPO / "configs" / "gpu.yaml"), "--name", "g"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "resources.gpus_per_trial=0.25" in done.stderr
+    assert not (tmp_path / ".fracture-tune").exists()

@@ -104,3 +104,19 @@ def test_show_prints_the_summary_again(finished_search: dict) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert "8 trials:" in shown.stdout and "best trial" in shown.stdout
+
+
+def test_sync_mlflow_backfill_is_idempotent(finished_search: dict) -> None:
+    _, before = child_runs(finished_search["uri"])
+    synced = subprocess.run(
+        search_command("sync-mlflow", "it", "--tracking-uri", finished_search["uri"]),
+        cwd=finished_search["tmp"], capture_output=True, text=True, timeout=300,
+    )
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    parent, after = child_runs(finished_search["uri"])
+    assert parent.info.status == "FINISHED"
+    status = {run.info.run_id: run.info.status for run in before}
+    assert {run.info.run_id: run.info.status for run in after} == status
+    for run in after:
+        steps = metric_steps(finished_search["uri"], run.info.run_id)
+        assert steps == list(range(1, int(run.data.tags["epochs_completed"]) + 1))

@@ -140,7 +140,16 @@ def test_second_retrain_moves_champion_only_if_better(retrained: dict[str, Any])
     from mlflow import MlflowClient
 
     first_auroc = retrained["report"]["optimized"]["test"]["auroc"]["value"]
-    argv = [*retrained["argv"], "--no-baseline", "--epochs", "2", "--out", str(retrained["tmp"] / "second")]
+    argv = [
+        *retrained["argv"],
+        "--no-baseline",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--out",
+        str(retrained["tmp"] / "second"),
+    ]
     assert main(argv) == 0
     second = json.loads((retrained["tmp"] / "second" / "report.json").read_text())
     client = MlflowClient(tracking_uri=retrained["uri"])
@@ -150,6 +159,10 @@ def test_second_retrain_moves_champion_only_if_better(retrained: dict[str, Any])
     champion = str(client.get_model_version_by_alias("fracture-classifier", "champion").version)
     assert champion == ("2" if better else "1")
     assert second["registry"]["champion"] is better
+    # Two seeds: the trial's own (3) is the registered one; the spread covers both.
+    assert second["seeds"]["seeds"] == [3, 4] and second["config"]["seed"] == 3
+    auroc_spread = second["seeds"]["spread"]["auroc"]
+    assert auroc_spread["min"] <= second["optimized"]["test"]["auroc"]["value"] <= auroc_spread["max"]
 
 
 def test_mismatched_split_hash_names_both_hashes(

@@ -114,8 +114,7 @@ def load_prepared(cache_dir: str | os.PathLike[str]) -> PreparedDataset:
         raise FractureTuneError(
             f"{str(root)!r} is not a prepared dataset "
             f"(no {META_FILE}: missing, incomplete or still being built)",
-            hint="prepare it first: fracture-tune data prepare SRC --out "
-            f"{root.parent if root.name else root}  (then pass the <out>/<key> folder it prints)",
+            hint=_missing_cache_hint(root),
         )
     meta = json.loads((root / META_FILE).read_text(encoding="utf-8"))
     if meta.get("format_version") != FORMAT_VERSION:
@@ -143,6 +142,17 @@ def load_prepared(cache_dir: str | os.PathLike[str]) -> PreparedDataset:
         source_paths=table.column("source_path").to_pylist(),
         source_sha256=table.column("sha256").to_pylist(),
         params=dict(meta["params"]),
+    )
+
+
+def _missing_cache_hint(root: Path) -> str:
+    inside = sorted(marker.parent for marker in root.glob(f"*/{META_FILE}")) if root.is_dir() else []
+    if inside:  # the user passed the cache root instead of one dataset in it
+        names = ", ".join(str(folder) for folder in inside[:5])
+        return f"it holds prepared datasets; pass one of them: {names}"
+    return (
+        "prepare it first: fracture-tune data prepare SRC --out "
+        f"{root.parent if root.name else root}  (then pass the <out>/<key> folder it prints)"
     )
 
 

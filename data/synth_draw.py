@@ -43,7 +43,7 @@ def _swelling(
     """Soft-tissue swelling around a break (a real radiographic sign), from absent to marked."""
     if break_at is None:
         return np.ones_like(along)
-    strength, reach = rng.uniform(0.1, 0.55), rng.uniform(0.08, 0.2) * scale
+    strength, reach = rng.uniform(0.15, 0.7), rng.uniform(0.08, 0.2) * scale
     return 1 + strength * np.exp(-(((along - break_at) / reach) ** 2))
 
 
@@ -97,8 +97,8 @@ def _bone_with_optional_break(
     position = rng.uniform(-0.45, 0.45) * scale * 0.6
     angle = rng.uniform(-0.9, 0.9)  # transverse to oblique
     signed = (along - position) * np.cos(angle) + across * np.sin(angle)
-    pixel = scale / 128.0  # break widths are set in pixels of a 128-px image, the default cache size
-    if kind < 0.2:  # hairline, often incomplete
+    pixel = scale / 96.0  # break widths are set so that most stay visible at a 64-128 px cache size
+    if kind < 0.15:  # hairline, often incomplete
         depth, width = rng.uniform(0.4, 0.75), rng.uniform(0.6, 1.4) * pixel
         reach = rng.uniform(-0.3, 0.6) * radius if rng.random() < 0.5 else 10 * radius
         extent = 1 / (1 + np.exp(-(reach - across * rng.choice([-1.0, 1.0])) / pixel))

@@ -36,6 +36,8 @@ def test_prepare_then_cache_hit_then_info(tmp_path: Path, capsys: pytest.Capture
     assert "classes: non_fractured 6, fractured 6" in info
     assert "rejected Fractured/broken.jpg: empty file (0 bytes)" in info
     assert info.count("train") == 1 and "test" in info
+    assert main(["data", "info", str(tmp_path / "cache")]) == 2  # the root, not a dataset in it
+    assert f"pass one of them: {cache_dir}" in capsys.readouterr().err
 
 
 def test_user_errors_print_error_and_hint_and_exit_2(

@@ -142,7 +142,8 @@ def open_parent_run(
     experiment_id = ensure_experiment(client, config.tracking.experiment_name, tracking_uri)
     parent = ParentRun.start(tracking_uri, experiment_id, options.name, existing_run_id)
     versions = library_versions()
-    params = {f"search.{key}": value for key, value in flat_config(config).items()}
+    shown = redacted_config(config)  # MLflow params and artifacts never carry a tracking password
+    params = {f"search.{key}": value for key, value in flat_config(shown).items()}
     tags = {
         "dataset_key": prepared.dataset.key,
         "split_hash": prepared.dataset.split_hash,
@@ -152,13 +153,22 @@ def open_parent_run(
         **{f"version.{name}": value for name, value in versions.items()},
     }
     artifacts = {
-        RESOLVED_CONFIG_FILE: config_to_yaml(config),
+        RESOLVED_CONFIG_FILE: config_to_yaml(shown),
         "search_space.txt": "\n".join(
             f"{k}: {v}" for k, v in space_summary(config.space.resolved_params()).items()
         ),
     }
     parent.log_setup(params, tags, artifacts)
     return parent
+
+
+def redacted_config(config: ExperimentConfig) -> ExperimentConfig:
+    """The config with ``tracking.tracking_uri``'s password (if any) replaced by ``***``."""
+    uri = config.tracking.tracking_uri
+    if not uri or redact_uri(uri) == uri:
+        return config
+    tracking = config.tracking.model_copy(update={"tracking_uri": redact_uri(uri)})
+    return config.model_copy(update={"tracking": tracking})
 
 
 def flat_config(config: ExperimentConfig) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import numpy as np
 from data.decode import RejectedImage, decode_image, printable_path
 from data.errors import FractureTuneError
 from search.evaluation import ConfusionCounts, MetricInterval, bootstrap_metrics, confusion_counts
-from search.registry import METADATA_FILE, WEIGHTS_FILE, resolve_tracking_uri
+from search.registry import METADATA_FILE, WEIGHTS_FILE, resolve_tracking_uri, sha256_of_file
 
 if TYPE_CHECKING:
     import torch
@@ -89,6 +89,24 @@ def _package_dir(model_ref: str, tracking_uri: str | None, scratch: Path) -> Pat
         ) from error
 
 
+def verify_recorded_hash(folder: Path) -> None:
+    """Refuse weights whose sha256 differs from what ``retrain`` recorded in ``report.json`` beside them."""
+    report = folder.parent / "report.json"
+    if not report.is_file():
+        return  # a downloaded or copied model folder: nothing recorded to compare with
+    try:
+        recorded = json.loads(report.read_text(encoding="utf-8"))["model"]["weights_sha256"]
+    except (ValueError, KeyError, TypeError):
+        return
+    weights = folder / "extra_files" / WEIGHTS_FILE
+    if recorded and weights.is_file() and sha256_of_file(weights) != recorded:
+        raise FractureTuneError(
+            f"{weights}: sha256 {sha256_of_file(weights)[:16]}... differs from {str(recorded)[:16]}... "
+            f"recorded by retrain in {report}",
+            hint="the model file changed after retrain: restore it or run `fracture-tune retrain` again",
+        )
+
+
 def load_classifier(model_ref: str, tracking_uri: str | None = None) -> LoadedClassifier:
     """Rebuild the eager model from a registry URI, a run URI or a local folder (CPU, eval mode)."""
     import torch
@@ -97,6 +115,7 @@ def load_classifier(model_ref: str, tracking_uri: str | None = None) -> LoadedCl
 
     with tempfile.TemporaryDirectory(prefix="fracture-tune-load-") as scratch:
         folder = _package_dir(model_ref, tracking_uri, Path(scratch))
+        verify_recorded_hash(folder)
         metadata = json.loads((folder / "extra_files" / METADATA_FILE).read_text(encoding="utf-8"))
         state = torch.load(folder / "extra_files" / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     model_kwargs = dict(metadata.get("model_kwargs", {}))

@@ -13,7 +13,7 @@ import re
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +40,22 @@ def resolve_tracking_uri(cli_value: str | None = None, config_value: str | None 
 
 
 def redact_uri(uri: str) -> str:
-    """Hide the password of ``scheme://user:password@host`` (and any ``password=`` query value)."""
+    """Hide the password of ``scheme://user:password@host`` (and any ``password=`` query value).
+
+    Edits the string in place rather than re-joining parsed parts: ``urlunsplit`` turns
+    ``sqlite:////abs/path`` into ``sqlite://abs/path`` (it drops the empty host), a different file.
+    """
     parts = urlsplit(uri)
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, host = netloc.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in credentials else netloc
-    query = re.sub(r"(password=)[^&]*", r"\1***", parts.query, flags=re.IGNORECASE)
-    if (netloc, query) == (parts.netloc, parts.query):
-        return uri  # untouched: urlunsplit would drop the empty host of sqlite:///path
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    redacted = uri
+    if "@" in parts.netloc:
+        credentials, host = parts.netloc.rsplit("@", 1)
+        if ":" in credentials:
+            user = credentials.split(":", 1)[0]
+            redacted = redacted.replace(parts.netloc, f"{user}:***@{host}", 1)
+    head, separator, tail = redacted.partition("?")
+    if separator:
+        redacted = head + separator + re.sub(r"(password=)[^&#]*", r"\1***", tail, flags=re.IGNORECASE)
+    return redacted
 
 
 def artifact_location_for(tracking_uri: str) -> str | None:

@@ -5,7 +5,8 @@ RandomAffine(degrees=10, translate=(0.05, 0.05), scale=(0.95, 1.05), shear=5) an
 RandomPerspective(distortion_scale=0.05, p=0.3). Here every random draw is one tensor for the whole
 batch (from a seeded ``torch.Generator`` on the batch's device), and affine + perspective are composed
 into one homography per image and applied with a single ``grid_sample``. Empty areas are filled with
-black (0), as torchvision's default fill.
+black (0), as torchvision's default fill. Unlike ColorJitter's random order, brightness is always applied
+before contrast; translations are continuous rather than whole pixels.
 
 Geometry convention: coordinates are in pixels, centred on the image centre, y pointing down; a positive
 angle rotates counter-clockwise as displayed (like ``torch.rot90`` and torchvision's ``rotate``).

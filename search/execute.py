@@ -23,7 +23,7 @@ from search.driver import (
 )
 from search.records import RESOLVED_CONFIG_FILE, SearchRecord, write_search_record
 from search.results import format_summary, write_results
-from search.tracking import ParentRun
+from search.tracking import ParentRun, bound_http_retries
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def run_search(config: ExperimentConfig, options: SearchOptions) -> int:
         )
     check_local_gpus(config, options)
     prepared = prepare_search_dataset(config)
+    bound_http_retries()
     parent = open_parent_run(config, options, prepared)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RESOLVED_CONFIG_FILE).write_text(config_to_yaml(config), encoding="utf-8")
@@ -83,6 +84,7 @@ def resume_search(options: SearchOptions) -> int:
             f"{prepared.dataset.split_hash} != {record.split_hash})",
             hint="resume needs the same data; start a new search instead",
         )
+    bound_http_retries()
     parent = open_parent_run(config, options, prepared, existing_run_id=record.parent_run_id)
     write_search_record(options.run_dir, replace(record, status="running"))
     print(f"resuming search {options.name} from {options.run_dir}", flush=True)
@@ -123,8 +125,10 @@ def finish_search(
     result_grid: Any, config: ExperimentConfig, run_dir: Path, parent: ParentRun
 ) -> tuple[Any, Any]:
     rows = trial_rows(result_grid, config)
+    # MLflow may be unreachable now: the results table and best_trial.json are written regardless.
     with parent.lock:
-        attach_mlflow_ids(rows, parent.client, parent.experiment_id, parent.run_id)
+        client, experiment_id, parent_run_id = parent.client, parent.experiment_id, parent.run_id
+        _mlflow_best_effort(run_dir, attach_mlflow_ids, rows, client, experiment_id, parent_run_id)
     frame = write_results(run_dir, rows)
     best = choose_best(rows, config, run_dir)
     tags = {"num_trials": str(len(rows))}
@@ -139,10 +143,22 @@ def finish_search(
             }
         )
         metrics[f"best_{config.metric}"] = best.metric_value
-    parent.finish("FINISHED" if best is not None else "FAILED", tags, metrics)
+    _mlflow_best_effort(run_dir, parent.finish, "FINISHED" if best is not None else "FAILED", tags, metrics)
     with parent.lock:
-        parent.client.log_artifact(parent.run_id, str(run_dir / "results.csv"))
+        _mlflow_best_effort(run_dir, parent.client.log_artifact, parent.run_id, str(run_dir / "results.csv"))
     return frame, best
+
+
+def _mlflow_best_effort(run_dir: Path, function: Any, *args: Any) -> None:
+    try:
+        function(*args)
+    except Exception as error:  # noqa: BLE001 - results on disk matter more than their MLflow copy
+        logger.warning(
+            "MLflow unreachable at the end of the search (%s); results on disk are complete: "
+            "backfill with `fracture-tune search sync-mlflow %s`",
+            str(error).splitlines()[0][:200],
+            run_dir.name,
+        )
 
 
 def sync_mlflow(options: SearchOptions) -> int:

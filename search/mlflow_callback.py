@@ -7,6 +7,7 @@ Child runs are found again by their trial-id tag before one is created, so a res
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from typing import Any
 
@@ -177,17 +178,81 @@ class TrialRunLogger:
         return status
 
 
-class MlflowTrialCallback(Callback):
-    """Tune → ``TrialRunLogger``. Logging failures are reported, never allowed to kill the search."""
+# While the tracking server is unreachable, queued updates are retried at most this often, so an outage
+# costs the search one bounded failed call (see ``bound_http_retries``) per interval, not one per result.
+RETRY_INTERVAL_S = 15.0
 
-    def __init__(self, trial_logger: TrialRunLogger) -> None:
+
+def is_transient(error: BaseException) -> bool:
+    """Server down, timed out or failing (5xx): worth retrying. A 4xx or a bug will fail again: drop it."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(error, MlflowException):
+        return error.get_http_status_code() >= 500
+    return isinstance(error, OSError | TimeoutError)
+
+
+class MlflowTrialCallback(Callback):
+    """Tune → ``TrialRunLogger``. Logging failures are reported, never allowed to kill the search.
+
+    Updates go through a queue, in order: when the server is unreachable they stay queued and are replayed
+    once it answers again (``TrialRunLogger`` skips epochs already logged, so replays never duplicate).
+    Whatever is still queued when the search ends is reported, with the ``sync-mlflow`` command that
+    backfills it from Tune's results on disk.
+    """
+
+    def __init__(self, trial_logger: TrialRunLogger, retry_interval_s: float = RETRY_INTERVAL_S) -> None:
         self.trial_logger = trial_logger
+        self.retry_interval_s = retry_interval_s
+        self.pending: list[tuple[str, Any, tuple[Any, ...], dict[str, Any]]] = []
+        self.next_attempt = 0.0
+        self.failed_attempts = 0
+
+    # Tune pickles callbacks with the Tuner: never carry queued updates into a resumed search.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"trial_logger": self.trial_logger, "retry_interval_s": self.retry_interval_s}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["trial_logger"], state["retry_interval_s"])  # type: ignore[misc]
 
     def _safely(self, action: str, function: Any, *args: Any, **kwargs: Any) -> None:
-        try:
-            function(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - tracking must not take the search down
-            logger.warning("MLflow %s failed:\n%s", action, traceback.format_exc())
+        self.pending.append((action, function, args, kwargs))
+        self.drain()
+
+    def drain(self, force: bool = False) -> None:
+        """Send queued updates in order; stop at the first transient failure and retry later."""
+        if not force and time.monotonic() < self.next_attempt:
+            return
+        was_failing = self.failed_attempts > 0
+        while self.pending:
+            action, function, args, kwargs = self.pending[0]
+            try:
+                function(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - tracking must not take the search down
+                if is_transient(error):
+                    self.failed_attempts += 1
+                    self.next_attempt = time.monotonic() + self.retry_interval_s
+                    logger.warning(
+                        "MLflow %s failed (%s); %d update(s) queued, retrying in %.0f s",
+                        action, str(error).splitlines()[0][:200], len(self.pending), self.retry_interval_s,
+                    )  # fmt: skip
+                    return
+                logger.warning("MLflow %s failed:\n%s", action, traceback.format_exc())
+            self.pending.pop(0)
+        if was_failing:
+            logger.warning("MLflow reachable again: queued updates logged (%d failed attempts)",
+                           self.failed_attempts)  # fmt: skip
+            self.failed_attempts = 0
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.drain(force=True)
+        if self.pending:
+            name = self.trial_logger.search_name
+            logger.warning(
+                "MLflow is missing %d update(s) of this search (server unreachable); Tune's results on "
+                "disk are complete: backfill with `fracture-tune search sync-mlflow %s`",
+                len(self.pending), name,
+            )  # fmt: skip
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._safely(

@@ -66,6 +66,18 @@ def artifact_location_for(tracking_uri: str) -> str | None:
     return None
 
 
+def bound_http_retries() -> None:
+    """Cap MLflow's HTTP retries for a search (the user's own settings win).
+
+    MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) stall a call for minutes while a server
+    is down — in Tune's event loop, that stalls every trial. The search's callback queues and replays
+    updates instead, so a call may fail fast.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
 def make_client(tracking_uri: str) -> Any:
     from mlflow.tracking import MlflowClient
 

@@ -88,3 +88,62 @@ def observe(request: pytest.FixtureRequest) -> Iterator[Observe]:
         row["test"] = f"{Path(str(node.fspath)).relative_to(REPO_ROOT)}::{node.name}"
         name = f"{node.name}-{index}.json".replace("/", "_")
         (target / name).write_text(json.dumps(row, indent=1, default=str), encoding="utf-8")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_mlflow_server(folder: Path, port: int, log_name: str = "server.log") -> subprocess.Popen[bytes]:
+    """``mlflow server`` on 127.0.0.1:port with its database in ``folder``; returns once /health answers."""
+    import urllib.request
+
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--default-artifact-root",
+            str(folder / "server-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / log_name).open("a"),
+        start_new_session=True,
+    )
+
+    def healthy() -> bool:
+        assert server.poll() is None, (folder / log_name).read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    wait_for(healthy, 180, "the mlflow server to answer /health", interval=1.0)
+    return server
+
+
+def stop_process_group(process: subprocess.Popen[Any], sig: int = 15) -> None:
+    """Signal the group this test started (start_new_session=True) and reap the leader."""
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.Signals(sig))
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)

@@ -92,7 +92,7 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path: Path, observe
 
     disk = _disk_per_trial(run_dir)
     observe(
-        fault=f"SIGKILL of a trial's Ray worker process after epoch {epochs_before} of {EPOCHS} (max_failures=2)",
+        fault=f"SIGKILL of a trial's Ray worker after epoch {epochs_before} of {EPOCHS} (max_failures=2)",
         observed=(
             f"trial {trial_id} restarted in a new worker, continued at epoch {epochs_before + 1}; "
             f"4/4 trials finished; 1 MLflow run for it with steps 1..{EPOCHS}, none twice"
@@ -104,7 +104,8 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path: Path, observe
         fault=f"disk use per trial ({EPOCHS} epochs, checkpoint.num_to_keep={KEEP})",
         observed=(
             f"{disk['bytes_per_trial'] / 1e6:.2f} MB per trial "
-            f"({disk['checkpoint_bytes_per_trial'] / 1e6:.2f} MB checkpoints, at most {disk['max_checkpoints']} of {EPOCHS} kept); "
+            f"({disk['checkpoint_bytes_per_trial'] / 1e6:.2f} MB checkpoints, "
+            f"at most {disk['max_checkpoints']} of {EPOCHS} kept); "
             f"{disk['run_dir_bytes'] / 1e6:.1f} MB for the whole run folder"
         ),
         **disk,
@@ -174,7 +175,8 @@ def test_trial_too_large_for_memory_fails_alone(tmp_path: Path, observe: Observe
     observe(
         fault=f"trial config too large for memory (input_size={HUGE_INPUT}: a ~640 GB dense layer)",
         observed=(
-            f"{int(huge.sum())} trial(s) FAILED alone, MLflow error tag `{reason.group(0) if reason else '?'}`; "
+            f"{int(huge.sum())} trial(s) FAILED alone, MLflow error tag "
+            f"`{reason.group(0) if reason else '?'}`; "
             f"{int((~huge).sum())} others finished; search exit 0 in {elapsed:.0f} s"
         ),
         failed_trials=int(huge.sum()),

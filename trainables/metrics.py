@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 log = logging.getLogger(__name__)
 
@@ -59,4 +58,8 @@ def _auroc(y: np.ndarray, p: np.ndarray, n_pos: int, n_neg: int) -> float:
     if n_pos == 0 or n_neg == 0:
         log.warning("AUROC is undefined on %d samples of a single class; reporting 0.5", y.size)
         return 0.5
+    # Imported here: the engine (e.g. benchmarks/throughput.py on a bare GPU box with only torch,
+    # torchvision, numpy and pillow) must import without scikit-learn when it evaluates nothing.
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y, p))

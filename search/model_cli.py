@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,13 @@ def run_predict_command(args: argparse.Namespace) -> int:
     if args.explain and good_rows:
         written = write_explanations(classifier, rows, images, good_rows, args.explain)
         print(f"wrote {len(written)} Grad-CAM overlays to {args.explain}")
-    return 0 if good_rows else 1
+    if not good_rows:
+        first = next((f"{row.path}: {row.reason}" for row in rows if row.reason), "no image files given")
+        print(f"error: none of the {len(rows)} file(s) could be read as an image ({first})", file=sys.stderr)
+        print("hint: pass PNG/JPEG/TIFF/BMP radiographs or folders of them; export PDF or DICOM pages "
+              "to PNG first", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
 
 
 def _add_evaluate(subparsers: argparse._SubParsersAction[Any]) -> None:

@@ -157,9 +157,14 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            found = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
             if not found:
                 log.warning("no image files (%s) under %s", ", ".join(sorted(IMAGE_SUFFIXES)), path)
+            skipped = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+            if skipped:  # said once, so a PDF in the folder is not silently ignored
+                log.warning("skipped %d non-image file(s) under %s: %s", len(skipped), path,
+                            ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))  # fmt: skip
             paths.extend(found)
         else:
             paths.append(path)

@@ -97,7 +97,7 @@ def _bone_with_optional_break(
     position = rng.uniform(-0.45, 0.45) * scale * 0.6
     angle = rng.uniform(-0.9, 0.9)  # transverse to oblique
     signed = (along - position) * np.cos(angle) + across * np.sin(angle)
-    pixel = scale / 96.0  # break widths are set so that most stay visible at a 64-128 px cache size
+    pixel = scale / 40.0  # break widths are set so that most stay visible at a 64 px cache size
     if kind < 0.15:  # hairline, often incomplete
         depth, width = rng.uniform(0.4, 0.75), rng.uniform(0.6, 1.4) * pixel
         reach = rng.uniform(-0.3, 0.6) * radius if rng.random() < 0.5 else 10 * radius

@@ -143,6 +143,9 @@ def reproduction_check(
     value = float(history[epoch - 1][trial.metric])
     low, high = trial.metric_range
     within = low <= value <= high
+    # Scoring above the trial's best is a reproduction too (longer schedule, more data); only a result
+    # worse than everything the trial showed means the selected config did not reproduce (ray#43900).
+    better = value > high if trial.mode == "max" else value < low
     check = {
         "checked": True,
         "metric": trial.metric,
@@ -151,10 +154,16 @@ def reproduction_check(
         "trial_range": [low, high],
         "trial_value": trial.metric_value,
         "within_range": within,
+        "reproduced": within or better,
     }
-    if not within:
+    if better:
+        check["note"] = (
+            f"retrained {trial.metric} at epoch {epoch} is {value:.4f}, better than the trial's range "
+            f"[{low:.4f}, {high:.4f}]: the configuration reproduced"
+        )
+    elif not within:
         check["warning"] = (
-            f"reproduction: retrained {trial.metric} at epoch {epoch} is {value:.4f}, outside the trial's "
+            f"reproduction: retrained {trial.metric} at epoch {epoch} is {value:.4f}, worse than the trial's "
             f"range [{low:.4f}, {high:.4f}] over its {trial.epochs_run} epochs (selected value "
             f"{trial.metric_value:.4f}). Differences: full train split, "
             f"a {history[-1]['epoch']:.0f}-epoch "

@@ -180,7 +180,12 @@ def _markdown_extras(report: dict[str, Any]) -> list[str]:
     check = report["reproduction"]
     if check.get("checked"):
         low, high = check["trial_range"]
-        verdict = "within" if check["within_range"] else "**outside**"
+        if check["within_range"]:
+            verdict = "within"
+        elif check.get("reproduced"):
+            verdict = "better than"
+        else:
+            verdict = "**worse than**"
         lines.append(
             f"{check['metric']} at epoch {check['epoch']}: retrained {check['retrained_value']:.4f}, "
             f"{verdict} the trial's range [{low:.4f}, {high:.4f}]."

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import REPO_ROOT, Observe, cli_env, fracture_tune, stop_process_group, wait_for
+from conftest import Observe, cli_env, fracture_tune, stop_process_group, wait_for
 from search_fixtures import write_search_config
 
 from cluster.processes import session_members
@@ -71,19 +72,43 @@ def _unauthenticated_status(url: str) -> int:
         return int(error.code)
 
 
+def _client_call_without_token(host: str, port: int) -> str:
+    """gRPC status of a Ray Client call that carries no token ("OK" if the server answered it)."""
+    import grpc
+    from ray.core.generated import ray_client_pb2, ray_client_pb2_grpc
+
+    host = host.removeprefix("::ffff:")
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        stub = ray_client_pb2_grpc.RayletDriverStub(channel)
+        request = ray_client_pb2.ClusterInfoRequest(type=ray_client_pb2.ClusterInfoType.PING)  # type: ignore[attr-defined]
+        try:
+            stub.ClusterInfo(request, timeout=20)
+        except grpc.RpcError as error:
+            return str(error.code().name)
+    return "OK"
+
+
 def _check_security_defaults(state: ClusterState) -> dict[str, Any]:
-    loopback = {"127.0.0.1"}
-    services = {"dashboard": state.dashboard_url, "client": state.client_address}
-    services["mlflow"] = state.tracking_uri or ""
-    binds = {name: _listening_hosts(_port(address)) for name, address in services.items()}
-    for name, hosts in binds.items():
-        assert hosts and hosts <= loopback, f"{name} listens on {hosts}"
+    """Dashboard and MLflow: loopback only. Ray Client and GCS: Ray binds them to the node's IP as well
+    (``ray start`` resolves 127.0.0.1 to it), so there the cluster's token is what keeps strangers out."""
+    loopback = {"127.0.0.1", "::ffff:127.0.0.1"}
+    binds = {
+        "dashboard": _listening_hosts(_port(state.dashboard_url)),
+        "mlflow": _listening_hosts(_port(state.tracking_uri or "")),
+        "client": _listening_hosts(_port(state.client_address)),
+        "gcs": _listening_hosts(_port(state.gcs_address)),
+    }
+    for name in ("dashboard", "mlflow"):
+        assert binds[name] and binds[name] <= loopback, f"{name} listens on {binds[name]}"
     status = _unauthenticated_status(state.dashboard_url)
     assert state.auth_enabled and status in (401, 403), f"Jobs API without a token answered {status}"
+    exposed = sorted(binds["client"] - loopback) or ["127.0.0.1"]
+    client_status = _client_call_without_token(exposed[0], _port(state.client_address))
+    assert client_status == "UNAUTHENTICATED", f"Ray Client on {exposed[0]} without a token: {client_status}"
     return {
         "binds": {name: sorted(hosts) for name, hosts in binds.items()},
-        "gcs_binds": sorted(_listening_hosts(_port(state.gcs_address))),
         "no_token_status": status,
+        "client_no_token": f"{exposed[0]}: {client_status}",
     }
 
 
@@ -117,12 +142,15 @@ def test_search_survives_losing_a_worker_node(
         max_failures=2,
         tracking={"experiment_name": "node-loss"},
     )
+    job_dir = tmp_path / "job"  # what the job uploads: the config only (the data path is absolute)
+    job_dir.mkdir()
+    shutil.copy(config, job_dir / "search.yaml")
     storage = tmp_path / "runs"
     run_dir = storage / "nl"
     submit = subprocess.Popen(
         [sys.executable, "-m", "search.cli", "submit", "--cluster-dir", str(cluster_dir), "--working-dir",
-         str(REPO_ROOT), "--", "search", "--config", str(config), "--name", "nl", "--storage", str(storage)],
-        cwd=tmp_path, env=cli_env(), stdout=(tmp_path / "submit.out").open("w"),
+         str(job_dir), "--", "search", "--config", "search.yaml", "--name", "nl", "--storage", str(storage)],
+        cwd=job_dir, env=cli_env(), stdout=(tmp_path / "submit.out").open("w"),
         stderr=(tmp_path / "submit.err").open("w"), start_new_session=True,
     )  # fmt: skip
     try:
@@ -146,8 +174,12 @@ def test_search_survives_losing_a_worker_node(
     row = frame.loc[frame["trial_id"] == trial_id].iloc[0]
     assert row["node_id"] == head_node, "the lost node's trial did not finish on the remaining node"
     assert int(row["epochs"]) == EPOCHS
-    status = fracture_tune("cluster", "status", "--cluster-dir", str(cluster_dir), cwd=tmp_path)
-    assert status.stdout.count(" ALIVE ") == 1 and " DEAD " in status.stdout, status.stdout
+
+    def node_marked_dead() -> bool:  # Ray's GCS declares a node dead after missed health checks
+        status = fracture_tune("cluster", "status", "--cluster-dir", str(cluster_dir), cwd=tmp_path)
+        return status.stdout.count(" ALIVE ") == 1 and " DEAD " in status.stdout
+
+    wait_for(node_marked_dead, 180, "`cluster status` to show the worker DEAD", interval=5.0)
     children = _child_runs(state.tracking_uri or "", "node-loss")
     assert sorted(children) == sorted(frame["trial_id"]), "MLflow does not hold one run per trial"
     observe(
@@ -162,9 +194,10 @@ def test_search_survives_losing_a_worker_node(
     observe(
         fault="network exposure of a `cluster up` cluster (default flags)",
         observed=(
-            f"dashboard/Jobs API, Ray Client and MLflow listen on 127.0.0.1 only; Jobs API without the token "
-            f"→ HTTP {security['no_token_status']}; GCS listens on {', '.join(security['gcs_binds'])} "
-            "(token auth on)"
+            f"dashboard/Jobs API and MLflow listen on 127.0.0.1 only; Jobs API without the token → HTTP "
+            f"{security['no_token_status']}; Ray Client listens on {', '.join(security['binds']['client'])} "
+            f"(Ray binds the node IP), a call without the token → {security['client_no_token']}; "
+            f"GCS on {', '.join(security['binds']['gcs'])} (token auth on)"
         ),
         **security,
     )

@@ -77,7 +77,6 @@ def _client_call_without_token(host: str, port: int) -> str:
     import grpc
     from ray.core.generated import ray_client_pb2, ray_client_pb2_grpc
 
-    host = host.removeprefix("::ffff:")
     with grpc.insecure_channel(f"{host}:{port}") as channel:
         stub = ray_client_pb2_grpc.RayletDriverStub(channel)
         request = ray_client_pb2.ClusterInfoRequest(type=ray_client_pb2.ClusterInfoType.PING)  # type: ignore[attr-defined]
@@ -102,7 +101,7 @@ def _check_security_defaults(state: ClusterState) -> dict[str, Any]:
         assert binds[name] and binds[name] <= loopback, f"{name} listens on {binds[name]}"
     status = _unauthenticated_status(state.dashboard_url)
     assert state.auth_enabled and status in (401, 403), f"Jobs API without a token answered {status}"
-    exposed = sorted(binds["client"] - loopback) or ["127.0.0.1"]
+    exposed = sorted(host.removeprefix("::ffff:") for host in binds["client"] - loopback) or ["127.0.0.1"]
     client_status = _client_call_without_token(exposed[0], _port(state.client_address))
     assert client_status == "UNAUTHENTICATED", f"Ray Client on {exposed[0]} without a token: {client_status}"
     return {
@@ -197,7 +196,7 @@ def test_search_survives_losing_a_worker_node(
             f"dashboard/Jobs API and MLflow listen on 127.0.0.1 only; Jobs API without the token → HTTP "
             f"{security['no_token_status']}; Ray Client listens on {', '.join(security['binds']['client'])} "
             f"(Ray binds the node IP), a call without the token → {security['client_no_token']}; "
-            f"GCS on {', '.join(security['binds']['gcs'])} (token auth on)"
+            f"GCS on {', '.join(security['binds']['gcs'])} (all interfaces when *; token auth on)"
         ),
         **security,
     )

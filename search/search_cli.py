@@ -55,7 +55,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _options(args: argparse.Namespace, name: str) -> Any:
+    from cluster.auth import apply_local_cluster_auth
+    from cluster.state import DEFAULT_CLUSTER_DIR
     from search.driver import SearchOptions
+
+    # `--address` naming the cluster that `cluster up` started: use its token without an export line.
+    apply_local_cluster_auth(args.address, Path(DEFAULT_CLUSTER_DIR))
 
     return SearchOptions(
         name=name,

@@ -78,6 +78,10 @@ class ResourcesConfig(StrictModel):
     cpus_per_trial: float = Field(default=1.0, gt=0)
     gpus_per_trial: float = Field(default=0.0, ge=0)
     max_concurrent_trials: int = Field(default=2, ge=1)
+    # Run trials one after another in the same worker process instead of starting one per trial: saves the
+    # process start, torch import and cold first epoch (~3-5 s a trial on a 2-core CPU, more than a whole
+    # 1-epoch quickstart trial; benchmarks/overhead.py). Off by default until resume is tested with it.
+    reuse_actors: bool = False
 
     @field_validator("gpus_per_trial")
     @classmethod

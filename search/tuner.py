@@ -113,6 +113,9 @@ def build_tuner(
         max_concurrent_trials=config.resources.max_concurrent_trials,
         time_budget_s=config.budget.time_budget_s,
         trial_dirname_creator=short_trial_dirname,
+        # Every trial asks for the same resources and train_trial frees its model (and CUDA cache) when it
+        # ends, so an actor can run the next trial (resources.reuse_actors; see ResourcesConfig).
+        reuse_actors=config.resources.reuse_actors,
     )
     return tune.Tuner(
         build_trainable(config, arrays),

@@ -1,0 +1,251 @@
+"""Search efficiency: the seed's sequential Optuna protocol vs ``fracture-tune search``, side by side.
+
+    python benchmarks/search_efficiency.py --out bench/efficiency            # ~20-30 min on 2 cores
+    python benchmarks/search_efficiency.py --quick --out bench/efficiency    # ~5 min
+
+For each dataset (fracatlas at 64x64, the synthetic set), with the same trial budget, the same search
+space (the seed's, conv widths divided by ``--width-scale``), the same train slice (``--slice-images``
+images an epoch = distinct images x ``--aug-factor``), the same <= ``--val-limit`` validation images and
+the same objective (validation AUROC; accuracy reported too):
+
+(a) the seed: one process, sequential Optuna TPE + MedianPruner, 7-epoch trials, ImageFolder + PIL every
+    epoch (benchmarks/seed_protocol.py);
+(b) ``fracture-tune search``: OptunaSearch (TPE) + ASHA, 2 concurrent 1-thread trials, cached arrays,
+    the engine, ``resources.reuse_actors: true``; run as a subprocess and timed from before it starts
+    (Ray start-up and MLflow included).
+
+Each side's best configuration is then retrained identically (engine, full train split, same epochs and
+seed) and scored once on the test split. Prints the side-by-side table, writes results.json and an
+anytime curve (best validation metric vs wall time) PNG per dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+
+import numpy as np  # noqa: E402
+from search_runs import anytime_curve, run_search_cli, time_to_reach  # noqa: E402
+from seed_protocol import SEED_LR_RANGE, SeedProtocolSettings, run_seed_protocol, scaled_space  # noqa: E402
+
+from data.dataset import PreparedDataset  # noqa: E402
+from search.config import config_from_dict  # noqa: E402
+from search.driver import prepare_search_dataset  # noqa: E402
+from trainables.engine import fit, predict_proba  # noqa: E402
+from trainables.metrics import binary_metrics  # noqa: E402
+
+FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
+
+
+def search_config(dataset: dict[str, Any], settings: SeedProtocolSettings,
+                  concurrency: int) -> dict[str, Any]:
+    """The experiment YAML for side (b): the same space, slice, epochs, metric and trial budget."""
+    space: dict[str, Any] = {"lr": {"type": "float", "low": SEED_LR_RANGE[0], "high": SEED_LR_RANGE[1],
+                                    "log": True}}
+    space.update({key: {"type": "categorical", "choices": choices}
+                  for key, choices in scaled_space(settings.width_scale).items()})
+    return {
+        "dataset": dataset,
+        "training": {**fixed_training(settings), "epochs": settings.epochs,
+                     "train_limit": settings.train_limit, "val_limit": settings.val_limit, "num_threads": 1},
+        "space": {"params": space},
+        "searcher": {"seed": settings.seed, "n_startup_trials": max(4, 2 * concurrency)},
+        "scheduler": {"grace_period": 1, "max_t": settings.epochs, "reduction_factor": 2},
+        "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0, "max_concurrent_trials": concurrency,
+                      "reuse_actors": True},  # opt-in: a worker process runs trial after trial
+        "budget": {"num_trials": settings.trials},
+        "checkpoint": {"num_to_keep": settings.epochs},
+        "metric": settings.metric,
+        "best_trial": {"scope": "best_epoch", "min_epochs": 1},  # as the seed: best epoch of any trial
+        "tracking": {"experiment_name": "bench-search-efficiency"},
+    }
+
+
+def fixed_training(settings: SeedProtocolSettings) -> dict[str, Any]:
+    return {"model": "tunable_cnn", "input_size": settings.image_size, "aug_strength": 1.0,
+            "aug_factor": settings.aug_factor, "optimizer": "adam", "schedule": "constant", "device": "cpu",
+            "seed": settings.seed}
+
+
+def dataset_sections(name: str, image_size: int, synthetic_n: int) -> dict[str, Any]:
+    if name == "fracatlas":
+        return {"path": str(FRACATLAS), "image_size": image_size}
+    return {"path": "synthetic", "synthetic_n": synthetic_n, "image_size": image_size, "val_fraction": 0.2,
+            "test_fraction": 0.15}
+
+
+def retrain_and_test(params: dict[str, Any], dataset: PreparedDataset, settings: SeedProtocolSettings,
+                     epochs: int) -> dict[str, float]:
+    """The same retrain for both sides: engine, full train split, fixed seed, scored once on test."""
+    keys = ("lr", "dropout", "c1", "c2", "c3", "batch_size")
+    config = {**fixed_training(settings), **{k: params[k] for k in keys}, "epochs": epochs,
+              "aug_factor": 1, "num_threads": 0}
+    started = time.perf_counter()
+    result = fit(config, dataset.arrays, eval_split=None)
+    test_rows = dataset.arrays.indices("test")
+    probabilities = predict_proba(result.model, dataset.arrays.images[test_rows], result.config)
+    metrics = binary_metrics(dataset.arrays.labels[test_rows], probabilities)
+    return {"test_auroc": metrics["auroc"], "test_accuracy": metrics["accuracy"],
+            "retrain_seconds": time.perf_counter() - started}
+
+
+def compare(name: str, args: argparse.Namespace, settings: SeedProtocolSettings,
+            scratch: Path) -> dict[str, Any]:
+    sections = dataset_sections(name, settings.image_size, args.synthetic_n)
+    config = search_config(sections, settings, args.concurrency)
+    prepared = prepare_search_dataset(config_from_dict(config))  # cached before either side is timed
+    dataset = prepared.dataset
+    print(f"[{name}] {dataset.arrays.images.shape[0]} images, key {dataset.key}; seed protocol: "
+          f"{settings.trials} trials ...", flush=True)
+    seed = run_seed_protocol(dataset, settings)
+    print(f"[{name}] seed protocol {seed.wall_seconds:.0f} s {seed.counts()}; load {os.getloadavg()[0]:.1f}; "
+          "fracture-tune search ...", flush=True)
+    search = run_search_cli(config, f"eff-{name}", scratch, num_cpus=args.concurrency)
+    if search.returncode != 0 or not search.trials:
+        raise RuntimeError(f"fracture-tune search failed ({search.returncode}):\n{search.output_tail}")
+    metric = settings.metric
+    seed_best, search_best = seed.best_trial(), search.best_trial(metric)
+    seed_curve = anytime_curve([(e["elapsed_s"], e[metric]) for t in seed.trials for e in t.epochs])
+    search_curve = anytime_curve([(e["elapsed_s"], e[metric]) for t in search.trials for e in t.epochs])
+    seed_final = seed_best.best(metric)
+    reach = time_to_reach(search_curve, seed_final)
+    return {
+        "dataset": name, "dataset_key": dataset.key, "images": int(dataset.arrays.images.shape[0]),
+        "load_average_after": os.getloadavg(),
+        "seed": side_summary(seed.wall_seconds, seed_best.params, seed_best.epochs, seed.counts(), seed_curve,
+                             retrain_and_test(seed_best.params, dataset, settings, args.retrain_epochs)),
+        "search": side_summary(search.wall_seconds, search_best.config, search_best.epochs,
+                               search_counts(search.trials, settings.epochs), search_curve,
+                               retrain_and_test(search_best.config, dataset, settings, args.retrain_epochs)),
+        "search_seconds_to_seed_best": reach,
+        "ratio_search_time_to_seed_best_over_seed_wall": reach / seed.wall_seconds if reach else None,
+        "ratio_wall": search.wall_seconds / seed.wall_seconds,
+    }
+
+
+def side_summary(wall: float, config: dict[str, Any], epochs: list[dict[str, float]], counts: dict[str, int],
+                 curve: list[tuple[float, float]], test: dict[str, float]) -> dict[str, Any]:
+    best_row = max(epochs, key=lambda row: row["val_auroc"])
+    params = {k: config[k] for k in ("lr", "dropout", "c1", "c2", "c3", "batch_size")}
+    return {"wall_seconds": wall, "best_config": params, "best_val_auroc": best_row["val_auroc"],
+            "best_val_accuracy": max(row["val_accuracy"] for row in epochs),
+            "val_accuracy_at_best_auroc": best_row["val_accuracy"], "trials": counts,
+            "anytime_curve": curve, **test}
+
+
+def search_counts(trials: list[Any], max_epochs: int) -> dict[str, int]:
+    completed = sum(1 for trial in trials if len(trial.epochs) >= max_epochs)
+    return {"COMPLETE": completed, "STOPPED_BY_ASHA": len(trials) - completed}
+
+
+def plot_curves(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for side, label in (("seed", "seed: sequential Optuna + MedianPruner"),
+                        ("search", "fracture-tune search: TPE + ASHA, 2 concurrent")):
+        curve = result[side]["anytime_curve"]
+        times = [t for t, _ in curve] + [result[side]["wall_seconds"]]
+        values = [v for _, v in curve] + [curve[-1][1]]
+        axes.step(times, values, where="post", label=f"{label} (end {result[side]['wall_seconds']:.0f} s)")
+    axes.axhline(result["seed"]["best_val_auroc"], color="grey", linestyle=":", linewidth=1)
+    axes.set_xlabel("wall time (s)")
+    axes.set_ylabel("best validation AUROC so far")
+    axes.set_title(f"Anytime curve, {result['dataset']} ({result['images']} images)")
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    seed, search = result["seed"], result["search"]
+    rows = [("wall time (s)", "wall_seconds", ".0f"), ("best val AUROC", "best_val_auroc", ".4f"),
+            ("best val accuracy", "best_val_accuracy", ".4f"),
+            ("test AUROC (retrained)", "test_auroc", ".4f"),
+            ("test accuracy (retrained)", "test_accuracy", ".4f")]
+    lines = [f"== {result['dataset']} ==", f"{'':28} {'seed protocol':>16} {'fracture-tune':>16}"]
+    lines += [f"{label:28} {seed[key]:>16{spec}} {search[key]:>16{spec}}" for label, key, spec in rows]
+    lines.append(f"{'trials':28} {_counts(seed['trials']):>16} {_counts(search['trials']):>16}")
+    reach = result["search_seconds_to_seed_best"]
+    ratio = result["ratio_search_time_to_seed_best_over_seed_wall"]
+    lines.append("search time to the seed's best val AUROC: "
+                 + (f"{reach:.0f} s = {ratio:.3f} x the seed's wall time" if reach else "not reached"))
+    return "\n".join(lines)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return "/".join(str(value) for value in counts.values()) + " " + "/".join(k[:4].lower() for k in counts)
+
+
+def settings_from(args: argparse.Namespace) -> SeedProtocolSettings:
+    return SeedProtocolSettings(trials=args.trials, epochs=args.epochs, slice_images=args.slice_images,
+                                aug_factor=args.aug_factor, val_limit=args.val_limit,
+                                image_size=args.image_size,
+                                width_scale=args.width_scale, seed=args.seed)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="synthetic only, 4 trials, 200-image slice, 100 validation images")
+    parser.add_argument("--datasets", nargs="+", choices=("fracatlas", "synthetic"),
+                        default=["fracatlas", "synthetic"])
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=7)
+    parser.add_argument("--slice-images", type=int, default=400)
+    parser.add_argument("--aug-factor", type=int, default=10)
+    parser.add_argument("--val-limit", type=int, default=150)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--width-scale", type=int, default=2)
+    parser.add_argument("--synthetic-n", type=int, default=600)
+    parser.add_argument("--retrain-epochs", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("bench/search_efficiency"))
+    args = parser.parse_args()
+    if args.quick:
+        args.datasets, args.trials, args.slice_images, args.retrain_epochs = ["synthetic"], 4, 200, 3
+        args.val_limit = 100
+    return args
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    args = parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = settings_from(args)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-efficiency-") as scratch:
+        for name in args.datasets:
+            result = compare(name, args, settings, Path(scratch))
+            plot_curves(result, args.out / f"anytime_{name}.png")
+            print(format_table(result), flush=True)
+            results.append(result)
+    report = {"command": " ".join([sys.executable, *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0))},
+              "settings": vars(settings) | {"retrain_epochs": args.retrain_epochs}, "results": results}
+    (args.out / "results.json").write_text(json.dumps(report, indent=2, default=_json_default))
+    print(f"wrote {args.out / 'results.json'} and anytime_*.png", flush=True)
+
+
+def _json_default(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
+if __name__ == "__main__":
+    main()

@@ -182,3 +182,37 @@ def test_trial_too_large_for_memory_fails_alone(tmp_path: Path, observe: Observe
         failed_trials=int(huge.sum()),
         finished_trials=int((~huge).sum()),
     )
+
+
+def test_search_where_every_trial_fails_leaves_no_best_trial(tmp_path: Path, observe: Observe) -> None:
+    config = write_search_config(
+        tmp_path,
+        budget={"num_trials": 2, "time_budget_s": 600},
+        training={"epochs": 1, "input_size": HUGE_INPUT},
+        scheduler={"max_t": 1, "grace_period": 1},
+        searcher={"seed": 0, "n_startup_trials": 2, "points_to_evaluate": []},
+        max_failures=0,
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = fracture_tune(
+        "search", "--config", str(config), "--name", "dead", "--tracking-uri", uri, "--num-cpus", "2",
+        cwd=tmp_path,
+    )  # fmt: skip
+    run_dir = tmp_path / ".fracture-tune" / "runs" / "dead"
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not (run_dir / "best_trial.json").exists(), "a failed search left a best_trial.json"
+    assert json.loads((run_dir / "search_record.json").read_text())["status"] == "failed"
+    frame = pd.read_parquet(run_dir / "results.parquet")
+    assert len(frame) == 2 and set(frame["status"]) == {"error"}
+    parent, children = child_runs(uri)
+    assert parent.info.status == "FAILED" and {run.info.status for run in children} == {"FAILED"}
+    retrain = fracture_tune("retrain", "--search", "dead", "--tracking-uri", uri, cwd=tmp_path)
+    assert retrain.returncode == 2 and "best_trial.json" in retrain.stderr, retrain.stderr[-2000:]
+    observe(
+        fault="a search in which every trial fails (each too large for memory)",
+        observed=(
+            "search exit 1; search_record.json status=failed, no best_trial.json; "
+            "results.parquet 2/2 `error`; "
+            "MLflow parent and children FAILED; `retrain --search` then exits 2 naming best_trial.json"
+        ),
+    )

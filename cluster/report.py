@@ -27,10 +27,11 @@ def print_up(state: ClusterState, cluster_dir: Path) -> None:
         f"  fracture-tune submit --address {state.dashboard_url} -- "
         f"search --config configs/quickstart.yaml{tracking}"
     )
-    print("or drive it from this shell (Ray Client / direct connection need the token in the environment):")
-    if state.auth_enabled:
-        print(f"  export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={state.token_path}")
+    print("or drive it from this shell (run from this folder, `search --address` finds the token itself):")
     print(f"  fracture-tune search --config configs/quickstart.yaml --address {state.gcs_address}{tracking}")
+    if state.auth_enabled:
+        print("other Ray clients (`ray`, your own Python) need the token in the environment:")
+        print(f"  export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={state.token_path}")
     print("stop it: fracture-tune cluster down")
 
 

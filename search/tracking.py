@@ -83,6 +83,9 @@ def make_client(tracking_uri: str) -> Any:
 
     # A leaked MLFLOW_RUN_ID would be picked up as the active run by anything fluent (mlflow#15713).
     os.environ.pop("MLFLOW_RUN_ID", None)
+    # With an http(s) server MLflow prints a "View run … at: URL" line per ended run: one per trial
+    # drowns the progress lines; the parent's URL is printed once by the search.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     return MlflowClient(tracking_uri=tracking_uri)
 
 

@@ -106,7 +106,8 @@ def test_empty_or_one_class_dataset_fails_before_any_run_folder(
                          cwd=tmp_path)  # fmt: skip
     error = _assert_clean_failure(done, str(images), "non_fractured")
     assert not (tmp_path / ".fracture-tune" / "runs" / "d").exists()
-    observe(fault=f"{kind} dataset folder", observed=f"exit 2, `{error[:100]}...`; no run folder")
+    shown = error.replace(str(tmp_path), "…")
+    observe(fault=f"{kind} dataset folder", observed=f"exit 2, `{shown[:120]}...`; no run folder")
 
 
 @pytest.mark.parametrize(
@@ -144,7 +145,8 @@ def test_retrain_without_a_best_trial_or_dataset(tmp_path: Path, observe: Observ
     assert not (searched["run_dir"] / "retrain").exists()
     observe(
         fault="retrain of a search with no best trial / an unknown search",
-        observed=f"exit 2: `{no_best[:90]}...`; `{unknown[:70]}...`; no retrain folder",
+        observed=f"exit 2: `{no_best.replace(str(tmp_path), '…')}`; `{unknown.replace(str(tmp_path), '…')}`; "
+        "no retrain folder",
     )
 
 
@@ -154,7 +156,8 @@ def test_registry_name_that_does_not_exist(workspace: dict[str, Any], observe: O
     done = fracture_tune("predict", "--model", "models:/no-such-model@champion", "--tracking-uri",
                          f"sqlite:///{root / 'mlflow.db'}", str(image), cwd=root)  # fmt: skip
     error = _assert_clean_failure(done, "no-such-model")
-    observe(fault="predict with a registry name that does not exist", observed=f"exit 2: `{error[:110]}`")
+    shown = error.replace(str(root), "…")
+    observe(fault="predict with a registry name that does not exist", observed=f"exit 2: `{shown}`")
 
 
 def test_predict_on_a_pdf_fails_naming_the_file(workspace: dict[str, Any], observe: Observe) -> None:
@@ -167,7 +170,8 @@ def test_predict_on_a_pdf_fails_naming_the_file(workspace: dict[str, Any], obser
     error = _assert_clean_failure(done, "scan.pdf", code=1)
     rows = pd.read_csv(root / "pdf.csv")
     assert list(rows["status"]) == ["rejected"]  # the table says so: no probability that looks valid
-    observe(fault="predict on a PDF", observed=f"exit 1: `{error}`; output table row status=rejected")
+    shown = error.replace(str(root), "…")
+    observe(fault="predict on a PDF", observed=f"exit 1: `{shown}`; output table row status=rejected")
 
 
 def test_predict_on_mixed_folder_and_sixteen_bit_png(workspace: dict[str, Any], observe: Observe) -> None:

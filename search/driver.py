@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,10 +138,20 @@ def check_cluster_resources(config: ExperimentConfig) -> None:
 def open_parent_run(
     config: ExperimentConfig, options: SearchOptions, prepared: Any, existing_run_id: str = ""
 ) -> ParentRun:
+    from mlflow.exceptions import MlflowException
+
     tracking_uri = resolve_tracking_uri(options.tracking_uri, config.tracking.tracking_uri)
-    client = make_client(tracking_uri)
-    experiment_id = ensure_experiment(client, config.tracking.experiment_name, tracking_uri)
-    parent = ParentRun.start(tracking_uri, experiment_id, options.name, existing_run_id)
+    try:
+        client = make_client(tracking_uri)
+        experiment_id = ensure_experiment(client, config.tracking.experiment_name, tracking_uri)
+        parent = ParentRun.start(tracking_uri, experiment_id, options.name, existing_run_id)
+    except (MlflowException, OSError) as error:  # before anything is written: fail with a clear line
+        raise FractureTuneError(
+            f"cannot reach MLflow at {redact_uri(tracking_uri)}: "
+            + re.sub(r"(//[^/:@\s]+):[^@/\s]+@", r"\1:***@", str(error).splitlines()[0][:300]),
+            hint="start the tracking server (or `fracture-tune cluster up`), or pass another --tracking-uri, "
+            "e.g. sqlite:///./mlflow.db",
+        ) from error
     versions = library_versions()
     shown = redacted_config(config)  # MLflow params and artifacts never carry a tracking password
     params = {f"search.{key}": value for key, value in flat_config(shown).items()}

@@ -203,3 +203,27 @@ def test_predict_on_mixed_folder_and_sixteen_bit_png(workspace: dict[str, Any], 
             "`skipped 2 non-image file(s) ...: notes.txt, scan.pdf` on stderr"
         ),
     )
+
+
+def test_unreachable_tracking_server_fails_fast_without_leaking_the_password(
+    tmp_path: Path, observe: Observe
+) -> None:
+    import time
+
+    from conftest import free_port
+
+    config = write_search_config(tmp_path)
+    uri = f"http://alice:hunter2@127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    done = fracture_tune(
+        "search", "--config", str(config), "--name", "u", "--tracking-uri", uri, cwd=tmp_path
+    )
+    elapsed = time.monotonic() - started
+    error = _assert_clean_failure(done, "cannot reach MLflow", "alice:***@127.0.0.1")
+    assert "hunter2" not in done.stdout + done.stderr
+    assert elapsed < 90, f"{elapsed:.0f} s: MLflow's default retries were not bounded"
+    assert not (tmp_path / ".fracture-tune" / "runs" / "u").exists()
+    observe(
+        fault="search with an unreachable MLflow server (URI with a password)",
+        observed=f"exit 2 after {elapsed:.0f} s: `{error[:75]}...`; password never printed; no run folder",
+    )

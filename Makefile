@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 # PYTHONDONTWRITEBYTECODE=1), so bytecode is compiled at install time and allowed at run time.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: venv demo test test-slow test-cluster lint typecheck clean bench
+.PHONY: venv demo test test-slow test-cluster lint typecheck clean bench reliability
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,17 @@ test-slow: venv
 
 test-cluster: venv
 	$(VENV)/bin/pytest -m "cluster" -q
+
+reliability: venv
+	$(PY) benchmarks/reliability_table.py
+
+# Each prints a side-by-side table; BENCHMARKS.md records the figures and the machine.
+bench: venv
+	$(PY) benchmarks/prepare.py --data ../shared/data/fracatlas --runs 3
+	$(PY) benchmarks/throughput.py --data ../shared/data/fracatlas --device auto
+	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/scaling.py
+	$(PY) benchmarks/search_efficiency.py --quick
 
 clean:
 	rm -rf .fracture-tune mlflow.db mlartifacts .pytest_cache .mypy_cache .ruff_cache

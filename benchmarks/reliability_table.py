@@ -27,6 +27,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTS = ["tests/reliability", "tests/integration/test_search_resume.py"]
 OUTPUT = REPO_ROOT / "docs" / "reliability.md"
+README = REPO_ROOT / "README.md"
+README_START, README_END = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
 # Rows in the order of issue 7's list: trial, driver, node, MLflow, disk/memory, input, security, load.
 FILE_ORDER = [
     "test_trial_faults.py", "test_search_resume.py", "test_node_loss.py", "test_mlflow_outage.py",
@@ -131,6 +133,18 @@ def render(rows: list[dict[str, Any]], results: dict[str, tuple[str, float]], wa
     return "\n".join(lines) + "\n"
 
 
+def update_readme(table: str, readme: Path = README) -> bool:
+    """Replace the README's reliability table (between the markers) with ``table``'s body."""
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        return False
+    body = table.split("\n", 2)[2].strip()  # drop the "# Reliability" heading
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    readme.write_text(f"{head}{README_START}\n{body}\n{README_END}{tail}", encoding="utf-8")
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -149,6 +163,8 @@ def main() -> int:
         results = outcomes(junit)
         text = render(table_rows(observations, results), results, wall_s)
     args.out.write_text(text, encoding="utf-8")
+    if args.out == OUTPUT and update_readme(text):
+        print(f"updated the Reliability table in {README}")
     print(text)
     print(f"wrote {args.out} ({wall_s / 60:.1f} min)")
     return returncode

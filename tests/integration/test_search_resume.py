@@ -100,6 +100,8 @@ def test_resume_after_sigkill_finishes_without_duplicates(tmp_path: Path) -> Non
     record = json.loads((run_dir / "search_record.json").read_text())
     assert record["status"] == "finished" and record["parent_run_id"] == parent.info.run_id
     # The Optuna study came back from the experiment folder: it holds all 8 trials, not only the new ones.
-    searcher_state = sorted(run_dir.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)[-1]
+    # Newest by name, as Ray's own restore picks it (`_load_newest_checkpoint`): the names carry each
+    # session's start time, while the final sync gives every file the same mtime to the microsecond.
+    searcher_state = max(run_dir.glob("searcher-state-*.pkl"))
     study = pickle.loads(searcher_state.read_bytes())["_ot_study"]
     assert len(study.trials) == 8 and all(trial.value is not None for trial in study.trials)

@@ -32,6 +32,23 @@ def _completed_trials(uri: str, run_dir: Path) -> dict[str, int]:
     }
 
 
+def _terminated_in_tune_snapshot(run_dir: Path) -> set[str]:
+    """Trials Tune's newest experiment snapshot records as TERMINATED: what a resume will not rerun.
+
+    Tune snapshots the experiment every >= 10 s ("auto" period), so a trial that finished just before
+    the driver died may still be RUNNING in the snapshot and resumes from its last checkpoint.
+    """
+    snapshots = sorted(run_dir.glob("experiment_state-*.json"))
+    if not snapshots:
+        return set()
+    try:
+        state = json.loads(snapshots[-1].read_text())
+    except (OSError, json.JSONDecodeError):
+        return set()  # being replaced right now
+    trials = [json.loads(entry[0] if isinstance(entry, list) else entry) for entry in state["trial_data"]]
+    return {trial["trial_id"] for trial in trials if trial["status"] == "TERMINATED"}
+
+
 def _progress_lines(run_dir: Path, trial_ids: list[str]) -> dict[str, int]:
     counts = {}
     for trial_id in trial_ids:
@@ -60,16 +77,18 @@ def test_resume_after_sigkill_finishes_without_duplicates(tmp_path: Path) -> Non
     )
     deadline = time.monotonic() + 300
     try:
-        while len(_completed_trials(uri, run_dir)) < 2:
+        # Kill once two trials are finished both in MLflow and in Tune's own snapshot.
+        while len(set(_completed_trials(uri, run_dir)) & _terminated_in_tune_snapshot(run_dir)) < 2:
             log = (tmp_path / "driver.log").read_text()[-3000:]
             assert driver.poll() is None, f"the search ended before it could be interrupted:\n{log}"
             assert time.monotonic() < deadline, "no two trials completed within 5 minutes"
-            time.sleep(1.0)
-        time.sleep(3.0)  # let Tune's periodic snapshot include them
+            time.sleep(0.5)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
         driver.wait(timeout=60)
-    before = _completed_trials(uri, run_dir)
+    terminated = _terminated_in_tune_snapshot(run_dir)
+    completed = _completed_trials(uri, run_dir)
+    before = {trial: epochs for trial, epochs in completed.items() if trial in terminated}
     assert 2 <= len(before) < 8
     lines_before = _progress_lines(run_dir, list(before))
     assert json.loads((run_dir / "search_record.json").read_text())["status"] == "running"

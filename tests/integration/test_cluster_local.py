@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.integration, pytest.mark.timeout(
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PROBE_JOB = """
-import json, time, ray
+import json, pathlib, tempfile, time, ray
 ray.init()
 
 @ray.remote(num_cpus=1)
@@ -36,13 +36,21 @@ def cpu_task(i):
     return ray.get_runtime_context().get_node_id()
 
 @ray.remote(num_cpus=0, num_gpus=0.5)
-def half_gpu_task(i):
-    start = time.time(); time.sleep(2.0)
+def half_gpu_task(i, tag):
+    # Each task waits (up to 60 s) for the other to start: on a loaded machine a fixed sleep can end
+    # before the second worker process is up; tasks Ray serialised would still not overlap.
+    start = time.time()
+    pathlib.Path(f"{tag}-{i}").touch()
+    deadline = time.time() + 60
+    while not pathlib.Path(f"{tag}-{1 - i}").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
     return ray.get_runtime_context().get_node_id(), start, time.time(), ray.get_gpu_ids()
 
 nodes = {n["NodeID"]: n["Resources"].get("GPU", 0) for n in ray.nodes() if n["Alive"]}
 cpu_nodes = ray.get([cpu_task.remote(i) for i in range(6)])
-gpu_runs = ray.get([half_gpu_task.remote(i) for i in range(2)])
+tag = f"{tempfile.gettempdir()}/ft-gpu-probe-{time.time_ns()}"
+gpu_runs = ray.get([half_gpu_task.remote(i, tag) for i in range(2)])
 print("PROBE " + json.dumps({"nodes": nodes, "cpu_nodes": cpu_nodes, "gpu_runs": gpu_runs}))
 """
 

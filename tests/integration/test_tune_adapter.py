@@ -78,8 +78,12 @@ def test_restarted_trial_resumes_at_the_next_epoch(ray_two_cpus: None, tmp_path:
                      failure_config=tune.FailureConfig(max_failures=1)).fit()
     assert results.num_errors == 0
     history = results[0].metrics_dataframe
-    # epoch 1 from the first attempt, then 2 and 3 after the restart: no epoch trained twice
-    assert list(history["epoch"]) == [1.0, 2.0, 3.0]
+    # After the restart the trial continues at epoch 2 from its epoch-1 checkpoint: no epoch trained
+    # twice. The first attempt's epoch-1 row is usually there too, but not always: when the worker
+    # dies right after its last report, Tune may not have collected that result yet (seen once in CI
+    # under load), while the checkpoint it restarts from was already persisted.
+    epochs = list(history["epoch"])
+    assert epochs in ([1.0, 2.0, 3.0], [2.0, 3.0])
     assert results[0].metrics["epoch"] == 3.0
 
 

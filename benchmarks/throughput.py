@@ -5,11 +5,15 @@
 (a) the seed: ImageFolder + PIL decode/resize/normalise per sample every epoch, DataLoader num_workers=0,
     ``loss.item()`` every step, NCHW (benchmarks/seed_pipeline.py);
 (b) the engine (trainables.engine.fit): the images decoded once into uint8 arrays, batched augmentation on
-    the device, no per-step host sync; on CPU with and without channels_last, on CUDA with bf16 +
-    channels_last at batch 32 and 256, with and without torch.compile, plus 1/2/4 processes sharing the
-    GPU (summed throughput).
-Each figure is the median images/s of ``--windows`` timed windows after a warm-up window; every window
-of a case trains on the same number of images. Needs only torch, torchvision, numpy and pillow.
+    the device, no per-step host sync; on CPU with and without channels_last, on CUDA fp32 at batch 32,
+    then bf16 + channels_last at batch 32 and 256, the last also with torch.compile, plus 1/2/4 processes
+    sharing the GPU (summed throughput).
+Each figure is the median images/s of ``--windows`` timed windows after a warm-up window.
+On CPU the windows are interleaved (seed, engine, engine, seed, ...) and each trains on the images the seed
+did in its warm-up, so all see the same machine load. On CUDA (``--schedule sequential``) each engine
+variant is one uninterrupted run whose epochs (= windows) hold ``--epoch-images`` images, long enough to
+time a GPU, and torch.compile compiles once in the warm-up epoch. Needs only torch, torchvision, numpy and
+pillow.
 """
 
 from __future__ import annotations
@@ -128,16 +132,26 @@ def worker_main(job_text: str) -> None:
     print(json.dumps({"median": statistics.median(rates), "rates": rates}))
 
 
-def engine_variants(device: str, case: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    if device == "cpu":
+def engine_variants(kind: str, compile_variant: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    """``cpu``: NCHW vs channels_last. ``gpu``: fp32 b32, bf16 + channels_last (CL) b32/b256, + compile."""
+    if kind == "cpu":
         return [("engine NCHW", {"channels_last": False}), ("engine channels_last", {"channels_last": True})]
-    variants = []
-    for batch in (32, 256):
-        for compiled in (False, True):
-            label = f"engine bf16 CL b{batch}" + (" compile" if compiled else "")
-            variants.append((label, {"batch_size": batch, "compile": compiled, "amp": True,
-                                     "channels_last": True}))
+    variants = [
+        ("engine fp32 b32", {"batch_size": 32, "amp": False, "channels_last": False}),
+        ("engine bf16 CL b32", {"batch_size": 32, "amp": True, "channels_last": True}),
+        ("engine bf16 CL b256", {"batch_size": 256, "amp": True, "channels_last": True}),
+    ]
+    if compile_variant:
+        variants.append(("engine bf16 CL b256 compile",
+                         {"batch_size": 256, "amp": True, "channels_last": True, "compile": True}))
     return variants
+
+
+def epoch_shape(total_images: int, epoch_images: int, multiple: int = 256) -> tuple[int, int]:
+    """(train_limit, aug_factor): an epoch of >= ``epoch_images`` from a slice whose size is a multiple of
+    the largest batch, so no epoch ends in a short batch (a new shape would make torch.compile recompile)."""
+    limit = max(multiple, total_images // multiple * multiple) if total_images >= multiple else total_images
+    return limit, max(1, -(-epoch_images // limit))
 
 
 def row(case: str, pipeline: str, batch: int, rates: list[float],
@@ -155,23 +169,32 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     arrays = DatasetArrays(images=images, labels=labels, split=np.zeros(len(labels), dtype=np.int8))
     print(f"{len(files)} images decoded once in {decode_seconds:.1f} s; device {device}, {threads} threads",
           flush=True)
+    schedule = args.schedule
+    if schedule == "auto":
+        schedule = "sequential" if device == "cuda" else "interleaved"
+    kind = args.variants if args.variants != "auto" else ("gpu" if device == "cuda" else "cpu")
     rows = []
     for name in args.cases:
-        rows += _interleaved_rows(name, CASES[name], arrays, args, device, threads)
-        if device == "cuda" and args.pack:
-            window_images = rows[-1]["window_images"]
-            rows += _packed_rows(name, arrays, window_images, args, device, rows[-1]["seed_median"])
+        compiled = not args.no_compile and name in (args.compile_cases or args.cases)
+        variants = engine_variants(kind, compile_variant=compiled)
+        if schedule == "interleaved":
+            rows += _interleaved_rows(name, CASES[name], arrays, args, device, threads, variants)
+        else:
+            rows += _sequential_rows(name, CASES[name], arrays, args, device, threads, variants)
+        if (device == "cuda" or args.pack_on_cpu) and args.pack and name in (args.pack_cases or args.cases):
+            rows += _packed_rows(name, arrays, args, device, rows[-1]["seed_median"])
     return {"command": " ".join([sys.executable, *sys.argv]), "machine": _machine(device, threads),
-            "decode_seconds": decode_seconds, "images": len(files), "seconds": args.seconds,
+            "schedule": schedule, "epoch_images": args.epoch_images, "decode_seconds": decode_seconds,
+            "images": len(files), "seconds": args.seconds,
             "windows": args.windows, "results": rows}
 
 
 def _interleaved_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, args: argparse.Namespace,
-                     device: str, threads: int) -> list[dict[str, Any]]:
+                      device: str, threads: int, variants: list[tuple[str, dict[str, Any]]]
+                      ) -> list[dict[str, Any]]:
     """Round-robin windows (seed, engine variants, seed, ...) so each pipeline sees the same machine load."""
     seed = seed_trainer(case, args.data, device)
     window_images = seed.warmup(args.seconds)
-    variants = engine_variants(device, case)
     engines = [EngineWindows(case, arrays, window_images, device, threads, **o) for _, o in variants]
     for engine in engines:
         engine.window()  # warm-up epoch
@@ -180,10 +203,16 @@ def _interleaved_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, ar
         rates[0].append(seed.window(window_images))
         for index, engine in enumerate(engines, start=1):
             rates[index].append(engine.window())
-    seed_median = statistics.median(rates[0])
     labels = ["seed (ImageFolder + PIL, item() per step)"] + [label for label, _ in variants]
     batches = [case["batch_size"]] + [o.get("batch_size", case["batch_size"]) for _, o in variants]
-    rows = []
+    return _rows(name, labels, batches, rates, window_images)
+
+
+def _rows(name: str, labels: list[str], batches: list[int], rates: list[list[float]],
+          window_images: int) -> list[dict[str, Any]]:
+    """One row per pipeline; ``rates[0]`` is the seed's. Ratios are to the seed's median."""
+    seed_median = statistics.median(rates[0])
+    rows: list[dict[str, Any]] = []
     for label, batch, window_rates in zip(labels, batches, rates, strict=True):
         result = row(name, label, batch, window_rates, seed_median if rows else None)
         # Paired ratios (same round, same load) are steadier than a ratio of medians on a busy machine.
@@ -195,18 +224,47 @@ def _interleaved_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, ar
     return rows
 
 
-def _packed_rows(name: str, arrays: DatasetArrays, window_images: int, args: argparse.Namespace,
-                 device: str, seed_median: float) -> list[dict[str, Any]]:
+def _sequential_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, args: argparse.Namespace,
+                     device: str, threads: int, variants: list[tuple[str, dict[str, Any]]]
+                     ) -> list[dict[str, Any]]:
+    """The seed's windows, then each engine variant as one uninterrupted run (a dedicated GPU box)."""
+    seed = seed_trainer(case, args.data, device)
+    window_images = seed.warmup(args.seconds)
+    rates = [[seed.window(window_images) for _ in range(args.windows)]]
+    print(f"{name}: seed {statistics.median(rates[0]):.0f} img/s", flush=True)
+    limit, aug_factor = epoch_shape(len(arrays.labels), args.epoch_images)
+    ran = []
+    for label, overrides in variants:
+        try:
+            rates.append(engine_rates(case, arrays, limit, args.windows, device, threads,
+                                      aug_factor=aug_factor, **overrides))
+        except Exception as error:  # one failing variant (e.g. compile) must not lose the others' figures
+            print(f"{name}: {label} FAILED: {type(error).__name__}: {error}", flush=True)
+            continue
+        ran.append((label, overrides))
+        print(f"{name}: {label} {statistics.median(rates[-1]):.0f} img/s", flush=True)
+    labels = ["seed (ImageFolder + PIL, item() per step)"] + [label for label, _ in ran]
+    batches = [case["batch_size"]] + [o.get("batch_size", case["batch_size"]) for _, o in ran]
+    rows = _rows(name, labels, batches, rates, window_images)
+    for result in rows[1:]:
+        result.update(engine_epoch_images=limit * aug_factor, train_limit=limit, aug_factor=aug_factor)
+    return rows
+
+
+def _packed_rows(name: str, arrays: DatasetArrays, args: argparse.Namespace, device: str,
+                 seed_median: float) -> list[dict[str, Any]]:
+    """1, 2, 4 … engine processes training at once on the device (bf16 + CL, batch 32), summed images/s."""
     rows = []
-    overrides = {"batch_size": 32, "amp": True, "channels_last": True}
+    limit, aug_factor = epoch_shape(len(arrays.labels), args.epoch_images)
+    overrides = {"batch_size": 32, "amp": True, "channels_last": True, "aug_factor": aug_factor}
     with tempfile.TemporaryDirectory() as scratch:
         arrays_file = Path(scratch) / "arrays.npz"
         np.savez(arrays_file, images=arrays.images, labels=arrays.labels)
         for processes in args.pack:
-            per_process = packed_rates(name, arrays_file, window_images, args.windows, device, processes,
+            per_process = packed_rates(name, arrays_file, limit, args.windows, device, processes,
                                        overrides)
             result = row(name, f"engine packed x{processes} (sum)", 32, [sum(per_process)], seed_median)
-            result["per_process"] = per_process
+            result.update(per_process=per_process, engine_epoch_images=limit * aug_factor)
             rows.append(result)
             print(_format(rows[-1]), flush=True)
     return rows
@@ -245,6 +303,18 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     parser.add_argument("--pack", type=int, nargs="*", default=[1, 2, 4],
                         help="CUDA only: concurrent engine processes sharing the GPU")
+    parser.add_argument("--schedule", choices=("auto", "interleaved", "sequential"), default="auto",
+                        help="auto: interleaved on CPU, sequential on CUDA")
+    parser.add_argument("--variants", choices=("auto", "cpu", "gpu"), default="auto",
+                        help="engine variants (auto: by device; gpu on CPU runs the GPU list, amp ignored)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--compile-cases", nargs="*", choices=sorted(CASES), default=None,
+                        help="cases that get the torch.compile variant (default: all of --cases)")
+    parser.add_argument("--epoch-images", type=int, default=12288,
+                        help="sequential schedule: images per engine epoch (= one timed window)")
+    parser.add_argument("--pack-cases", nargs="*", choices=sorted(CASES), default=None,
+                        help="cases that get the packed rows (default: all of --cases)")
+    parser.add_argument("--pack-on-cpu", action="store_true", help="run the packed rows on CPU too (smoke)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     results = benchmark(args)

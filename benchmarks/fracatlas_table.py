@@ -56,7 +56,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for name in METRICS:
             values = [row["test"][name]["value"] for row in chosen]
             mean[name] = {"mean": statistics.fmean(values),
-                          "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+                          "sd": statistics.stdev(values) if len(values) > 1 else None}
         means.append(mean)
     return means
 
@@ -68,10 +68,15 @@ def markdown(rows: list[dict[str, Any]], means: list[dict[str, Any]]) -> str:
         cells = [_interval(row["test"][name]) for name in METRICS]
         lines.append(f"| {row['split_seed']} | ({row['row']}) {row['recipe']} | " + " | ".join(cells) + " |")
     for mean in means:
-        cells = [f"**{mean[name]['mean']:.3f}** ± {mean[name]['sd']:.3f}" for name in METRICS]
+        cells = [_mean_cell(mean[name]) for name in METRICS]
         seeds = ",".join(str(seed) for seed in mean["split_seeds"])
         lines.append(f"| mean ({seeds}) | ({mean['row']}) {mean['recipe']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _mean_cell(summary: dict[str, Any]) -> str:
+    spread = "" if summary["sd"] is None else f" ± {summary['sd']:.3f}"  # no spread from one split seed
+    return f"**{summary['mean']:.3f}**{spread}"
 
 
 def _interval(interval: dict[str, float]) -> str:

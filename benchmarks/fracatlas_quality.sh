@@ -87,10 +87,12 @@ run_searches() {
     timeout "$STEP_TIMEOUT" "${FT[@]}" retrain --search "$name" --epochs "$EPOCHS" --no-baseline \
       --out "$WORK/s$seed/search" --device "$DEVICE" >"$WORK/retrain-s$seed.log" 2>&1 \
       || { log "retrain of $name failed (exit $?); see $WORK/retrain-s$seed.log"; status=1; }
+    collect  # after every split seed: a run cut off by a time limit still leaves what finished in $OUT
   done
 }
 
 collect() {
+  [ -n "$(ls "$WORK"/s*/*/report.json 2>/dev/null)" ] || return 0
   "$PYTHON" benchmarks/fracatlas_table.py --work "$WORK" --out "$OUT/fracatlas_table.json" \
     2>&1 | tee "$OUT/fracatlas_table.md" | tee -a "$LOG"
   # Reports, search results and logs in one archive (the device tool returns at most 8 files).
@@ -102,7 +104,7 @@ collect() {
 case "$PHASE" in
   baselines) run_baselines ;;
   search) run_searches ;;
-  all) run_baselines; run_searches ;;
+  all) run_baselines; collect; run_searches ;;
   *) log "PHASE must be baselines, search or all, not $PHASE"; exit 2 ;;
 esac
 collect

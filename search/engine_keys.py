@@ -28,9 +28,10 @@ CONTRACT_ENGINE_KEYS: frozenset[str] = frozenset(
         "compile",
     }
 )
-# Model constructor arguments of the registered models (tunable_cnn's widths and dropout, etc.).
+# Model constructor arguments of the registered models (tunable_cnn's widths and dropout, deep_cnn's shape,
+# resnet18's local weights file); tests/unit/test_engine_keys.py keeps this equal to the registry's.
 CONTRACT_MODEL_KEYS: frozenset[str] = frozenset(
-    {"c1", "c2", "c3", "dropout", "width", "fc_units", "pretrained"}
+    {"c1", "c2", "c3", "dropout", "depth", "width", "kernel_size", "batch_norm", "pretrained_path"}
 )
 
 

@@ -23,5 +23,6 @@ def test_contract_lists_match_the_engine() -> None:
 def test_shipped_configs_validate_without_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     # A thin client (no torch) submitting to a cluster validates with the static lists only.
     monkeypatch.setattr(engine_keys, "_engine_schema", lambda: None)
-    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "fracatlas-h100.yaml")  # deep_cnn's depth/kernel_size, resnet18
+    # fracatlas-h100 searches deep_cnn's depth/kernel_size and resnet18 besides tunable_cnn.
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "fracatlas-h100.yaml")
     assert "depth" in config.space.resolved_params()

@@ -45,11 +45,14 @@ from trainables.engine import fit, predict_proba  # noqa: E402
 from trainables.metrics import binary_metrics  # noqa: E402
 
 FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
+STARTUP_ALLOWANCE_S = 20.0  # CLI imports + MLflow store + ray.init before Tune's clock starts (measured)
 
 
-def search_config(dataset: dict[str, Any], settings: SeedProtocolSettings,
-                  concurrency: int) -> dict[str, Any]:
-    """The experiment YAML for side (b): the same space, slice, epochs, metric and trial budget."""
+def search_config(dataset: dict[str, Any], settings: SeedProtocolSettings, concurrency: int,
+                  trials: int | None = None, time_budget_s: float | None = None,
+                  grace_period: int = 1, reduction_factor: float = 2) -> dict[str, Any]:
+    """The experiment YAML for side (b): the same space, slice, epochs and metric; the same trial budget
+    unless ``trials`` / ``time_budget_s`` give it another (the equal-wall-time comparison)."""
     space: dict[str, Any] = {"lr": {"type": "float", "low": SEED_LR_RANGE[0], "high": SEED_LR_RANGE[1],
                                     "log": True}}
     space.update({key: {"type": "categorical", "choices": choices}
@@ -60,10 +63,12 @@ def search_config(dataset: dict[str, Any], settings: SeedProtocolSettings,
                      "train_limit": settings.train_limit, "val_limit": settings.val_limit, "num_threads": 1},
         "space": {"params": space},
         "searcher": {"seed": settings.seed, "n_startup_trials": max(4, 2 * concurrency)},
-        "scheduler": {"grace_period": 1, "max_t": settings.epochs, "reduction_factor": 2},
+        "scheduler": {"grace_period": grace_period, "max_t": settings.epochs,
+                      "reduction_factor": reduction_factor},
         "resources": {"cpus_per_trial": 1, "gpus_per_trial": 0, "max_concurrent_trials": concurrency,
                       "reuse_actors": True},  # opt-in: a worker process runs trial after trial
-        "budget": {"num_trials": settings.trials},
+        "budget": {"num_trials": trials or settings.trials,
+                   **({"time_budget_s": time_budget_s} if time_budget_s else {})},
         "checkpoint": {"num_to_keep": settings.epochs},
         "metric": settings.metric,
         "best_trial": {"scope": "best_epoch", "min_epochs": 1},  # as the seed: best epoch of any trial
@@ -110,6 +115,13 @@ def compare(name: str, args: argparse.Namespace, settings: SeedProtocolSettings,
     seed = run_seed_protocol(dataset, settings)
     print(f"[{name}] seed protocol {seed.wall_seconds:.0f} s {seed.counts()}; load {os.getloadavg()[0]:.1f}; "
           "fracture-tune search ...", flush=True)
+    if args.search_time_fraction or args.search_trials:
+        # Equal-wall-time variant: the search may try more configurations, but must stop within a
+        # fraction of the seed protocol's wall time (Tune's budget starts after ~20 s of CLI/Ray start-up).
+        budget = max(30.0, args.search_time_fraction * seed.wall_seconds - STARTUP_ALLOWANCE_S) \
+            if args.search_time_fraction else None
+        config = search_config(sections, settings, args.concurrency, args.search_trials, budget,
+                               args.grace_period, args.reduction_factor)
     search = run_search_cli(config, f"eff-{name}", scratch, num_cpus=args.concurrency)
     if search.returncode != 0 or not search.trials:
         raise RuntimeError(f"fracture-tune search failed ({search.returncode}):\n{search.output_tail}")
@@ -130,6 +142,7 @@ def compare(name: str, args: argparse.Namespace, settings: SeedProtocolSettings,
         "search_seconds_to_seed_best": reach,
         "ratio_search_time_to_seed_best_over_seed_wall": reach / seed.wall_seconds if reach else None,
         "ratio_wall": search.wall_seconds / seed.wall_seconds,
+        "search_budget": config["budget"], "search_scheduler": config["scheduler"],
     }
 
 
@@ -215,6 +228,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--synthetic-n", type=int, default=600)
     parser.add_argument("--retrain-epochs", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--search-trials", type=int, default=0,
+                        help="the search's trial budget (default: --trials, the same as the seed's)")
+    parser.add_argument("--search-time-fraction", type=float, default=0.0,
+                        help="cap the search's wall time at this fraction of the seed protocol's (e.g. 0.25)")
+    parser.add_argument("--grace-period", type=int, default=1, help="the search's ASHA grace period")
+    parser.add_argument("--reduction-factor", type=float, default=2.0, help="the search's ASHA factor")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench/search_efficiency"))
     args = parser.parse_args()

@@ -158,7 +158,7 @@ def row(case: str, pipeline: str, batch: int, rates: list[float],
         seed_median: float | None) -> dict[str, Any]:
     median = statistics.median(rates)
     return {"case": case, "pipeline": pipeline, "batch_size": batch, "images_per_second": median,
-            "windows": rates, "ratio_to_seed": median / seed_median if seed_median else 1.0}
+            "windows": rates, "ratio_to_seed": median / seed_median if seed_median else None}
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -173,7 +173,11 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if schedule == "auto":
         schedule = "sequential" if device == "cuda" else "interleaved"
     kind = args.variants if args.variants != "auto" else ("gpu" if device == "cuda" else "cpu")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    if args.packed_only:  # e.g. again under CUDA MPS: the packed rows alone, no seed ratio
+        for name in args.pack_cases or args.cases:
+            rows += _packed_rows(name, arrays, args, device, None)
+        args.cases = []
     for name in args.cases:
         compiled = not args.no_compile and name in (args.compile_cases or args.cases)
         variants = engine_variants(kind, compile_variant=compiled)
@@ -214,7 +218,7 @@ def _rows(name: str, labels: list[str], batches: list[int], rates: list[list[flo
     seed_median = statistics.median(rates[0])
     rows: list[dict[str, Any]] = []
     for label, batch, window_rates in zip(labels, batches, rates, strict=True):
-        result = row(name, label, batch, window_rates, seed_median if rows else None)
+        result = row(name, label, batch, window_rates, seed_median)
         # Paired ratios (same round, same load) are steadier than a ratio of medians on a busy machine.
         paired = [rate / seed_rate for rate, seed_rate in zip(window_rates, rates[0], strict=True)]
         result["paired_ratio_median"] = statistics.median(paired)
@@ -252,7 +256,7 @@ def _sequential_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, arg
 
 
 def _packed_rows(name: str, arrays: DatasetArrays, args: argparse.Namespace, device: str,
-                 seed_median: float) -> list[dict[str, Any]]:
+                 seed_median: float | None) -> list[dict[str, Any]]:
     """1, 2, 4 … engine processes training at once on the device (bf16 + CL, batch 32), summed images/s."""
     rows = []
     limit, aug_factor = epoch_shape(len(arrays.labels), args.epoch_images)
@@ -284,9 +288,12 @@ def _machine(device: str, threads: int) -> dict[str, Any]:
 
 def _format(result: dict[str, Any]) -> str:
     windows = ", ".join(f"{rate:.0f}" for rate in result["windows"])
-    return (f"{result['case']:<10} {result['pipeline']:<44} b{result['batch_size']:<4} "
-            f"{result['images_per_second']:8.1f} img/s  x{result['ratio_to_seed']:.2f}"
-            f" (paired x{result.get('paired_ratio_median', result['ratio_to_seed']):.2f})  [{windows}]")
+    text = (f"{result['case']:<10} {result['pipeline']:<44} b{result['batch_size']:<4} "
+            f"{result['images_per_second']:8.1f} img/s")
+    if result["ratio_to_seed"] is not None:
+        paired = result.get("paired_ratio_median", result["ratio_to_seed"])
+        text += f"  x{result['ratio_to_seed']:.2f} (paired x{paired:.2f})"
+    return f"{text}  [{windows}]"
 
 
 def main() -> None:
@@ -314,6 +321,8 @@ def main() -> None:
                         help="sequential schedule: images per engine epoch (= one timed window)")
     parser.add_argument("--pack-cases", nargs="*", choices=sorted(CASES), default=None,
                         help="cases that get the packed rows (default: all of --cases)")
+    parser.add_argument("--packed-only", action="store_true",
+                        help="only the packed rows (for --pack-cases), e.g. a second run under CUDA MPS")
     parser.add_argument("--pack-on-cpu", action="store_true", help="run the packed rows on CPU too (smoke)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()

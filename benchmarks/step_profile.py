@@ -1,0 +1,169 @@
+"""Where one training step of the engine spends its time: augmentation, forward + loss, backward, optimiser.
+
+    python benchmarks/step_profile.py --device cuda --out step_profile.json       # on a GPU box (~1 min)
+    python benchmarks/step_profile.py --device cpu --steps 5 --batch-sizes 8       # CPU smoke
+
+For the seed's tuned CNN (tunable_cnn 32/128/256, its augmentation, Adam) at 128 px on random uint8 images,
+for each batch size: the median time of each phase over ``--steps`` steps (CUDA events on the GPU, so the
+phases are device time; wall clock on CPU), the step's wall time with one synchronisation at the end (how
+the engine runs), and the number of kernels (CUDA) or operators (CPU) each phase launches, from
+torch.profiler. The H100 throughput run (BENCHMARKS.md, "GPU") found batch-32 steps launch-bound (fp32 ≈
+bf16 at 6.4 ms a step); this says which phase launches what. Needs only torch, torchvision and numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
+
+from data.augment import SEED_AUGMENTATION  # noqa: E402
+from trainables.config import TrainConfig  # noqa: E402
+from trainables.device import autocast, images_to_device, normalise, to_unit_range  # noqa: E402
+from trainables.models import build_model  # noqa: E402
+from trainables.trainer import EpochTrainer  # noqa: E402
+
+TUNED = {"model": "tunable_cnn", "c1": 32, "c2": 128, "c3": 256, "dropout": 0.7, "lr": 0.0058,
+         "aug_strength": 1.0, "channels_last": True, "amp": True, "epochs": 1}
+PHASES = ("augment", "forward_loss", "backward", "optimizer")
+
+
+def make_trainer(batch_size: int, device: torch.device, images: int = 512, size: int = 128) -> EpochTrainer:
+    config = TrainConfig.from_flat({**TUNED, "batch_size": batch_size, "device": device.type})
+    torch.manual_seed(0)
+    model = build_model(config.model, input_size=size, **config.model_kwargs).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(images, size, size), dtype=np.uint8)
+    labels = rng.integers(0, 2, size=images)
+    return EpochTrainer(model=model, config=config, device=device,
+                        images=images_to_device(pixels, size, device), labels=labels,
+                        augmentation=SEED_AUGMENTATION.scaled(config.aug_strength))
+
+
+def phase_functions(trainer: EpochTrainer, rows: torch.Tensor) -> list[Callable[[Any], Any]]:
+    """The engine's ``_train_step`` cut into its four phases (same calls, same order)."""
+    from data.augment import augment_batch
+
+    cfg, device = trainer.config, trainer.device
+    labels = trainer.labels[rows]
+
+    def augment(_: Any) -> torch.Tensor:
+        batch = augment_batch(to_unit_range(trainer.images[rows]), trainer.augmentation, trainer.augment_rng)
+        return normalise(batch, cfg.channels_last)
+
+    def forward_loss(batch: torch.Tensor) -> torch.Tensor:
+        with autocast(cfg, device):
+            logits = trainer.step_model(batch)
+        return trainer.loss_fn(logits.float(), labels)
+
+    def backward(loss: torch.Tensor) -> None:
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+
+    def optimizer(_: Any) -> None:
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+
+    return [augment, forward_loss, backward, optimizer]
+
+
+def timed_phases(trainer: EpochTrainer, steps: int, batch_size: int) -> dict[str, Any]:
+    device = trainer.device
+    cuda = device.type == "cuda"
+    order = torch.randperm(trainer.images.shape[0], generator=torch.Generator().manual_seed(0)).to(device)
+    times: dict[str, list[float]] = {name: [] for name in (*PHASES, "step_wall")}
+    for step in range(steps + 2):  # two warm-up steps
+        rows = order[(step * batch_size) % (order.numel() - batch_size):][:batch_size]
+        functions = phase_functions(trainer, rows)
+        marks: list[Any] = []
+        value: Any = None
+        if cuda:
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        for function in functions:
+            if cuda:
+                event = torch.cuda.Event(enable_timing=True)
+                event.record()
+                marks.append(event)
+            else:
+                marks.append(time.perf_counter())
+            value = function(value)
+        if cuda:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            marks.append(end)
+            torch.cuda.synchronize()
+        else:
+            marks.append(time.perf_counter())
+        wall = time.perf_counter() - started
+        if step < 2:
+            continue
+        for index, name in enumerate(PHASES):
+            if cuda:
+                times[name].append(marks[index].elapsed_time(marks[index + 1]) / 1000)
+            else:
+                times[name].append(marks[index + 1] - marks[index])
+        times["step_wall"].append(wall)
+    return {name: statistics.median(values) * 1000 for name, values in times.items()}  # milliseconds
+
+
+def launches_per_phase(trainer: EpochTrainer, batch_size: int) -> dict[str, int]:
+    """Kernels (CUDA) or top-level operators (CPU) each phase launches in one step."""
+    rows = torch.arange(batch_size, device=trainer.device)
+    cuda = trainer.device.type == "cuda"
+    counts = {}
+    value: Any = None
+    for name, function in zip(PHASES, phase_functions(trainer, rows), strict=True):
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as prof:
+            value = function(value)
+            if cuda:
+                torch.cuda.synchronize()
+        events = prof.events()
+        if cuda:
+            counts[name] = sum(1 for event in events if event.device_type == torch.autograd.DeviceType.CUDA)
+        else:
+            counts[name] = sum(1 for event in events if event.name.startswith("aten::")
+                               and event.cpu_parent is None)
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    results = []
+    for batch_size in args.batch_sizes:
+        trainer = make_trainer(batch_size, device)
+        row = {"batch_size": batch_size, "milliseconds": timed_phases(trainer, args.steps, batch_size),
+               "launches": launches_per_phase(trainer, batch_size)}
+        results.append(row)
+        ms, launches = row["milliseconds"], row["launches"]
+        phases = "  ".join(f"{name} {ms[name]:.2f} ms/{launches[name]}" for name in PHASES)
+        print(f"batch {batch_size}: step {ms['step_wall']:.2f} ms wall "
+              f"({batch_size / ms['step_wall'] * 1000:.0f} img/s)  {phases}", flush=True)
+    report = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+              "torch": torch.__version__, "results": results}
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

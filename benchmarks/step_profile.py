@@ -140,6 +140,37 @@ def launches_per_phase(trainer: EpochTrainer, batch_size: int) -> dict[str, int]
     return counts
 
 
+def augment_device_ops(batch_size: int = 32, size: int = 128) -> dict[str, int]:
+    """Non-view operators one ``augment_batch`` call runs on the images' device vs on the generator's (CPU).
+
+    The images sit on the ``meta`` device (shapes only, no kernels), so this counts what would be GPU
+    kernel launches on any machine; the engine draws with a CPU generator.
+    """
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from data.augment import augment_batch
+
+    class CountByDevice(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.counts: Counter[str] = Counter()
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            if not func.is_view:
+                outputs = out if isinstance(out, tuple | list) else [out]
+                for device in {o.device.type for o in outputs if isinstance(o, torch.Tensor)}:
+                    self.counts[device] += 1
+            return out
+
+    images = torch.empty((batch_size, 1, size, size), device="meta")
+    with CountByDevice() as counter:
+        augment_batch(images, SEED_AUGMENTATION, torch.Generator().manual_seed(0))
+    return {"images_device": counter.counts["meta"], "generator_device_cpu": counter.counts["cpu"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,6 +180,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     device = torch.device(args.device)
+    augment_ops = augment_device_ops()
+    print(f"augment_batch, batch 32: {augment_ops['images_device']} operators on the images' device, "
+          f"{augment_ops['generator_device_cpu']} on the CPU generator's", flush=True)
     results = []
     for batch_size in args.batch_sizes:
         trainer = make_trainer(batch_size, device)
@@ -160,7 +194,7 @@ def main() -> None:
         print(f"batch {batch_size}: step {ms['step_wall']:.2f} ms wall "
               f"({batch_size / ms['step_wall'] * 1000:.0f} img/s)  {phases}", flush=True)
     report = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
-              "torch": torch.__version__, "results": results}
+              "torch": torch.__version__, "augment_ops": augment_ops, "results": results}
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
 

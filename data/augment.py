@@ -3,10 +3,10 @@
 The seed applied, per image: RandomHorizontalFlip(0.5), ColorJitter(brightness=0.1, contrast=0.1),
 RandomAffine(degrees=10, translate=(0.05, 0.05), scale=(0.95, 1.05), shear=5) and
 RandomPerspective(distortion_scale=0.05, p=0.3). Here every random draw is one tensor for the whole
-batch (from a seeded ``torch.Generator`` on the batch's device), and affine + perspective are composed
-into one homography per image and applied with a single ``grid_sample``. Empty areas are filled with
-black (0), as torchvision's default fill. Unlike ColorJitter's random order, brightness is always applied
-before contrast; translations are continuous rather than whole pixels.
+batch (from a seeded ``torch.Generator``, on the CPU in the engine even for CUDA batches), and affine +
+perspective are composed into one homography per image and applied with a single ``grid_sample``.
+Empty areas are filled with black (0), as torchvision's default fill. Unlike ColorJitter's random order,
+brightness is always applied before contrast; translations are continuous rather than whole pixels.
 
 Geometry convention: coordinates are in pixels, centred on the image centre, y pointing down; a positive
 angle rotates counter-clockwise as displayed (like ``torch.rot90`` and torchvision's ``rotate``).
@@ -68,41 +68,70 @@ SEED_AUGMENTATION = AugmentConfig()
 
 
 def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Augment float images [B, C, H, W] with values in [0, 1]; returns a new tensor, same dtype/range."""
+    """Augment float images [B, C, H, W] with values in [0, 1]; returns a new tensor, same dtype/range.
+
+    Every random draw and the per-image parameter math (flip mask, jitter factors, the composed homography
+    and its inverse: ~200 operations on [B]-sized tensors) run on ``generator``'s device; the results go to
+    the images' device in one copy. With a CPU generator and CUDA images (the engine's setup) those ~200
+    operations cost no kernel launches; only ~20 whole-batch kernels run on the GPU.
+    """
     if config.is_identity:
         return images
-    batch, device = images.shape[0], images.device
+    batch = images.shape[0]
+    draw_device = generator.device
 
     def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
-        return torch.rand((batch, *shape), generator=generator, device=device) * (high - low) + low
+        return torch.rand((batch, *shape), generator=generator, device=draw_device) * (high - low) + low
 
-    out = images
+    columns: dict[str, torch.Tensor] = {}
     if config.flip_p > 0:
-        flip = uniform(0.0, 1.0) < config.flip_p
-        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
+        columns["flip"] = (uniform(0.0, 1.0) < config.flip_p).float()[:, None]
     if config.brightness > 0:
-        out = out * uniform(1 - config.brightness, 1 + config.brightness)[:, None, None, None]
-        out = out.clamp(0.0, 1.0)
+        columns["brightness"] = uniform(1 - config.brightness, 1 + config.brightness)[:, None]
     if config.contrast > 0:
-        mean = out.mean(dim=(1, 2, 3), keepdim=True)
-        factor = uniform(1 - config.contrast, 1 + config.contrast)[:, None, None, None]
-        out = ((out - mean) * factor + mean).clamp(0.0, 1.0)
+        columns["contrast"] = uniform(1 - config.contrast, 1 + config.contrast)[:, None]
     if config.has_geometry:
         height, width = images.shape[-2:]
-        affine = affine_matrices(
+        size = torch.tensor([width, height], dtype=torch.float32, device=draw_device)
+        forward = affine_matrices(
             angle_deg=uniform(-config.degrees, config.degrees),
-            translate_px=uniform(-config.translate, config.translate, 2) * images.new_tensor([width, height]),
+            translate_px=uniform(-config.translate, config.translate, 2) * size,
             scale=uniform(1 - config.scale, 1 + config.scale),
             shear_deg=uniform(-config.shear, config.shear),
         )
-        forward = affine
         if config.perspective > 0 and config.perspective_p > 0:
             # torchvision moves each corner inward by up to distortion_scale * half the side.
-            inward = uniform(0.0, 1.0, 4, 2) * config.perspective * images.new_tensor([width, height]) / 2
+            inward = uniform(0.0, 1.0, 4, 2) * config.perspective * size / 2
             inward = inward * (uniform(0.0, 1.0) < config.perspective_p)[:, None, None]
-            forward = perspective_matrices(inward, height, width) @ affine
-        out = warp(out, forward)
+            forward = perspective_matrices(inward, height, width) @ forward
+        columns["inverse"] = _inverse_3x3(forward.float()).reshape(batch, 9)
+    params = _to_device(torch.cat(list(columns.values()), dim=1), images.device)
+    offset = 0
+    values: dict[str, torch.Tensor] = {}
+    for name, column in columns.items():
+        values[name] = params[:, offset:offset + column.shape[1]]
+        offset += column.shape[1]
+
+    out = images
+    if "flip" in values:
+        out = torch.where(values["flip"][:, :, None, None] > 0.5, out.flip(-1), out)
+    if "brightness" in values:
+        out = (out * values["brightness"][:, :, None, None]).clamp(0.0, 1.0)
+    if "contrast" in values:
+        mean = out.mean(dim=(1, 2, 3), keepdim=True)
+        out = ((out - mean) * values["contrast"][:, :, None, None] + mean).clamp(0.0, 1.0)
+    if "inverse" in values:
+        out = _warp_with_inverse(out, values["inverse"].reshape(batch, 3, 3))
     return out
+
+
+def _to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """One host-to-device copy, from pinned memory so it does not wait for the GPU."""
+    if values.device == device:
+        return values
+    if values.device.type == "cpu" and device.type == "cuda":
+        values = values.pin_memory()
+    return values.to(device, non_blocking=True)
 
 
 def affine_matrices(
@@ -159,12 +188,17 @@ def _inverse_3x3(m: torch.Tensor) -> torch.Tensor:
 
 def warp(images: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
     """Resample images [B, C, H, W] under forward pixel-space homographies [B, 3, 3] (bilinear, fill 0)."""
-    batch, _, height, width = images.shape
+    return _warp_with_inverse(images, _inverse_3x3(forward.float()).to(images.device))
+
+
+def _warp_with_inverse(images: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """``warp`` given the inverse (output → input) homographies [B, 3, 3], already on the images' device."""
+    _, _, height, width = images.shape
     dtype, device = images.dtype, images.device
     xs = torch.arange(width, device=device, dtype=torch.float32) + 0.5 - width / 2
     ys = torch.arange(height, device=device, dtype=torch.float32) + 0.5 - height / 2
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    inverse = _inverse_3x3(forward.float())[:, :, :, None, None]  # [B, 3, 3, 1, 1]
+    inverse = inverse.float()[:, :, :, None, None]  # [B, 3, 3, 1, 1]
     # Elementwise rather than a [H*W, 3] @ [3, 3] matmul: K=3 batched matmuls are slow on CPU.
     src_x, src_y, src_w = (inverse[:, row, 0] * grid_x + inverse[:, row, 1] * grid_y + inverse[:, row, 2]
                            for row in range(3))

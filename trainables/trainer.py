@@ -44,9 +44,10 @@ class EpochTrainer:
         self.scheduler = build_scheduler(self.optimizer, config, len(self.bounds))
         self.loss_fn = build_loss(config, labels, device)
         self.step_model: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
-        # Shuffling draws on the CPU (randperm there is cheap); augmentation draws on the device.
+        # Both draw on the CPU: randperm is cheap there, and augmentation's per-image parameters (~200 tiny
+        # operations a batch) would each be a kernel launch on a GPU (data/augment.py; BENCHMARKS.md "GPU").
         self.shuffle_rng = torch.Generator().manual_seed(config.seed)
-        self.augment_rng = torch.Generator(device=device).manual_seed(config.seed + 1)
+        self.augment_rng = torch.Generator().manual_seed(config.seed + 1)
 
     def _epoch_order(self) -> torch.Tensor:
         """aug_factor passes over the split, shuffled together: the seed's repeated-index dataset."""

@@ -12,12 +12,15 @@ same split hash (``decide_champion``, a pure function); both numbers are stored 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import logging
 import math
+import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -186,7 +189,9 @@ def log_classifier(
     cpu_model = copy.deepcopy(model).cpu().to(memory_format=torch.contiguous_format).eval()
     with torch.no_grad():
         example_logits = cpu_model(torch.from_numpy(example_batch)).numpy()
-    with tempfile.TemporaryDirectory(prefix="fracture-tune-model-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="fracture-tune-model-") as scratch, _prediction_device("cpu"):
+        # The pt2 export holds CPU weights and cannot be moved to a GPU: MLflow's check of the input
+        # example must load it on the CPU even where a GPU is visible (it defaults to cuda there).
         metadata_path, weights_path = write_package_files(Path(scratch), cpu_model, metadata)
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pytorch.log_model(
@@ -211,6 +216,20 @@ def log_classifier(
         model_sha256=sha256_of_file(downloaded / "data" / "model.pt2"),
         weights_sha256=sha256_of_file(downloaded / "extra_files" / WEIGHTS_FILE),
     )
+
+
+@contextlib.contextmanager
+def _prediction_device(device: str) -> Iterator[None]:
+    """Set ``MLFLOW_DEFAULT_PREDICTION_DEVICE`` (where MLflow's pyfunc loads a model) for a block."""
+    previous = os.environ.get("MLFLOW_DEFAULT_PREDICTION_DEVICE")
+    os.environ["MLFLOW_DEFAULT_PREDICTION_DEVICE"] = device
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_DEFAULT_PREDICTION_DEVICE", None)
+        else:
+            os.environ["MLFLOW_DEFAULT_PREDICTION_DEVICE"] = previous
 
 
 @dataclass(frozen=True)

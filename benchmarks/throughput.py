@@ -150,7 +150,7 @@ def engine_variants(kind: str, compile_variant: bool = True) -> list[tuple[str, 
 def epoch_shape(total_images: int, epoch_images: int, multiple: int = 256) -> tuple[int, int]:
     """(train_limit, aug_factor): an epoch of >= ``epoch_images`` from a slice whose size is a multiple of
     the largest batch, so no epoch ends in a short batch (a new shape would make torch.compile recompile)."""
-    limit = max(multiple, total_images // multiple * multiple) if total_images >= multiple else total_images
+    limit = total_images // multiple * multiple if total_images >= multiple else total_images
     return limit, max(1, -(-epoch_images // limit))
 
 
@@ -177,8 +177,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if args.packed_only:  # e.g. again under CUDA MPS: the packed rows alone, no seed ratio
         for name in args.pack_cases or args.cases:
             rows += _packed_rows(name, arrays, args, device, None)
-        args.cases = []
-    for name in args.cases:
+    for name in [] if args.packed_only else args.cases:
         compiled = not args.no_compile and name in (args.compile_cases or args.cases)
         variants = engine_variants(kind, compile_variant=compiled)
         if schedule == "interleaved":

@@ -9,6 +9,7 @@ import inspect
 import logging
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,31 @@ def start_ray(options: SearchOptions) -> None:
         ray.init(address=options.address, logging_config=logging_config)
     else:
         ray.init(num_cpus=options.num_cpus, include_dashboard=False, logging_config=logging_config)
+
+
+def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail in seconds when nothing listens at ``--address`` (``ray.init`` retries for many minutes).
+
+    ``host:port`` (a head's GCS) and ``ray://host:port`` (Ray Client) are checked with one TCP connect;
+    ``auto`` and no address are left to Ray, which fails fast on its own.
+    """
+    if not address or address == "auto":
+        return
+    target = address.removeprefix("ray://").rstrip("/")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise FractureTuneError(
+            f"--address {address!r} is not host:port or ray://host:port",
+            hint="e.g. --address 127.0.0.1:6379 (the head's GCS) or ray://head:10001, or auto",
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as error:
+        raise FractureTuneError(
+            f"no Ray cluster answers at {address} ({error.strerror or error})",
+            hint="start one with `fracture-tune cluster up` (it prints the address), or check host and port",
+        ) from error
 
 
 def check_local_gpus(config: ExperimentConfig, options: SearchOptions) -> None:

@@ -15,6 +15,7 @@ from search.driver import (
     SearchOptions,
     check_cluster_resources,
     check_local_gpus,
+    check_ray_address,
     load_resume_state,
     new_record,
     open_parent_run,
@@ -47,6 +48,7 @@ def run_search(config: ExperimentConfig, options: SearchOptions) -> int:
             hint=f"continue it with --resume {options.name}, or choose another --name",
         )
     check_local_gpus(config, options)
+    check_ray_address(options.address)
     prepared = prepare_search_dataset(config)
     bound_http_retries()
     parent = open_parent_run(config, options, prepared)
@@ -84,6 +86,7 @@ def resume_search(options: SearchOptions) -> int:
             f"{prepared.dataset.split_hash} != {record.split_hash})",
             hint="resume needs the same data; start a new search instead",
         )
+    check_ray_address(options.address)
     bound_http_retries()
     parent = open_parent_run(config, options, prepared, existing_run_id=record.parent_run_id)
     write_search_record(options.run_dir, replace(record, status="running"))

@@ -68,3 +68,27 @@ def test_gpu_config_on_a_cpu_machine_exits_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and "resources.gpus_per_trial=0.25" in done.stderr
     assert not (tmp_path / ".fracture-tune").exists()
+
+
+def test_address_where_no_cluster_listens_exits_2_in_seconds(tmp_path: Path) -> None:
+    """ray.init retries an unreachable GCS for many minutes; the search says so at once instead."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on once the probe closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    done = subprocess.run(
+        search_command("--config", str(REPO / "configs" / "quickstart.yaml"), "--name", "nowhere",
+                       "--address", f"127.0.0.1:{port}"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in done.stderr
+    assert "fracture-tune cluster up" in done.stderr
+    assert not (tmp_path / ".fracture-tune" / "runs" / "nowhere").exists()
+    assert not (tmp_path / "mlflow.db").exists()  # nothing was logged for a search that never ran
+    assert time.monotonic() - started < 60

@@ -66,17 +66,6 @@ def train_trial(config: dict[str, Any], data: DatasetArrays) -> None:
     finally:
         # ASHA-stopped trials end inside tune.report (SystemExit); free the GPU for the next trial either way.
         del result
-        release_device_memory(flat["device"])
-
-
-def release_device_memory(device: str) -> None:
-    """Hand a finished trial's GPU memory back before the next trial starts in this (reused) worker.
-
-    On CPU there is nothing to do: reference counting frees the model, optimiser and tensors when ``fit``
-    returns. A full ``gc.collect()`` there costs ~0.2 s with torch and Ray loaded, and with
-    ``reuse_actors`` the next trial waits for it (Tune joins this thread before resetting the actor).
-    """
-    if not str(device).startswith("cuda"):
-        return
-    gc.collect()  # cycles (autograd graphs, hooks) can still hold CUDA tensors
-    torch.cuda.empty_cache()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -17,11 +17,7 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from trainables.checkpoint import load_checkpoint  # noqa: E402
-from trainables.tune_adapter import (  # noqa: E402
-    release_device_memory,
-    train_trial,
-    trial_resources_config,
-)
+from trainables.tune_adapter import train_trial, trial_resources_config  # noqa: E402
 
 METRIC_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_auroc", "val_balanced_accuracy",
                "val_sensitivity", "val_specificity", "val_f1", "lr", "images_per_second")
@@ -96,20 +92,3 @@ def test_resources_fill_threads_and_device() -> None:
         "model": "tiny_cnn", "num_threads": 3, "device": "cpu"}
     assert trial_resources_config({"num_threads": 1, "device": "cpu"}, {"CPU": 4.0, "GPU": 1.0}) == {
         "num_threads": 1, "device": "cpu"}
-
-
-def test_cpu_trials_skip_the_full_collection_the_next_reused_trial_would_wait_for(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """~0.2 s a trial with torch and Ray loaded (BENCHMARKS.md, Overheads); CUDA trials still free memory."""
-    import gc
-
-    import torch
-
-    calls: list[str] = []
-    monkeypatch.setattr(gc, "collect", lambda *args: calls.append("collect") or 0)
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
-    release_device_memory("cpu")
-    assert calls == []
-    release_device_memory("cuda:0")
-    assert calls == ["collect", "empty_cache"]

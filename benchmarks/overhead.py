@@ -16,6 +16,8 @@ per epoch count so they see the same machine load:
 
 Per trial = ``Tuner.fit`` wall time / trials (Ray's start is timed once, separately: a search pays it
 once). ``in_trial_s`` = Tune's ``time_total_s`` (the trainable's own time, without actor start-up).
+``steady_per_trial_s`` = median start-to-start time of consecutive trials after the first (one trial at a
+time, so this is one trial plus everything Tune, MLflow and checkpoints add between two trials).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
+from ray import tune  # noqa: E402
+
 from data.dataset import DatasetArrays  # noqa: E402
 from search.config import ExperimentConfig, config_from_dict, load_config  # noqa: E402
 from search.driver import SearchOptions, open_parent_run, prepare_search_dataset  # noqa: E402
@@ -44,8 +48,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def report_only_trial(config: dict[str, Any], data: DatasetArrays) -> None:
     """The adapter minus checkpoints: what Tune itself costs."""
-    from ray import tune
-
     from trainables.tune_adapter import trial_resources_config
 
     flat = trial_resources_config(config, {"CPU": 1})
@@ -88,7 +90,6 @@ def _point_config(config: ExperimentConfig) -> dict[str, Any]:
 def tune_seconds(case: str, config: ExperimentConfig, prepared: Any, scratch: Path,
                  reuse: bool) -> dict[str, Any]:
     """One search of ``config.budget.num_trials`` identical trials; per-trial wall and in-trial times."""
-    from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
     from search.execute import callbacks_for
@@ -101,6 +102,8 @@ def tune_seconds(case: str, config: ExperimentConfig, prepared: Any, scratch: Pa
     if "mlflow" in case:
         options = SearchOptions(name=name, storage=scratch, tracking_uri=f"sqlite:///{scratch / 'mlflow.db'}")
         callbacks = callbacks_for(config, options, open_parent_run(config, options, prepared))
+    starts = TrialStarts()
+    callbacks.append(starts)
     trainable = train_trial if "ckpt" in case else report_only_trial
     scheduler = ASHAScheduler(time_attr="training_iteration", grace_period=config.scheduler.grace_period,
                               max_t=config.scheduler.max_t)
@@ -120,8 +123,22 @@ def tune_seconds(case: str, config: ExperimentConfig, prepared: Any, scratch: Pa
     errors = [str(result.error) for result in results if result.error]
     if errors:
         raise RuntimeError(f"{case}: {len(errors)} trial(s) failed: {errors[0]}")
+    cycles = [later - earlier for earlier, later in zip(starts.times[1:], starts.times[2:], strict=False)]
     return {"per_trial_s": wall / config.budget.num_trials, "in_trial_s": statistics.median(in_trial),
-            "search_wall_s": wall}
+            "search_wall_s": wall, "steady_per_trial_s": statistics.median(cycles) if cycles else None}
+
+
+class TrialStarts(tune.Callback):
+    """Notes when each trial starts: one at a time, start-to-start is what one more trial costs.
+
+    The first trial (worker process start, cold imports) is left out of the steady-state figure.
+    """
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.times.append(time.perf_counter())
 
 
 def measure(epochs: int, args: argparse.Namespace, scratch: Path) -> list[dict[str, Any]]:
@@ -129,29 +146,38 @@ def measure(epochs: int, args: argparse.Namespace, scratch: Path) -> list[dict[s
     config = fixed_config(epochs, args.trials)
     prepared = prepare_search_dataset(config)
     bare_seconds(config, prepared.dataset.arrays, 1)  # warm-up (imports, allocator)
-    cases = [("bare", False), ("tune", False), ("tune+ckpt", False)]
-    cases += [("tune+ckpt+mlflow", reuse) for reuse in args.reuse]
+    cases = [("bare", False)] + [(case, False) for case in ("tune", "tune+ckpt") if case in args.cases]
+    cases += [("tune+ckpt+mlflow", reuse) for reuse in args.reuse if "tune+ckpt+mlflow" in args.cases]
     samples: dict[str, list[dict[str, Any]]] = {}
     for repeat in range(args.repeats):
         for case, reuse in (cases if repeat % 2 == 0 else cases[::-1]):
             label = "bare engine fit" if case == "bare" else case + (" reuse_actors" if reuse else "")
             if case == "bare":
                 bare = statistics.median(bare_seconds(config, prepared.dataset.arrays, args.trials))
-                result = {"per_trial_s": bare, "in_trial_s": bare}
+                result = {"per_trial_s": bare, "in_trial_s": bare, "steady_per_trial_s": bare}
             else:
                 result = tune_seconds(case, config, prepared, scratch, reuse)
             samples.setdefault(label, []).append(result)
-    keys = ("per_trial_s", "in_trial_s")
+    keys = ("per_trial_s", "in_trial_s", "steady_per_trial_s")
     rows = [{"epochs": epochs, "case": label, "repeats": len(found),
-             **{key: statistics.median(sample[key] for sample in found) for key in keys}}
+             **{key: _median_or_none([sample[key] for sample in found]) for key in keys}}
             for label, found in samples.items()]
     bare_median = rows[0]["per_trial_s"]
     for row in rows:
         row["overhead_vs_bare"] = row["per_trial_s"] / bare_median - 1
+        steady = row["steady_per_trial_s"]
+        row["steady_overhead_vs_bare"] = steady / bare_median - 1 if steady else None
+        steady_text = (f"  steady {steady:5.2f} s/trial ({100 * row['steady_overhead_vs_bare']:+5.1f} %)"
+                       if steady else "")
         print(f"{epochs} epoch(s) {row['case']:<30} {row['per_trial_s']:6.2f} s/trial "
-              f"(in-trial {row['in_trial_s']:5.2f} s)  overhead {100 * row['overhead_vs_bare']:+6.1f} %",
-              flush=True)
+              f"(in-trial {row['in_trial_s']:5.2f} s)  overhead {100 * row['overhead_vs_bare']:+6.1f} %"
+              + steady_text, flush=True)
     return rows
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
 
 
 def per_epoch(rows: list[dict[str, Any]], low: int, high: int) -> list[dict[str, Any]]:
@@ -175,6 +201,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, nargs="+", default=[1, 6])
     parser.add_argument("--reuse", type=lambda text: text == "on", nargs="+", default=[False, True],
                         metavar="on|off", help="reuse_actors settings for the full case")
+    parser.add_argument("--cases", nargs="+", default=["tune", "tune+ckpt", "tune+ckpt+mlflow"],
+                        choices=["tune", "tune+ckpt", "tune+ckpt+mlflow"],
+                        help="Tune cases besides the bare engine (e.g. only the full stack)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -1,0 +1,110 @@
+"""Where the time between two trials goes: driver and trainable timestamps for a reused-actor search.
+
+    python benchmarks/trial_timeline.py --trials 8
+
+The full ``fracture-tune search`` stack (the project's trainable, MLflow and progress callbacks, a scratch
+SQLite store) runs ``--trials`` identical 1-epoch quickstart trials one at a time with ``reuse_actors``. A
+Tune callback stamps trial start / result / complete on the driver; a wrapper around the trainable stamps its
+first and last line in the worker (same machine, same clock). Prints each event with the seconds since the
+previous one, then the medians of: trainable start → first result (the trial's own work) and trial complete
+→ next trainable start (what Tune, MLflow and the actor reset add between trials).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+
+from overhead import fixed_config  # noqa: E402
+from ray import tune  # noqa: E402
+
+from data.dataset import DatasetArrays  # noqa: E402
+from search.driver import SearchOptions, open_parent_run, prepare_search_dataset  # noqa: E402
+from search.execute import callbacks_for  # noqa: E402
+from search.tuner import build_run_config, build_searcher, fixed_trial_values  # noqa: E402
+from trainables.tune_adapter import train_trial  # noqa: E402
+
+EVENTS = Path(tempfile.mkdtemp(prefix="bench-timeline-")) / "events.jsonl"
+
+
+def _stamp(event: str) -> None:
+    with EVENTS.open("a") as stream:
+        stream.write(json.dumps({"event": event, "time": time.time()}) + "\n")
+
+
+def stamped_trial(config: dict[str, Any], data: DatasetArrays) -> None:
+    _stamp("trainable_start")
+    try:
+        train_trial(config, data)
+    finally:
+        _stamp("trainable_end")
+
+
+class DriverStamps(tune.Callback):
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        _stamp("trial_start")
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        _stamp("result")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        _stamp("trial_complete")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trials", type=int, default=8)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+    from ray.tune.schedulers import ASHAScheduler
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_config=ray.LoggingConfig(log_level="WARNING"))
+    config = fixed_config(1, args.trials)
+    prepared = prepare_search_dataset(config)
+    scratch = EVENTS.parent
+    tracking_uri = f"sqlite:///{scratch / 'mlflow.db'}"
+    options = SearchOptions(name="timeline", storage=scratch, tracking_uri=tracking_uri)
+    callbacks = [DriverStamps(), *callbacks_for(config, options, open_parent_run(config, options, prepared))]
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(stamped_trial, data=prepared.dataset.arrays), {"cpu": 1}),
+        param_space=fixed_trial_values(config),
+        tune_config=tune.TuneConfig(
+            metric=config.metric, mode=config.metric_mode, search_alg=build_searcher(config),
+            scheduler=ASHAScheduler(time_attr="training_iteration", grace_period=1, max_t=1),
+            num_samples=args.trials, max_concurrent_trials=1, reuse_actors=True,
+        ),
+        run_config=build_run_config(config, "timeline", scratch, callbacks),
+    )  # fmt: skip
+    started = time.time()
+    tuner.fit()
+    events = [json.loads(line) for line in EVENTS.read_text().splitlines()]
+    previous = started
+    for event in events:
+        print(f"{event['event']:>15} +{event['time'] - previous:6.3f} s")
+        previous = event["time"]
+    work = [b["time"] - a["time"] for a, b in zip(events, events[1:], strict=False)
+            if a["event"] == "trainable_start" and b["event"] == "result"]  # fmt: skip
+    completes = [e["time"] for e in events if e["event"] == "trial_complete"]
+    starts = [e["time"] for e in events if e["event"] == "trainable_start"]
+    between = [start - complete for complete, start in zip(completes, starts[1:], strict=False)]
+    print(f"trainable start -> result: median {statistics.median(work):.3f} s (first {work[0]:.3f} s)")
+    print(f"trial complete -> next trainable start: median {statistics.median(between):.3f} s")
+    print(f"search: {time.time() - started:.1f} s for {args.trials} trials")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""How long a search takes to start: command start → first trial result, side by side for checkouts.
+
+    python benchmarks/startup.py --repeats 3                       # this checkout
+    python benchmarks/startup.py --checkout /tmp/old --checkout .  # before/after, runs alternating
+
+Each run is ``fracture-tune search`` (quickstart config, 2 trials of 1 epoch, cached data) as a subprocess
+with a fresh run folder and a fresh MLflow SQLite store, its output read line by line as it comes:
+
+- ``announced``: the ``search NAME: …`` line (config, data, MLflow parent run and Ray are ready);
+- ``first_result``: the first progress line with a best value (a trial reported its first epoch);
+- ``results``: the ``best trial`` line; ``wall``: the process exited (Ray's shutdown included);
+- ``phase_*``: how long each start-up step of ``search/execute.py`` took (imports; argument parsing and
+  config validation, which imports torch; the data cache; the MLflow parent run; ``ray.init``; building the
+  Tuner), stamped inside the search process.
+
+Every checkout runs with this repository's virtual environment; the dataset cache is warmed once first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MARKS = {
+    "announced": lambda line: line.startswith("search ") and " trials, metric " in line,
+    "first_result": lambda line: line.startswith("[") and "best val_auroc=0" in line,
+    "results": lambda line: line.startswith("best trial "),
+}
+# Run inside the search process: stamps when each start-up step of search/execute.py ends, on stdout.
+PHASE_WRAPPER = """
+import sys, time
+started = time.perf_counter()
+import search.execute as execute
+import search.tuner as tuner
+def stamped(module, name):
+    function = getattr(module, name)
+    def wrapper(*args, **kwargs):
+        result = function(*args, **kwargs)
+        print(f"@phase {name} {time.perf_counter() - started:.3f}", flush=True)
+        return result
+    setattr(module, name, wrapper)
+for name in ("check_local_gpus", "prepare_search_dataset", "open_parent_run", "start_ray"):
+    stamped(execute, name)
+stamped(tuner, "build_tuner")
+print(f"@phase imports {time.perf_counter() - started:.3f}", flush=True)
+from search.cli import main
+sys.argv[0] = "fracture-tune"
+sys.exit(main())
+"""
+# (stamp, what the time since the previous stamp was spent on)
+PHASES = (("imports", "imports"), ("check_local_gpus", "cli_and_config"), ("prepare_search_dataset", "data"),
+          ("open_parent_run", "mlflow"), ("start_ray", "ray_init"), ("build_tuner", "tuner"))  # fmt: skip
+SEARCH_ARGS = [
+    "--set", "budget.num_trials=2", "--set", "training.epochs=1", "--set", "scheduler.max_t=1",
+    "--set", "best_trial.min_epochs=1",
+]  # fmt: skip
+
+
+def one_run(checkout: Path, workdir: Path, name: str) -> dict[str, float]:
+    """Seconds from the command's start to each mark, and to exit."""
+    command = [
+        sys.executable, "-c", PHASE_WRAPPER, "search",
+        "--config", str(checkout / "configs" / "quickstart.yaml"), "--name", name,
+        "--storage", str(workdir / "runs"), "--tracking-uri", f"sqlite:///{workdir / name / 'mlflow.db'}",
+        *SEARCH_ARGS,
+    ]  # fmt: skip
+    (workdir / name).mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    seen: dict[str, float] = {}
+    assert process.stdout is not None
+    phases: dict[str, float] = {}
+    for line in process.stdout:
+        if line.startswith("@phase "):
+            _, name, seconds = line.split()
+            phases[name] = float(seconds)  # seconds since the interpreter ran the wrapper's first line
+            continue
+        for mark, matches in MARKS.items():
+            if mark not in seen and matches(line):
+                seen[mark] = time.perf_counter() - started
+    if process.wait() != 0 or len(seen) < len(MARKS):
+        raise RuntimeError(f"{checkout}: search exited {process.returncode}, saw only {sorted(seen)}")
+    # Each phase's own duration: time since the previous phase ended (the first from the wrapper's start).
+    durations = {}
+    previous = 0.0
+    for stamp, label in PHASES:
+        if stamp in phases:
+            durations[f"phase_{label}"] = phases[stamp] - previous
+            previous = phases[stamp]
+    return {**durations, **seen, "wall": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkout", type=Path, action="append", help="repository root (repeatable)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    checkouts = [path.resolve() for path in (args.checkout or [REPO])]
+    samples: dict[str, list[dict[str, float]]] = {str(path): [] for path in checkouts}
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as scratch:
+        workdir = Path(scratch)
+        one_run(checkouts[0], workdir, "warm-up")  # synthetic images and the dataset cache, once
+        for repeat in range(args.repeats):
+            order = checkouts if repeat % 2 == 0 else checkouts[::-1]
+            for index, checkout in enumerate(order):
+                result = one_run(checkout, workdir, f"r{repeat}-{index}")
+                samples[str(checkout)].append(result)
+                shown = "  ".join(f"{k.removeprefix('phase_')} {v:4.1f}" for k, v in result.items())
+                print(f"{checkout}: {shown} (s)", flush=True)
+    rows = []
+    for checkout, found in samples.items():
+        medians = {key: statistics.median(sample[key] for sample in found) for key in found[0]}
+        rows.append({"checkout": checkout, "runs": found, "median": medians})
+        shown = "  ".join(f"{k.removeprefix('phase_')} {v:4.1f}" for k, v in medians.items())
+        print(f"median {checkout}: {shown} (s)")
+    report = {
+        "command": " ".join([sys.executable, *sys.argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0)),
+                    "load_average_at_end": os.getloadavg()},  # fmt: skip
+        "rows": rows,
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,8 +14,9 @@ the same objective (validation AUROC; accuracy reported too):
     the engine, ``resources.reuse_actors: true``; run as a subprocess and timed from before it starts
     (Ray start-up and MLflow included).
 
-Each side's best configuration is then retrained identically (engine, full train split, same epochs and
-seed) and scored once on the test split. Prints the side-by-side table, writes results.json and an
+Each side's best configuration is then retrained identically (engine, full train split, same epochs,
+training seeds 0..``--retrain-seeds``-1) and scored once per seed on the test split; medians reported.
+Prints the side-by-side table, writes results.json and an
 anytime curve (best validation metric vs wall time) PNG per dataset.
 """
 
@@ -45,7 +46,8 @@ from trainables.engine import fit, predict_proba  # noqa: E402
 from trainables.metrics import binary_metrics  # noqa: E402
 
 FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
-STARTUP_ALLOWANCE_S = 20.0  # CLI imports + MLflow store + ray.init before Tune's clock starts (measured)
+# CLI imports, data, MLflow store || ray.init before Tune's clock starts (9.3 s measured, BENCHMARKS.md)
+STARTUP_ALLOWANCE_S = 10.0
 
 
 def search_config(dataset: dict[str, Any], settings: SeedProtocolSettings, concurrency: int,
@@ -90,18 +92,23 @@ def dataset_sections(name: str, image_size: int, synthetic_n: int) -> dict[str, 
 
 
 def retrain_and_test(params: dict[str, Any], dataset: PreparedDataset, settings: SeedProtocolSettings,
-                     epochs: int) -> dict[str, float]:
-    """The same retrain for both sides: engine, full train split, fixed seed, scored once on test."""
+                     epochs: int, seeds: int = 1) -> dict[str, Any]:
+    """The same retrain for both sides: engine, full train split, training seeds 0..seeds-1, each scored
+    once on test; the medians are the side's test figures (one seed's luck is not a config's quality)."""
     keys = ("lr", "dropout", "c1", "c2", "c3", "batch_size")
     config = {**fixed_training(settings), **{k: params[k] for k in keys}, "epochs": epochs,
               "aug_factor": 1, "num_threads": 0}
     started = time.perf_counter()
-    result = fit(config, dataset.arrays, eval_split=None)
+    per_seed: list[dict[str, float]] = []
     test_rows = dataset.arrays.indices("test")
-    probabilities = predict_proba(result.model, dataset.arrays.images[test_rows], result.config)
-    metrics = binary_metrics(dataset.arrays.labels[test_rows], probabilities)
-    return {"test_auroc": metrics["auroc"], "test_accuracy": metrics["accuracy"],
-            "retrain_seconds": time.perf_counter() - started}
+    for seed in range(seeds):
+        result = fit({**config, "seed": seed}, dataset.arrays, eval_split=None)
+        probabilities = predict_proba(result.model, dataset.arrays.images[test_rows], result.config)
+        metrics = binary_metrics(dataset.arrays.labels[test_rows], probabilities)
+        per_seed.append({"test_auroc": metrics["auroc"], "test_accuracy": metrics["accuracy"]})
+    return {"test_auroc": float(np.median([row["test_auroc"] for row in per_seed])),
+            "test_accuracy": float(np.median([row["test_accuracy"] for row in per_seed])),
+            "test_per_seed": per_seed, "retrain_seconds": time.perf_counter() - started}
 
 
 def compare(name: str, args: argparse.Namespace, settings: SeedProtocolSettings,
@@ -117,7 +124,7 @@ def compare(name: str, args: argparse.Namespace, settings: SeedProtocolSettings,
           "fracture-tune search ...", flush=True)
     if args.search_time_fraction or args.search_trials:
         # Equal-wall-time variant: the search may try more configurations, but must stop within a
-        # fraction of the seed protocol's wall time (Tune's budget starts after ~20 s of CLI/Ray start-up).
+        # fraction of the seed protocol's wall time (Tune's budget starts after ~10 s of CLI/Ray start-up).
         budget = max(30.0, args.search_time_fraction * seed.wall_seconds - STARTUP_ALLOWANCE_S) \
             if args.search_time_fraction else None
         config = search_config(sections, settings, args.concurrency, args.search_trials, budget,
@@ -135,10 +142,12 @@ def compare(name: str, args: argparse.Namespace, settings: SeedProtocolSettings,
         "dataset": name, "dataset_key": dataset.key, "images": int(dataset.arrays.images.shape[0]),
         "load_average_after": os.getloadavg(),
         "seed": side_summary(seed.wall_seconds, seed_best.params, seed_best.epochs, seed.counts(), seed_curve,
-                             retrain_and_test(seed_best.params, dataset, settings, args.retrain_epochs)),
+                             retrain_and_test(seed_best.params, dataset, settings, args.retrain_epochs,
+                                              args.retrain_seeds)),
         "search": side_summary(search.wall_seconds, search_best.config, search_best.epochs,
                                search_counts(search.trials, settings.epochs), search_curve,
-                               retrain_and_test(search_best.config, dataset, settings, args.retrain_epochs)),
+                               retrain_and_test(search_best.config, dataset, settings, args.retrain_epochs,
+                                                args.retrain_seeds)),
         "search_seconds_to_seed_best": reach,
         "ratio_search_time_to_seed_best_over_seed_wall": reach / seed.wall_seconds if reach else None,
         "ratio_wall": search.wall_seconds / seed.wall_seconds,
@@ -188,11 +197,11 @@ def format_table(result: dict[str, Any]) -> str:
     seed, search = result["seed"], result["search"]
     rows = [("wall time (s)", "wall_seconds", ".0f"), ("best val AUROC", "best_val_auroc", ".4f"),
             ("best val accuracy", "best_val_accuracy", ".4f"),
-            ("test AUROC (retrained)", "test_auroc", ".4f"),
-            ("test accuracy (retrained)", "test_accuracy", ".4f")]
-    lines = [f"== {result['dataset']} ==", f"{'':28} {'seed protocol':>16} {'fracture-tune':>16}"]
-    lines += [f"{label:28} {seed[key]:>16{spec}} {search[key]:>16{spec}}" for label, key, spec in rows]
-    lines.append(f"{'trials':28} {_counts(seed['trials']):>16} {_counts(search['trials']):>16}")
+            ("test AUROC (retrained, median)", "test_auroc", ".4f"),
+            ("test accuracy (retrained, median)", "test_accuracy", ".4f")]
+    lines = [f"== {result['dataset']} ==", f"{'':34} {'seed protocol':>16} {'fracture-tune':>16}"]
+    lines += [f"{label:34} {seed[key]:>16{spec}} {search[key]:>16{spec}}" for label, key, spec in rows]
+    lines.append(f"{'trials':34} {_counts(seed['trials']):>16} {_counts(search['trials']):>16}")
     reach = result["search_seconds_to_seed_best"]
     ratio = result["ratio_search_time_to_seed_best_over_seed_wall"]
     lines.append("search time to the seed's best val AUROC: "
@@ -227,6 +236,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--width-scale", type=int, default=2)
     parser.add_argument("--synthetic-n", type=int, default=600)
     parser.add_argument("--retrain-epochs", type=int, default=5)
+    parser.add_argument("--retrain-seeds", type=int, default=5,
+                        help="retrain each side's best config with this many seeds; medians reported")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--search-trials", type=int, default=0,
                         help="the search's trial budget (default: --trials, the same as the seed's)")

@@ -160,7 +160,11 @@ def test_local_auth_applies_only_to_the_recorded_cluster(
     state = _state(tmp_path, [_dead_record("ray-head")])
     save_state(state, tmp_path)
     for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
-        monkeypatch.delenv(name, raising=False)
+        # setenv first so monkeypatch records each one and undoes what apply_local_cluster_auth sets below
+        # (a bare delenv of an unset variable records nothing: the token settings leaked into later tests'
+        # ray.init, which then failed with "Authentication token is missing or incorrect").
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
     assert not apply_local_cluster_auth("http://10.0.0.5:8265", tmp_path)
     assert "RAY_AUTH_TOKEN_PATH" not in os.environ
     assert apply_local_cluster_auth("http://127.0.0.1:8265", tmp_path)

@@ -49,7 +49,9 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path: Path, observe
     config = write_search_config(
         tmp_path,
         budget={"num_trials": 4, "time_budget_s": 900},
-        training={"epochs": EPOCHS},
+        # aug_factor 40: epochs of ~0.8 s instead of 0.04 s, so the trial picked after 3 reported epochs is
+        # still running when it is killed (at 0.04 s it had sometimes finished, and nothing restarted).
+        training={"epochs": EPOCHS, "aug_factor": 40},
         scheduler={"max_t": EPOCHS, "grace_period": EPOCHS},  # every trial runs all epochs
         checkpoint={"num_to_keep": KEEP},
         max_failures=2,
@@ -119,7 +121,17 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path: Path, observe
         ),
         **disk,
     )
-    assert disk["max_checkpoints"] <= KEEP, "num_to_keep did not bound the checkpoints"
+    # Ray keeps the num_to_keep best epochs by the metric and never deletes the latest (what a restart
+    # resumes from), so a trial holds at most KEEP + 1 checkpoints: KEEP when the latest is among the best.
+    assert disk["max_checkpoints"] <= KEEP + 1, "num_to_keep did not bound the checkpoints"
+    for trial in sorted(run_dir.glob("trial_*")):
+        kept = {int(folder.name.removeprefix("checkpoint_")) + 1 for folder in trial.glob("checkpoint_*")}
+        rows = _results(trial)
+        best = max(row["val_auroc"] for row in rows)
+        assert max(int(row["epoch"]) for row in rows) in kept, f"{trial.name}: latest epoch's checkpoint gone"
+        assert any(int(row["epoch"]) in kept for row in rows if row["val_auroc"] == best), (
+            f"{trial.name}: best epoch's checkpoint gone (kept epochs {sorted(kept)})"
+        )
 
 
 def _disk_per_trial(run_dir: Path) -> dict[str, int]:

@@ -23,10 +23,8 @@ time, so this is one trial plus everything Tune, MLflow and checkpoints add betw
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,6 +34,7 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
+from bench_report import write_report  # noqa: E402
 from ray import tune  # noqa: E402
 
 from data.dataset import DatasetArrays  # noqa: E402
@@ -222,14 +221,7 @@ def main() -> None:
     for row in marginal:
         print(f"per extra epoch {row['case']:<30} {row['seconds_per_epoch']:6.2f} s "
               f"overhead {100 * row['overhead_vs_bare']:+6.1f} %")
-    report = {"command": " ".join([sys.executable, *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0)),
-                          "load_average_at_end": os.getloadavg()},
-              "ray_init_s": ray_start, "rows": rows, "per_epoch": marginal}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+    write_report(args.out, ray_init_s=ray_start, rows=rows, per_epoch=marginal)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
+from bench_report import write_report  # noqa: E402
 from search_runs import CLI, REPO_ROOT, run_search_cli, trial_span  # noqa: E402
 
 
@@ -154,13 +154,7 @@ def main() -> None:
         if not args.skip_cluster:
             runs += cluster_cases(args, Path(scratch))
     rows = summarise(runs)
-    report = {"command": " ".join([sys.executable, *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0))},
-              "runs": runs, "summary": rows}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+    write_report(args.out, runs=runs, summary=rows)
 
 
 if __name__ == "__main__":

@@ -19,15 +19,15 @@ Every checkout runs with this repository's virtual environment; the dataset cach
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_report import write_report
 
 REPO = Path(__file__).resolve().parents[1]
 MARKS = {
@@ -127,17 +127,7 @@ def main() -> None:
         rows.append({"checkout": checkout, "runs": found, "median": medians})
         shown = "  ".join(f"{k.removeprefix('phase_')} {v:4.1f}" for k, v in medians.items())
         print(f"median {checkout}: {shown} (s)")
-    report = {
-        "command": " ".join([sys.executable, *sys.argv]),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0)),
-                    "load_average_at_end": os.getloadavg()},  # fmt: skip
-        "rows": rows,
-    }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.out}")
+    write_report(args.out, rows=rows)
 
 
 if __name__ == "__main__":

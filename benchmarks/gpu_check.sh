@@ -11,7 +11,8 @@
 #                        channels_last at batch 32 and 256; b256 with torch.compile), then 1, 2 and 4 engine
 #                        processes sharing the GPU (summed images/s) for the seed's tuned CNN
 #   step_profile_<dev>.json benchmarks/step_profile.py: each phase of one training step (augment, forward +
-#                        loss, backward, optimiser) in ms and kernels launched, batch 32 and 256
+#                        loss, backward, optimiser) in ms and kernels launched, batch 32 and 256, and the
+#                        kernels with the most device time per step, eager and compiled
 #   packed_mps.json      the packed rows again with the CUDA MPS daemon running (if available; MPS=0 skips)
 #   gpu_check.log        everything printed
 # Data: $DATA (an image folder with class sub-folders), else ../shared/data/fracatlas when present, else
@@ -74,22 +75,19 @@ if [ "$SMOKE" = 1 ]; then
   ARGS=(--seconds 1 --windows 3 --cases base_cnn --threads 1 --pack 1 2 --pack-on-cpu
         --schedule sequential --variants gpu --no-compile --epoch-images 100)
 else
-  # ~3.5 min on an H100: compile and the packed processes only for the tuned CNN (the issue's target).
-  ARGS=(--seconds 4 --windows 3 --cases tuned_cnn base_cnn --compile-cases tuned_cnn
+  # ~3.5 min on an H100 (+1.5 min with TUNING=1): compile and the packed processes only for the tuned CNN
+  # (the issue's target). TUNING=1 adds b256 compile without cuDNN autotuning, CUDA graphs at b256 and
+  # b32, and b512 (throughput.py --tuning). CASES="tuned_cnn" skips the base CNN.
+  read -r -a CASE_LIST <<<"${CASES:-tuned_cnn base_cnn}"
+  ARGS=(--seconds 4 --windows 3 --cases "${CASE_LIST[@]}" --compile-cases tuned_cnn
         --pack-cases tuned_cnn --pack 1 2 4 --epoch-images 12288)
+  [ "${TUNING:-1}" = 1 ] && ARGS+=(--tuning)
 fi
 log "throughput.py --device $DEVICE ${ARGS[*]}"
 timeout "$STEP_TIMEOUT" "$PYTHON" benchmarks/throughput.py --data "$DATA" --device "$DEVICE" "${ARGS[@]}" \
   --out "$OUT/throughput_$DEVICE.json" 2>&1 | tee -a "$LOG"
 step=${PIPESTATUS[0]}
 [ "$step" -eq 0 ] || { log "throughput.py exited $step (124 = timed out after ${STEP_TIMEOUT}s)"; status=1; }
-
-# Which phase of a training step costs what, and how many kernels it launches (launch-bound at batch 32?).
-PROFILE_ARGS=(--device "$DEVICE" --out "$OUT/step_profile_$DEVICE.json")
-[ "$SMOKE" = 1 ] && PROFILE_ARGS+=(--steps 3 --batch-sizes 8)
-log "step_profile.py ${PROFILE_ARGS[*]}"
-timeout 180 "$PYTHON" benchmarks/step_profile.py "${PROFILE_ARGS[@]}" 2>&1 | tee -a "$LOG"
-[ "${PIPESTATUS[0]}" -eq 0 ] || { log "step_profile.py failed"; status=1; }
 
 # Packed processes again under CUDA MPS (kernels of several processes run at once instead of
 # time-slicing); the daemon lives in a scratch folder and is stopped afterwards. MPS=0 skips it.
@@ -107,6 +105,13 @@ if [ "$DEVICE" = cuda ] && [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-con
     log "nvidia-cuda-mps-control -d failed: no MPS run"
   fi
 fi
+
+# Which phase of a training step costs what, and how many kernels it launches (launch-bound at batch 32?).
+PROFILE_ARGS=(--device "$DEVICE" --out "$OUT/step_profile_$DEVICE.json")
+if [ "$SMOKE" = 1 ]; then PROFILE_ARGS+=(--steps 3 --batch-sizes 8 --top 5); else PROFILE_ARGS+=(--compile); fi
+log "step_profile.py ${PROFILE_ARGS[*]}"
+timeout 180 "$PYTHON" benchmarks/step_profile.py "${PROFILE_ARGS[@]}" 2>&1 | tee -a "$LOG"
+[ "${PIPESTATUS[0]}" -eq 0 ] || { log "step_profile.py failed"; status=1; }
 
 log "done (status $status); results in $OUT"
 exit $status

@@ -39,8 +39,11 @@ TUNED = {"model": "tunable_cnn", "c1": 32, "c2": 128, "c3": 256, "dropout": 0.7,
 PHASES = ("augment", "forward_loss", "backward", "optimizer")
 
 
-def make_trainer(batch_size: int, device: torch.device, images: int = 512, size: int = 128) -> EpochTrainer:
-    config = TrainConfig.from_flat({**TUNED, "batch_size": batch_size, "device": device.type})
+def make_trainer(batch_size: int, device: torch.device, images: int = 512, size: int = 128,
+                 **overrides: Any) -> EpochTrainer:
+    config = TrainConfig.from_flat({**TUNED, "batch_size": batch_size, "device": device.type, **overrides})
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = config.cudnn_benchmark  # as engine.fit does
     torch.manual_seed(0)
     model = build_model(config.model, input_size=size, **config.model_kwargs).to(device)
     model = model.to(memory_format=torch.channels_last)
@@ -140,6 +143,38 @@ def launches_per_phase(trainer: EpochTrainer, batch_size: int) -> dict[str, int]
     return counts
 
 
+def top_kernels(trainer: EpochTrainer, batch_size: int, steps: int = 5,
+                count: int = 12) -> list[dict[str, Any]]:
+    """The ``count`` kernels (CUDA) or operators (CPU) with the most self time in whole training steps.
+
+    Milliseconds and calls are per step (``steps`` profiled after one warm-up step), so a slow convolution
+    algorithm or a flood of tiny kernels shows by name.
+    """
+    cuda = trainer.device.type == "cuda"
+    rows = torch.arange(batch_size, device=trainer.device) % trainer.images.shape[0]
+    trainer._train_step(trainer.images[rows], trainer.labels[rows])  # warm-up (and compile)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            trainer._train_step(trainer.images[rows], trainer.labels[rows])
+        if cuda:
+            torch.cuda.synchronize()
+    wanted = torch.autograd.DeviceType.CUDA if cuda else torch.autograd.DeviceType.CPU
+    events = [event for event in prof.key_averages() if event.device_type == wanted]
+    if cuda:
+        events.sort(key=lambda event: event.self_device_time_total, reverse=True)
+        total_us = sum(event.self_device_time_total for event in events)
+        return [{"name": event.key[:120], "calls_per_step": event.count / steps,
+                 "ms_per_step": event.self_device_time_total / 1000 / steps,
+                 "share": event.self_device_time_total / max(total_us, 1e-9)} for event in events[:count]]
+    events = [event for event in events if event.key.startswith("aten::")]
+    events.sort(key=lambda event: event.self_cpu_time_total, reverse=True)
+    total_us = sum(event.self_cpu_time_total for event in events)
+    return [{"name": event.key[:120], "calls_per_step": event.count / steps,
+             "ms_per_step": event.self_cpu_time_total / 1000 / steps,
+             "share": event.self_cpu_time_total / max(total_us, 1e-9)} for event in events[:count]]
+
+
 def augment_device_ops(batch_size: int = 32, size: int = 128) -> dict[str, int]:
     """Non-view operators one ``augment_batch`` call runs on the images' device vs on the generator's (CPU).
 
@@ -177,6 +212,8 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--compile", action="store_true", help="profile the torch.compile'd model too")
+    parser.add_argument("--top", type=int, default=12, help="kernels listed per profiled step (0 = none)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -193,6 +230,15 @@ def main() -> None:
         phases = "  ".join(f"{name} {ms[name]:.2f} ms/{launches[name]}" for name in PHASES)
         print(f"batch {batch_size}: step {ms['step_wall']:.2f} ms wall "
               f"({batch_size / ms['step_wall'] * 1000:.0f} img/s)  {phases}", flush=True)
+        variants = [("eager", trainer)]
+        if args.compile:
+            variants.append(("compiled", make_trainer(batch_size, device, compile=True)))
+        for label, profiled in variants if args.top else []:
+            row[f"top_kernels_{label}"] = kernels = top_kernels(profiled, batch_size, count=args.top)
+            print(f"batch {batch_size} {label}: top kernels by self device time per step", flush=True)
+            for kernel in kernels:
+                print(f"  {kernel['ms_per_step']:7.3f} ms {kernel['share']:6.1%} "
+                      f"x{kernel['calls_per_step']:<5g} {kernel['name']}", flush=True)
     report = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "augment_ops": augment_ops, "results": results}
     if args.out:

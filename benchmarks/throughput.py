@@ -132,22 +132,37 @@ def worker_main(job_text: str) -> None:
     print(json.dumps({"median": statistics.median(rates), "rates": rates}))
 
 
-def engine_variants(kind: str, compile_variant: bool = True) -> list[tuple[str, dict[str, Any]]]:
-    """``cpu``: NCHW vs channels_last. ``gpu``: fp32 b32, bf16 + channels_last (CL) b32/b256, + compile."""
+def engine_variants(kind: str, compile_variant: bool = True,
+                    tuning: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """``cpu``: NCHW vs channels_last. ``gpu``: fp32 b32, bf16 + channels_last (CL) b32/b256, + compile.
+
+    ``tuning`` (with compile) adds what each engine setting is worth on the GPU: b256 compile without
+    cuDNN autotuning (the engine's default turns it on), CUDA graphs (compile mode reduce-overhead) at
+    batch 256 and 32, and batch 512.
+    """
     if kind == "cpu":
         return [("engine NCHW", {"channels_last": False}), ("engine channels_last", {"channels_last": True})]
+    bf16_cl = {"amp": True, "channels_last": True}
     variants = [
         ("engine fp32 b32", {"batch_size": 32, "amp": False, "channels_last": False}),
-        ("engine bf16 CL b32", {"batch_size": 32, "amp": True, "channels_last": True}),
-        ("engine bf16 CL b256", {"batch_size": 256, "amp": True, "channels_last": True}),
+        ("engine bf16 CL b32", {"batch_size": 32, **bf16_cl}),
+        ("engine bf16 CL b256", {"batch_size": 256, **bf16_cl}),
     ]
     if compile_variant:
-        variants.append(("engine bf16 CL b256 compile",
-                         {"batch_size": 256, "amp": True, "channels_last": True, "compile": True}))
+        variants.append(("engine bf16 CL b256 compile", {"batch_size": 256, **bf16_cl, "compile": True}))
+    if compile_variant and tuning:
+        graphs = {"compile": True, "compile_mode": "reduce-overhead"}
+        variants += [
+            ("engine bf16 CL b256 compile, no cudnn.benchmark",
+             {"batch_size": 256, **bf16_cl, "compile": True, "cudnn_benchmark": False}),
+            ("engine bf16 CL b256 compile + CUDA graphs", {"batch_size": 256, **bf16_cl, **graphs}),
+            ("engine bf16 CL b32 compile + CUDA graphs", {"batch_size": 32, **bf16_cl, **graphs}),
+            ("engine bf16 CL b512 compile", {"batch_size": 512, **bf16_cl, "compile": True}),
+        ]
     return variants
 
 
-def epoch_shape(total_images: int, epoch_images: int, multiple: int = 256) -> tuple[int, int]:
+def epoch_shape(total_images: int, epoch_images: int, multiple: int = 512) -> tuple[int, int]:
     """(train_limit, aug_factor): an epoch of >= ``epoch_images`` from a slice whose size is a multiple of
     the largest batch, so no epoch ends in a short batch (a new shape would make torch.compile recompile)."""
     limit = total_images // multiple * multiple if total_images >= multiple else total_images
@@ -179,7 +194,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             rows += _packed_rows(name, arrays, args, device, None)
     for name in [] if args.packed_only else args.cases:
         compiled = not args.no_compile and name in (args.compile_cases or args.cases)
-        variants = engine_variants(kind, compile_variant=compiled)
+        variants = engine_variants(kind, compile_variant=compiled, tuning=args.tuning)
         if schedule == "interleaved":
             rows += _interleaved_rows(name, CASES[name], arrays, args, device, threads, variants)
         else:
@@ -259,15 +274,18 @@ def _packed_rows(name: str, arrays: DatasetArrays, args: argparse.Namespace, dev
     """1, 2, 4 … engine processes training at once on the device (bf16 + CL, batch 32), summed images/s."""
     rows = []
     limit, aug_factor = epoch_shape(len(arrays.labels), args.epoch_images)
-    overrides = {"batch_size": 32, "amp": True, "channels_last": True, "aug_factor": aug_factor}
+    overrides = {"batch_size": 32, "amp": True, "channels_last": True, "aug_factor": aug_factor,
+                 **args.pack_overrides}
     with tempfile.TemporaryDirectory() as scratch:
         arrays_file = Path(scratch) / "arrays.npz"
         np.savez(arrays_file, images=arrays.images, labels=arrays.labels)
         for processes in args.pack:
             per_process = packed_rates(name, arrays_file, limit, args.windows, device, processes,
                                        overrides)
-            result = row(name, f"engine packed x{processes} (sum)", 32, [sum(per_process)], seed_median)
-            result.update(per_process=per_process, engine_epoch_images=limit * aug_factor)
+            label = f"engine packed x{processes} (sum)"
+            result = row(name, label, overrides["batch_size"], [sum(per_process)], seed_median)
+            result.update(per_process=per_process, engine_epoch_images=limit * aug_factor,
+                          pack_overrides=args.pack_overrides)
             rows.append(result)
             print(_format(rows[-1]), flush=True)
     return rows
@@ -287,7 +305,7 @@ def _machine(device: str, threads: int) -> dict[str, Any]:
 
 def _format(result: dict[str, Any]) -> str:
     windows = ", ".join(f"{rate:.0f}" for rate in result["windows"])
-    text = (f"{result['case']:<10} {result['pipeline']:<44} b{result['batch_size']:<4} "
+    text = (f"{result['case']:<10} {result['pipeline']:<50} b{result['batch_size']:<4} "
             f"{result['images_per_second']:8.1f} img/s")
     if result["ratio_to_seed"] is not None:
         paired = result.get("paired_ratio_median", result["ratio_to_seed"])
@@ -322,6 +340,10 @@ def main() -> None:
                         help="cases that get the packed rows (default: all of --cases)")
     parser.add_argument("--packed-only", action="store_true",
                         help="only the packed rows (for --pack-cases), e.g. a second run under CUDA MPS")
+    parser.add_argument("--tuning", action="store_true",
+                        help="with compile: also without cuDNN autotuning, with CUDA graphs, and batch 512")
+    parser.add_argument("--pack-overrides", type=json.loads, default={},
+                        help='JSON engine settings for the packed processes, e.g. \'{"compile": true}\'')
     parser.add_argument("--pack-on-cpu", action="store_true", help="run the packed rows on CPU too (smoke)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()

@@ -25,7 +25,8 @@ SEED_BASE_RECIPE: dict[str, Any] = {
 }
 
 # Settings about where/how fast to run, not what to learn: the baseline inherits them from the optimized run.
-_EXECUTION_KEYS = ("input_size", "device", "num_threads", "channels_last", "amp", "compile", "seed")
+_EXECUTION_KEYS = ("input_size", "device", "num_threads", "channels_last", "amp", "compile",
+                   "compile_mode", "cudnn_benchmark", "seed")
 
 
 def base_recipe_config(optimized: dict[str, Any], epochs: int) -> dict[str, Any]:

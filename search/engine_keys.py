@@ -25,7 +25,7 @@ CONTRACT_ENGINE_KEYS: frozenset[str] = frozenset(
         "model", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
         "warmup_epochs", "label_smoothing", "class_weighting", "grad_clip", "aug_strength", "aug_factor",
         "input_size", "seed", "train_limit", "val_limit", "device", "num_threads", "channels_last", "amp",
-        "compile",
+        "compile", "compile_mode", "cudnn_benchmark",
     }
 )
 # Model constructor arguments of the registered models (tunable_cnn's widths and dropout, deep_cnn's shape,

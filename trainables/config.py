@@ -17,6 +17,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "onecycle", "step")
 CLASS_WEIGHTINGS = ("none", "balanced")
 DEVICES = ("auto", "cpu", "cuda")
+# torch.compile modes: reduce-overhead adds CUDA graphs (one launch per graph instead of one per kernel).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class TrainConfig:
     channels_last: bool = True
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False
+    compile_mode: str = "default"  # with compile: one of COMPILE_MODES
+    cudnn_benchmark: bool = True  # CUDA: cuDNN times its convolution algorithms once per batch shape
 
     @classmethod
     def from_flat(cls, flat: dict[str, Any]) -> TrainConfig:
@@ -77,7 +81,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "class_weighting": CLASS_WEIGHTINGS,
-                   "device": DEVICES}
+                   "device": DEVICES, "compile_mode": COMPILE_MODES}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise FractureTuneError(f"{key}={getattr(self, key)!r} is not one of {', '.join(allowed)}")

@@ -41,6 +41,12 @@ def configure_threads(config: TrainConfig, device: torch.device) -> int:
     return threads
 
 
+def configure_cuda(config: TrainConfig, device: torch.device) -> None:
+    """cuDNN autotuning for this process's convolutions: a trial's batch shapes are fixed, so it pays once."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = config.cudnn_benchmark
+
+
 def images_to_device(
     images: np.ndarray | torch.Tensor, input_size: int, device: torch.device
 ) -> torch.Tensor:

@@ -24,6 +24,7 @@ from data.errors import FractureTuneError
 from trainables.config import TrainConfig
 from trainables.device import (
     autocast,
+    configure_cuda,
     configure_threads,
     images_to_device,
     normalise,
@@ -81,6 +82,7 @@ def fit(
     cfg = as_train_config(config)
     device = resolve_device(cfg.device)
     threads = configure_threads(cfg, device)
+    configure_cuda(cfg, device)
     train_rows = select_indices(data, train_splits, cfg.train_limit)
     if train_rows.size < 2:
         raise FractureTuneError(f"the {'+'.join(train_splits)} split has {train_rows.size} images; need >= 2",

@@ -30,6 +30,18 @@ def batch_bounds(num_samples: int, batch_size: int) -> list[tuple[int, int]]:
     return bounds
 
 
+def compile_model(model: nn.Module, config: TrainConfig) -> nn.Module:
+    """``model`` itself, or compiled with ``config.compile_mode`` when ``config.compile``.
+
+    Static shapes (``dynamic=False``): an epoch's short last batch gets its own graph instead of turning the
+    whole model into a slower shape-generic one.
+    """
+    if not config.compile:
+        return model
+    mode = None if config.compile_mode == "default" else config.compile_mode
+    return torch.compile(model, mode=mode, dynamic=False)  # type: ignore[return-value]
+
+
 class EpochTrainer:
     """Holds model, optimiser, schedule, loss, the device-resident train split and the RNGs."""
 
@@ -43,7 +55,7 @@ class EpochTrainer:
         self.optimizer = build_optimizer(model.parameters(), config, device)
         self.scheduler = build_scheduler(self.optimizer, config, len(self.bounds))
         self.loss_fn = build_loss(config, labels, device)
-        self.step_model: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
+        self.step_model = compile_model(model, config)
         # Both draw on the CPU: randperm is cheap there, and augmentation's per-image parameters (~200 tiny
         # operations a batch) would each be a kernel launch on a GPU (data/augment.py; BENCHMARKS.md "GPU").
         self.shuffle_rng = torch.Generator().manual_seed(config.seed)
@@ -85,6 +97,8 @@ class EpochTrainer:
     def _train_step(
         self, images_uint8: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.config.compile and self.config.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # the last step's graph outputs are no longer read
         batch = to_unit_range(images_uint8)
         batch = augment_batch(batch, self.augmentation, self.augment_rng)
         batch = normalise(batch, self.config.channels_last)

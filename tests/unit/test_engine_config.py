@@ -45,6 +45,7 @@ def test_sampled_values_are_coerced() -> None:
     ({"epochs": 2.5}, "epochs=2.5"),
     ({"label_smoothing": 1.0}, "label_smoothing"),
     ({"schedule": "linear"}, "schedule='linear'"),
+    ({"compile_mode": "fast"}, "compile_mode='fast' is not one of default, reduce-overhead"),
 ])
 def test_bad_values_are_rejected(flat: dict, fragment: str) -> None:
     with pytest.raises(FractureTuneError, match=fragment.replace("[", r"\[")):

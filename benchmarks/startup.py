@@ -10,8 +10,8 @@ with a fresh run folder and a fresh MLflow SQLite store, its output read line by
 - ``first_result``: the first progress line with a best value (a trial reported its first epoch);
 - ``results``: the ``best trial`` line; ``wall``: the process exited (Ray's shutdown included);
 - ``phase_*``: how long each start-up step of ``search/execute.py`` took (imports; argument parsing and
-  config validation, which imports torch; the data cache; the MLflow parent run; ``ray.init``; building the
-  Tuner), stamped inside the search process.
+  config validation, which imported torch until 2026-11-27; the data cache; the MLflow parent run;
+  ``ray.init``; building the Tuner), stamped inside the search process.
 
 Every checkout runs with this repository's virtual environment; the dataset cache is warmed once first.
 """

@@ -1,7 +1,8 @@
 """What the engine and the trainable accept and report (docs/contracts.md), for config validation.
 
-The authoritative lists live in ``trainables``; when that package can tell us its keys we ask it, so the
-config never drifts from the engine. The static lists below mirror the contract for the keys it fixes.
+Static tables, so validating a config (and starting a search's driver) never imports torch: the engine's
+own lists live in ``trainables`` (``TrainConfig``'s fields, the model registry), and
+tests/unit/test_engine_keys.py keeps these equal to them — add a model or an engine key there and here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ TRAINABLE_METRICS: frozenset[str] = frozenset(
     }
 )
 
+# TrainConfig's flat keys (every model takes them).
 CONTRACT_ENGINE_KEYS: frozenset[str] = frozenset(
     {
         "model", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
@@ -28,33 +30,21 @@ CONTRACT_ENGINE_KEYS: frozenset[str] = frozenset(
         "compile", "compile_mode", "cudnn_benchmark",
     }
 )
-# Model constructor arguments of the registered models (tunable_cnn's widths and dropout, deep_cnn's shape,
-# resnet18's local weights file); tests/unit/test_engine_keys.py keeps this equal to the registry's.
-CONTRACT_MODEL_KEYS: frozenset[str] = frozenset(
-    {"c1", "c2", "c3", "dropout", "depth", "width", "kernel_size", "batch_norm", "pretrained_path"}
-)
-
-
-def _engine_schema() -> tuple[frozenset[str], dict[str, frozenset[str]]] | None:
-    """(common keys, model → its kwargs) from the engine itself, or None if it cannot be imported."""
-    try:  # the engine pulls in torch; a broken install falls back to the contract's lists
-        import dataclasses
-
-        from trainables.config import TrainConfig
-        from trainables.models import list_models, model_params
-    except Exception:  # noqa: BLE001
-        return None
-    common = {f.name for f in dataclasses.fields(TrainConfig) if f.name != "model_kwargs"}
-    return frozenset(common), {name: frozenset(model_params(name)) for name in list_models()}
+# Constructor arguments of each registered model (trainables.models.model_params).
+CONTRACT_MODEL_PARAMS: dict[str, frozenset[str]] = {
+    "base_cnn": frozenset(),
+    "enhanced_cnn": frozenset(),
+    "tunable_cnn": frozenset({"c1", "c2", "c3", "dropout"}),
+    "deep_cnn": frozenset({"depth", "width", "kernel_size", "batch_norm", "dropout"}),
+    "resnet18": frozenset({"pretrained_path"}),
+    "tiny_cnn": frozenset({"width"}),
+}
+CONTRACT_MODEL_KEYS: frozenset[str] = frozenset().union(*CONTRACT_MODEL_PARAMS.values())
 
 
 def engine_keys() -> frozenset[str]:
     """Every flat key ``TrainConfig.from_flat`` accepts for some registered model."""
-    schema = _engine_schema()
-    if schema is None:
-        return CONTRACT_ENGINE_KEYS | CONTRACT_MODEL_KEYS
-    common, per_model = schema
-    return common.union(*per_model.values())
+    return CONTRACT_ENGINE_KEYS | CONTRACT_MODEL_KEYS
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
@@ -81,8 +71,8 @@ def _check_value(name: str, value: Any) -> None:
 def check_engine_keys(training: dict[str, Any], params: dict[str, ParamSpec]) -> None:
     """Reject fixed values or space parameters the engine would not know, naming the key.
 
-    With the engine importable the check is per model: a key is accepted for every model the search can
-    pick (fixed, or a choice of the ``model`` parameter) whose conditions let it through.
+    The check is per model: a key is accepted for every model the search can pick (fixed, or a choice of
+    the ``model`` parameter) whose conditions let it through.
     """
     for name, value in training.items():
         _check_value(name, value)
@@ -94,9 +84,7 @@ def check_engine_keys(training: dict[str, Any], params: dict[str, ParamSpec]) ->
             guess = did_you_mean(name, known)
             hint = f"did you mean {guess!r}?" if guess else f"engine keys: {', '.join(sorted(known))}"
             raise FractureTuneError(f"{section}.{name}: the training engine has no key {name!r}", hint=hint)
-    schema = _engine_schema()
-    if schema is not None:
-        _check_per_model(training, params, *schema)
+    _check_per_model(training, params, CONTRACT_ENGINE_KEYS, CONTRACT_MODEL_PARAMS)
 
 
 def _check_per_model(

@@ -24,6 +24,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_trials_started = 0
+
+
+def freeze_long_lived_objects() -> None:
+    """At the second trial of a worker process: freeze what survives a collection (``gc.freeze``), once.
+
+    A worker holds ~480k gc-tracked objects once torch, scikit-learn and Ray are imported (much of it lazily,
+    during its first trial); the collection at the end of every trial walked all of them — 0.25–0.3 s on the
+    2-core VM, a quarter of a 1-s trial (BENCHMARKS.md, "Overheads"). Frozen, later collections scan only
+    what trials create. Not earlier: at the first trial's end its model is still referenced (an
+    ASHA-stopped trial ends inside ``tune.report`` and its frames are alive in the ``finally``), and a frozen
+    object in a reference cycle is never collected; by the second trial's start it is gone.
+    """
+    global _trials_started
+    _trials_started += 1
+    if _trials_started == 2:
+        gc.collect()
+        gc.freeze()
+
 
 def trial_resources_config(config: dict[str, Any], assigned: dict[str, float]) -> dict[str, Any]:
     """Fill ``num_threads`` and ``device`` from the resources Ray assigned to the trial.
@@ -50,6 +69,7 @@ def train_trial(config: dict[str, Any], data: DatasetArrays) -> None:
     from trainables.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
     from trainables.engine import fit
 
+    freeze_long_lived_objects()
     context = ray.get_runtime_context()
     node_id = context.get_node_id()
     flat = trial_resources_config(config, context.get_assigned_resources())
@@ -73,6 +93,6 @@ def train_trial(config: dict[str, Any], data: DatasetArrays) -> None:
     finally:
         # ASHA-stopped trials end inside tune.report (SystemExit); free the GPU for the next trial either way.
         del result
-        gc.collect()
+        gc.collect()  # tensors in reference cycles; after the freeze it scans only this trial's objects
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

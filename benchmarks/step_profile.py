@@ -30,7 +30,13 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from data.augment import SEED_AUGMENTATION  # noqa: E402
 from trainables.config import TrainConfig  # noqa: E402
-from trainables.device import autocast, images_to_device, normalise, to_unit_range  # noqa: E402
+from trainables.device import (  # noqa: E402
+    autocast,
+    configure_cuda,
+    images_to_device,
+    normalise,
+    to_unit_range,
+)
 from trainables.models import build_model  # noqa: E402
 from trainables.trainer import EpochTrainer  # noqa: E402
 
@@ -42,8 +48,7 @@ PHASES = ("augment", "forward_loss", "backward", "optimizer")
 def make_trainer(batch_size: int, device: torch.device, images: int = 512, size: int = 128,
                  **overrides: Any) -> EpochTrainer:
     config = TrainConfig.from_flat({**TUNED, "batch_size": batch_size, "device": device.type, **overrides})
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = config.cudnn_benchmark  # as engine.fit does
+    configure_cuda(config, device)  # as engine.fit does
     torch.manual_seed(0)
     model = build_model(config.model, input_size=size, **config.model_kwargs).to(device)
     model = model.to(memory_format=torch.channels_last)

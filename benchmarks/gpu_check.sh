@@ -8,8 +8,9 @@
 # the repository root. Writes into $OUT:
 #   environment.json     torch/CUDA versions, GPU name, nvidia-smi, CPU count
 #   throughput_<dev>.json benchmarks/throughput.py: the seed pipeline vs the engine (fp32 b32; bf16 +
-#                        channels_last at batch 32 and 256; b256 with torch.compile), then 1, 2 and 4 engine
-#                        processes sharing the GPU (summed images/s) for the seed's tuned CNN
+#                        channels_last at batch 32 and 256; b256 with torch.compile; with TUNING=1, the
+#                        default, also b256 without cuDNN autotuning, CUDA graphs at b256 and b32, b512),
+#                        then 1, 2 and 4 engine processes sharing the GPU (summed images/s), tuned CNN
 #   step_profile_<dev>.json benchmarks/step_profile.py: each phase of one training step (augment, forward +
 #                        loss, backward, optimiser) in ms and kernels launched, batch 32 and 256, and the
 #                        kernels with the most device time per step, eager and compiled

@@ -146,6 +146,35 @@ def check_local_gpus(config: ExperimentConfig, options: SearchOptions) -> None:
         )
 
 
+def pretrained_weight_files(config: ExperimentConfig) -> list[tuple[str, str]]:
+    """(dotted key, path) of every weights file a trial of this search may load (``pretrained_path``)."""
+    found = []
+    if config.training.get("pretrained_path"):
+        found.append(("training.pretrained_path", str(config.training["pretrained_path"])))
+    spec = config.space.resolved_params().get("pretrained_path")
+    if spec is not None and spec.choices:
+        found += [("space.params.pretrained_path", str(choice)) for choice in spec.choices if choice]
+    return found
+
+
+def check_pretrained_files(config: ExperimentConfig, options: SearchOptions) -> None:
+    """Before Ray starts: a weights file must be an absolute path (Ray runs each trial in a folder of its own,
+    perhaps on another node), and, for a local search, an existing file — not N failed trials later."""
+    for key, value in pretrained_weight_files(config):
+        path = Path(value)
+        if not path.is_absolute():
+            raise FractureTuneError(
+                f"{key}={value!r} is a relative path; trials run in their own folders, where it does not "
+                "resolve",
+                hint=f"give the absolute path, e.g. {Path(value).expanduser().resolve()}",
+            )
+        if not options.address and not path.is_file():
+            raise FractureTuneError(
+                f"{key}={value!r}: no such file",
+                hint="point it at a ResNet-18 state_dict saved with torch.save (README: Pretrained start)",
+            )
+
+
 def check_cluster_resources(config: ExperimentConfig) -> None:
     """A trial asking for more than any node has would wait forever; say so instead."""
     import ray

@@ -15,6 +15,7 @@ from search.driver import (
     SearchOptions,
     check_cluster_resources,
     check_local_gpus,
+    check_pretrained_files,
     check_ray_address,
     load_resume_state,
     new_record,
@@ -48,6 +49,7 @@ def run_search(config: ExperimentConfig, options: SearchOptions) -> int:
             hint=f"continue it with --resume {options.name}, or choose another --name",
         )
     check_local_gpus(config, options)
+    check_pretrained_files(config, options)
     check_ray_address(options.address)
     prepared = prepare_search_dataset(config)
     bound_http_retries()

@@ -23,8 +23,8 @@ from trainables.config import TrainConfig
 
 def build_optimizer(parameters: Iterable[nn.Parameter], config: TrainConfig,
                     device: torch.device) -> torch.optim.Optimizer:
-    # The fused kernels are CUDA's fastest path; on CPU torch picks its single-tensor loop (foreach measured no
-    # faster for these models: BENCHMARKS.md "Search efficiency", the layout probe).
+    # The fused kernels are CUDA's fastest path; on CPU torch picks its single-tensor loop (foreach measured
+    # no faster for these models: BENCHMARKS.md "Search efficiency", the layout probe).
     fused = True if device.type == "cuda" else None
     params = list(parameters)
     if config.optimizer == "adam":

@@ -92,3 +92,35 @@ def test_address_where_no_cluster_listens_exits_2_in_seconds(tmp_path: Path) -> 
     assert not (tmp_path / ".fracture-tune" / "runs" / "nowhere").exists()
     assert not (tmp_path / "mlflow.db").exists()  # nothing was logged for a search that never ran
     assert time.monotonic() - started < 60
+
+
+def _resnet_search(tmp_path: Path, weights: str, name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        search_command("--config", str(REPO / "configs" / "quickstart.yaml"), "--name", name,
+                       "--set", "training.model=resnet18", "--set", f"training.pretrained_path={weights}",
+                       "--set", "space.params={lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}",
+                       "--set", "searcher.points_to_evaluate=[]"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_relative_pretrained_path_exits_2_with_the_absolute_one(tmp_path: Path) -> None:
+    """Ray runs each trial in its own folder: a relative weights path would fail in every trial."""
+    (tmp_path / "resnet18.pth").write_bytes(b"present")
+    done = _resnet_search(tmp_path, "resnet18.pth", "relative")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "training.pretrained_path='resnet18.pth' is a relative path" in done.stderr
+    assert f"e.g. {(tmp_path / 'resnet18.pth').resolve()}" in done.stderr
+    assert not (tmp_path / ".fracture-tune" / "runs" / "relative").exists()
+
+
+def test_missing_pretrained_file_exits_2_before_ray_starts(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "resnet18.pth"
+    done = _resnet_search(tmp_path, str(missing), "missing")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"training.pretrained_path='{missing}': no such file" in done.stderr
+    assert "Started a local Ray instance" not in done.stderr
+    assert not (tmp_path / ".fracture-tune").exists()

@@ -88,6 +88,7 @@ def resume_search(options: SearchOptions) -> int:
             f"{prepared.dataset.split_hash} != {record.split_hash})",
             hint="resume needs the same data; start a new search instead",
         )
+    check_pretrained_files(config, options)  # the weights file may have moved since the search started
     check_ray_address(options.address)
     bound_http_retries()
     parent = open_parent_run(config, options, prepared, existing_run_id=record.parent_run_id)

@@ -10,6 +10,8 @@
 #   OUT=/results PHASE=baselines DATA=/data/fracatlas bash benchmarks/fracatlas_quality.sh
 #   OUT=/results PHASE=search SEARCH_BUDGET_S=75 bash benchmarks/fracatlas_quality.sh
 #   OUT=/tmp/q DEVICE=cpu SMOKE=1 bash benchmarks/fracatlas_quality.sh   # the same path, tiny, on CPU
+#   OUT=/tmp/q PHASE=search CONFIG=configs/fracatlas-laptop.yaml DEVICE=cpu IMAGE_SIZE=64 STEP_TIMEOUT=900 \
+#     WORK=.fracture-tune/quality-laptop bash benchmarks/fracatlas_quality.sh        # (c) on a 2-core CPU
 #
 # PHASE=search starts the CUDA MPS daemon first (MPS=0: without), so the trials sharing the GPU overlap.
 #
@@ -22,6 +24,7 @@ DATA=${DATA:-../shared/data/fracatlas}
 PHASE=${PHASE:-all}
 SPLIT_SEEDS=${SPLIT_SEEDS:-0 1 2}
 CONFIG=${CONFIG:-configs/fracatlas-h100.yaml}
+NAME_PREFIX=${NAME_PREFIX:-$(basename "$CONFIG" .yaml)}  # searches are named <prefix>-s<split seed>
 SEARCH_BUDGET_S=${SEARCH_BUDGET_S:-}
 EPOCHS=${EPOCHS:-30}
 IMAGE_SIZE=${IMAGE_SIZE:-256}
@@ -95,7 +98,7 @@ start_mps() {
 run_searches() {
   start_mps
   for seed in $SPLIT_SEEDS; do
-    local name="fracatlas-h100-s$seed"
+    local name="$NAME_PREFIX-s$seed"
     log "split seed $seed: search $name"
     timeout "$STEP_TIMEOUT" "${FT[@]}" search --config "$CONFIG" --name "$name" \
       --set "dataset.split_seed=$seed" "${SEARCH_SETS[@]}" >"$WORK/search-s$seed.log" 2>&1 \
@@ -114,8 +117,8 @@ collect() {
     2>&1 | tee "$OUT/fracatlas_table.md" | tee -a "$LOG"
   # Reports, search results and logs in one archive (the device tool returns at most 8 files).
   tar -czf "$OUT/fracatlas_$PHASE.tar.gz" --exclude='*/model/*' --exclude='*.pt' \
-    "$WORK"/*.log "$WORK"/s*/ .fracture-tune/runs/fracatlas-h100-s*/results.* \
-    .fracture-tune/runs/fracatlas-h100-s*/best_trial.json 2>/dev/null
+    "$WORK"/*.log "$WORK"/s*/ .fracture-tune/runs/"$NAME_PREFIX"-s*/results.* \
+    .fracture-tune/runs/"$NAME_PREFIX"-s*/best_trial.json 2>/dev/null
 }
 
 case "$PHASE" in

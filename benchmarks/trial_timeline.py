@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -90,8 +91,12 @@ def main() -> None:
         run_config=build_run_config(config, "timeline", scratch, callbacks),
     )  # fmt: skip
     started = time.time()
-    tuner.fit()
-    events = [json.loads(line) for line in EVENTS.read_text().splitlines()]
+    try:
+        tuner.fit()
+        events = [json.loads(line) for line in EVENTS.read_text().splitlines()]
+    finally:
+        ray.shutdown()
+        shutil.rmtree(scratch, ignore_errors=True)  # Tune's checkpoints and the MLflow store: ~50 MB a run
     previous = started
     for event in events:
         print(f"{event['event']:>15} +{event['time'] - previous:6.3f} s")

@@ -21,7 +21,7 @@ def _error(raw: dict) -> FractureTuneError:
 
 def test_shipped_configs_validate() -> None:
     shipped = sorted(path.stem for path in (REPO / "configs").glob("*.yaml"))
-    assert {"quickstart", "fracatlas", "gpu", "fracatlas-h100"} <= set(shipped)
+    assert {"quickstart", "fracatlas", "fracatlas-laptop", "gpu", "fracatlas-h100"} <= set(shipped)
     for name in shipped:
         config = load_config(REPO / "configs" / f"{name}.yaml")
         assert config.budget.num_trials >= 1

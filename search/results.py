@@ -119,16 +119,21 @@ def format_summary(frame: Any, metric: str, mode: str, top: int = 5) -> str:
     lines = [f"{len(frame)} trials: {by_status}"]
     ranked = frame.dropna(subset=["best_metric"]).sort_values("best_metric", ascending=(mode == "min"))
     config_columns = [column for column in frame.columns if column.startswith("config/")]
-    varied = [c for c in config_columns if frame[c].astype(str).nunique() > 1]
+    varied = [c for c in config_columns if frame[c].astype(str).nunique(dropna=False) > 1]
     lines.append(f"top {min(top, len(ranked))} by {metric} ({mode}):")
     lines.append(f"  {'trial':<14} {'status':<9} {'best':>8} {'@ep':>4} {'epochs':>6}  config")
     for _, row in ranked.head(top).iterrows():
-        config = " ".join(f"{c.removeprefix('config/')}={_short(row[c])}" for c in varied)
+        # A conditional parameter the trial's model does not take is missing (NaN) in its row: not shown.
+        config = " ".join(f"{c.removeprefix('config/')}={_short(row[c])}" for c in varied if _present(row[c]))
         lines.append(
             f"  {row['trial_id']:<14} {row['status']:<9} {row['best_metric']:>8.4f} "
             f"{int(row['best_epoch']):>4} {int(row['epochs']):>6}  {config}"
         )
     return "\n".join(lines)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def _short(value: Any) -> str:

@@ -55,3 +55,13 @@ def test_results_table_round_trips_and_summarises(tmp_path: Path) -> None:
     summary = format_summary(frame, "val_auroc", "max", top=2)
     assert "3 trials: 3 finished" in summary
     assert summary.index("t_00002") < summary.index("t_00001") and "t_00000" not in summary
+
+
+def test_summary_leaves_out_parameters_a_trials_model_does_not_take(tmp_path: Path) -> None:
+    """A conditional space (depth only for deep_cnn) leaves the other trials' cells empty: no 'depth=nan'."""
+    rows = [_row(0, [0.7], model="tunable_cnn", c1=32), _row(1, [0.8], model="deep_cnn", depth=5)]
+    write_results(tmp_path, rows)
+    lines = format_summary(read_results(tmp_path), "val_auroc", "max").splitlines()
+    deep, tunable = (next(line for line in lines if trial in line) for trial in ("t_00001", "t_00000"))
+    assert "depth=5" in deep and "c1" not in deep
+    assert "c1=32" in tunable and "depth" not in tunable and "nan" not in tunable

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from data.errors import FractureTuneError
+from trainables.metrics import rank_auroc
 
 METRIC_NAMES: tuple[str, ...] = (
     "accuracy",
@@ -78,18 +79,9 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties); NaN with one class only."""
     labels, scores = _check_inputs(labels, scores)
     n_pos = int(labels.sum())
-    n_neg = labels.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if n_pos == 0 or n_pos == labels.size:
         return math.nan
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    ranks = np.empty(labels.size, dtype=np.float64)
-    # Mid-ranks: tied scores share the mean of the ranks they span.
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    mid = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(mid, counts)
-    rank_sum_pos = ranks[labels == 1].sum()
-    return float((rank_sum_pos - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return rank_auroc(labels, scores)
 
 
 def _safe_ratio(numerator: float, denominator: float) -> float:

@@ -9,6 +9,9 @@ with a fresh run folder and a fresh MLflow SQLite store, its output read line by
 - ``announced``: the ``search NAME: …`` line (config, data, MLflow parent run and Ray are ready);
 - ``first_result``: the first progress line with a best value (a trial reported its first epoch);
 - ``results``: the ``best trial`` line; ``wall``: the process exited (Ray's shutdown included);
+- ``cpu_to_first_result``: CPU seconds the whole machine spent from the start to the first result (all
+  cores, every process: the search, Ray's daemons and workers; from /proc/stat, so run it on an otherwise
+  idle machine). Steadier than wall time on a small VM, and what start-up work costs when cores are few;
 - ``phase_*``: how long each start-up step of ``search/execute.py`` took (imports; argument parsing and
   config validation, which imported torch until 2026-11-27; the data cache; the MLflow parent run;
   ``ray.init``; building the Tuner), stamped inside the search process.
@@ -65,6 +68,13 @@ SEARCH_ARGS = [
 ]  # fmt: skip
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds every core of this machine has spent busy since boot (/proc/stat's first line)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(checkout: Path, workdir: Path, name: str) -> dict[str, float]:
     """Seconds from the command's start to each mark, and to exit."""
     command = [
@@ -75,7 +85,7 @@ def one_run(checkout: Path, workdir: Path, name: str) -> dict[str, float]:
     ]  # fmt: skip
     (workdir / name).mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), busy_cpu_seconds()
     process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
     seen: dict[str, float] = {}
@@ -89,7 +99,9 @@ def one_run(checkout: Path, workdir: Path, name: str) -> dict[str, float]:
         for mark, matches in MARKS.items():
             if mark not in seen and matches(line):
                 seen[mark] = time.perf_counter() - started
-    if process.wait() != 0 or len(seen) < len(MARKS):
+                if mark == "first_result":
+                    seen["cpu_to_first_result"] = busy_cpu_seconds() - cpu_started
+    if process.wait() != 0 or not set(MARKS) <= set(seen):
         raise RuntimeError(f"{checkout}: search exited {process.returncode}, saw only {sorted(seen)}")
     # Each phase's own duration: time since the previous phase ended (the first from the wrapper's start).
     durations = {}

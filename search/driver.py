@@ -103,6 +103,10 @@ def start_ray(options: SearchOptions) -> None:
     if options.address:
         ray.init(address=options.address, logging_config=logging_config)
     else:
+        # Ray starts one idle worker per CPU for the first driver; Tune's trials run in actors, which get
+        # workers of their own, so on a laptop those idle workers only compete with the first trials for
+        # the CPUs while they start (~0.9 s of CPU on 2 cores; BENCHMARKS.md "Start-up").
+        os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
         ray.init(num_cpus=options.num_cpus, include_dashboard=False, logging_config=logging_config)
 
 

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 # PYTHONDONTWRITEBYTECODE=1), so bytecode is compiled at install time and allowed at run time.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: venv demo test test-slow test-cluster lint typecheck clean bench reliability
+.PHONY: venv demo test unit test-slow test-cluster lint typecheck clean bench reliability
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,17 @@ demo: venv
 	$(VENV)/bin/fracture-tune demo
 
 lint: venv
-	$(VENV)/bin/ruff check data trainables search cluster tests benchmarks
+	$(VENV)/bin/ruff check .
 
+# mypy names modules after folders; the repository root is the package fracture_tune, so it reads the code
+# through a folder of that name (a link to the root), the way the installed package is laid out.
+TYPECHECK_VIEW := .build/typecheck
 typecheck: venv
-	$(VENV)/bin/mypy data trainables search cluster
+	@mkdir -p $(TYPECHECK_VIEW) && ln -sfn ../.. $(TYPECHECK_VIEW)/fracture_tune
+	$(VENV)/bin/mypy $(addprefix $(TYPECHECK_VIEW)/fracture_tune/,__init__.py data trainables search cluster)
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit -q
 
 test: venv lint typecheck
 	$(VENV)/bin/pytest -m "not slow and not gpu" -q
@@ -49,4 +56,4 @@ bench: venv
 	$(PY) benchmarks/search_efficiency.py --quick
 
 clean:
-	rm -rf .fracture-tune mlflow.db mlartifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .fracture-tune mlflow.db mlartifacts .pytest_cache .mypy_cache .ruff_cache .build

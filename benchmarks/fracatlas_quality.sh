@@ -66,7 +66,7 @@ JSON
   local pids=()
   for seed in $SPLIT_SEEDS; do
     local dataset
-    dataset=$("$PYTHON" -c "from data.prepare import prepare_dataset as p; \
+    dataset=$("$PYTHON" -c "from fracture_tune.data.prepare import prepare_dataset as p; \
 print(p('$DATA', image_size=$IMAGE_SIZE, seed=$seed).cache_dir)" 2>>"$LOG" | tail -1)
     [ -d "$dataset" ] || { log "prepare failed for split seed $seed"; status=1; continue; }
     log "split seed $seed: prepared $dataset; retrain --config-json seed_tuned.json (+ base-recipe row)"

@@ -64,7 +64,7 @@ fi
 if [ -z "$DATA" ]; then
   COUNT=$([ "$SMOKE" = 1 ] && echo 64 || echo 1200)
   log "no image folder given: generating $COUNT synthetic radiographs (128 px) with data.synth"
-  "$PYTHON" -c "from data.synth import generate_synthetic_dataset as g; g('$SCRATCH/synthetic', n=$COUNT, seed=0, size=128)" \
+  "$PYTHON" -c "from fracture_tune.data.synth import generate_synthetic_dataset as g; g('$SCRATCH/synthetic', n=$COUNT, seed=0, size=128)" \
     >>"$LOG" 2>&1 || { log "synthetic generation failed"; exit 1; }
   DATA="$SCRATCH/synthetic"
 fi

@@ -23,9 +23,9 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
 
 import numpy as np  # noqa: E402
 
-from data.prepare import prepare_dataset  # noqa: E402
-from search.evaluation import bootstrap_metrics  # noqa: E402
-from trainables.engine import fit, predict_proba  # noqa: E402
+from fracture_tune.data.prepare import prepare_dataset  # noqa: E402
+from fracture_tune.search.evaluation import bootstrap_metrics  # noqa: E402
+from fracture_tune.trainables.engine import fit, predict_proba  # noqa: E402
 
 FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
 # A mid-sized member of the search space (configs/fracatlas.yaml): tunable CNN 32/64/128 at 64 px.

@@ -37,17 +37,17 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from bench_report import write_report  # noqa: E402
 from ray import tune  # noqa: E402
 
-from data.dataset import DatasetArrays  # noqa: E402
-from search.config import ExperimentConfig, config_from_dict, load_config  # noqa: E402
-from search.driver import SearchOptions, open_parent_run, prepare_search_dataset  # noqa: E402
-from trainables.engine import fit  # noqa: E402
+from fracture_tune.data.dataset import DatasetArrays  # noqa: E402
+from fracture_tune.search.config import ExperimentConfig, config_from_dict, load_config  # noqa: E402
+from fracture_tune.search.driver import SearchOptions, open_parent_run, prepare_search_dataset  # noqa: E402
+from fracture_tune.trainables.engine import fit  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def report_only_trial(config: dict[str, Any], data: DatasetArrays) -> None:
     """The adapter minus checkpoints: what Tune itself costs."""
-    from trainables.tune_adapter import trial_resources_config
+    from fracture_tune.trainables.tune_adapter import trial_resources_config
 
     flat = trial_resources_config(config, {"CPU": 1})
     fit(flat, data, callbacks=[lambda metrics, snapshot: tune.report(metrics)])
@@ -80,7 +80,7 @@ def bare_seconds(config: ExperimentConfig, arrays: DatasetArrays, trials: int) -
 
 
 def _point_config(config: ExperimentConfig) -> dict[str, Any]:
-    from search.tuner import fixed_trial_values
+    from fracture_tune.search.tuner import fixed_trial_values
 
     point = {key: spec.choices[0] for key, spec in config.space.resolved_params().items() if spec.choices}
     return {**fixed_trial_values(config), **point}
@@ -91,9 +91,9 @@ def tune_seconds(case: str, config: ExperimentConfig, prepared: Any, scratch: Pa
     """One search of ``config.budget.num_trials`` identical trials; per-trial wall and in-trial times."""
     from ray.tune.schedulers import ASHAScheduler
 
-    from search.execute import callbacks_for
-    from search.tuner import build_run_config, build_searcher, fixed_trial_values
-    from trainables.tune_adapter import train_trial
+    from fracture_tune.search.execute import callbacks_for
+    from fracture_tune.search.tuner import build_run_config, build_searcher, fixed_trial_values
+    from fracture_tune.trainables.tune_adapter import train_trial
 
     mode = "reuse" if reuse else "fresh"
     name = f"{case.replace('+', '-')}-{mode}-{config.planned_epochs}-{time.time_ns()}"

@@ -22,8 +22,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from data.decode_many import available_cores  # noqa: E402
-from data.prepare import prepare_dataset  # noqa: E402
+from fracture_tune.data.decode_many import available_cores  # noqa: E402
+from fracture_tune.data.prepare import prepare_dataset  # noqa: E402
 
 
 def median_seconds(run: Callable[[], object], runs: int) -> float:

@@ -39,11 +39,11 @@ import numpy as np  # noqa: E402
 from search_runs import anytime_curve, run_search_cli, time_to_reach  # noqa: E402
 from seed_protocol import SEED_LR_RANGE, SeedProtocolSettings, run_seed_protocol, scaled_space  # noqa: E402
 
-from data.dataset import PreparedDataset  # noqa: E402
-from search.config import config_from_dict  # noqa: E402
-from search.driver import prepare_search_dataset  # noqa: E402
-from trainables.engine import fit, predict_proba  # noqa: E402
-from trainables.metrics import binary_metrics  # noqa: E402
+from fracture_tune.data.dataset import PreparedDataset  # noqa: E402
+from fracture_tune.search.config import config_from_dict  # noqa: E402
+from fracture_tune.search.driver import prepare_search_dataset  # noqa: E402
+from fracture_tune.trainables.engine import fit, predict_proba  # noqa: E402
+from fracture_tune.trainables.metrics import binary_metrics  # noqa: E402
 
 FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
 # CLI imports, data, MLflow store, ray.init and the Tuner before Tune's clock starts: 6.0 s, median of 5 runs

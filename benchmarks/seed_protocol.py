@@ -27,10 +27,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets
 
-from data.dataset import PreparedDataset
-from trainables.engine import select_indices
-from trainables.metrics import binary_metrics
-from trainables.models import build_model
+from fracture_tune.data.dataset import PreparedDataset
+from fracture_tune.trainables.engine import select_indices
+from fracture_tune.trainables.metrics import binary_metrics
+from fracture_tune.trainables.models import build_model
 
 log = logging.getLogger(__name__)
 

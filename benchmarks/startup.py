@@ -42,8 +42,8 @@ MARKS = {
 PHASE_WRAPPER = """
 import sys, time
 started = time.perf_counter()
-import search.execute as execute
-import search.tuner as tuner
+import fracture_tune.search.execute as execute
+import fracture_tune.search.tuner as tuner
 def stamped(module, name):
     function = getattr(module, name)
     def wrapper(*args, **kwargs):
@@ -55,7 +55,7 @@ for name in ("check_local_gpus", "prepare_search_dataset", "open_parent_run", "s
     stamped(execute, name)
 stamped(tuner, "build_tuner")
 print(f"@phase imports {time.perf_counter() - started:.3f}", flush=True)
-from search.cli import main
+from fracture_tune.search.cli import main
 sys.argv[0] = "fracture-tune"
 sys.exit(main())
 """

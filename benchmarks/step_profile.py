@@ -28,17 +28,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from data.augment import SEED_AUGMENTATION  # noqa: E402
-from trainables.config import TrainConfig  # noqa: E402
-from trainables.device import (  # noqa: E402
+from fracture_tune.data.augment import SEED_AUGMENTATION  # noqa: E402
+from fracture_tune.trainables.config import TrainConfig  # noqa: E402
+from fracture_tune.trainables.device import (  # noqa: E402
     autocast,
     configure_cuda,
     images_to_device,
     normalise,
     to_unit_range,
 )
-from trainables.models import build_model  # noqa: E402
-from trainables.trainer import EpochTrainer  # noqa: E402
+from fracture_tune.trainables.models import build_model  # noqa: E402
+from fracture_tune.trainables.trainer import EpochTrainer  # noqa: E402
 
 TUNED = {"model": "tunable_cnn", "c1": 32, "c2": 128, "c3": 256, "dropout": 0.7, "lr": 0.0058,
          "aug_strength": 1.0, "channels_last": True, "amp": True, "epochs": 1}
@@ -62,7 +62,7 @@ def make_trainer(batch_size: int, device: torch.device, images: int = 512, size:
 
 def phase_functions(trainer: EpochTrainer, rows: torch.Tensor) -> list[Callable[[Any], Any]]:
     """The engine's ``_train_step`` cut into its four phases (same calls, same order)."""
-    from data.augment import augment_batch
+    from fracture_tune.data.augment import augment_batch
 
     cfg, device = trainer.config, trainer.device
     labels = trainer.labels[rows]
@@ -190,7 +190,7 @@ def augment_device_ops(batch_size: int = 32, size: int = 128) -> dict[str, int]:
 
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from data.augment import augment_batch
+    from fracture_tune.data.augment import augment_batch
 
     class CountByDevice(TorchDispatchMode):
         def __init__(self) -> None:

@@ -37,9 +37,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from seed_pipeline import SeedTrainer, seed_loader  # noqa: E402
 
-from data.dataset import DatasetArrays  # noqa: E402
-from trainables.engine import fit  # noqa: E402
-from trainables.models import build_model  # noqa: E402
+from fracture_tune.data.dataset import DatasetArrays  # noqa: E402
+from fracture_tune.trainables.engine import fit  # noqa: E402
+from fracture_tune.trainables.models import build_model  # noqa: E402
 
 CASES: dict[str, dict[str, Any]] = {
     # The seed's base CNN recipe: batch 16, no augmentation.
@@ -56,7 +56,7 @@ def decode_dataset(root: Path, image_size: int = 128) -> tuple[list[str], np.nda
 
     folder = datasets.ImageFolder(str(root))
     try:
-        from data.decode import decode_image
+        from fracture_tune.data.decode import decode_image
     except ImportError:  # the data layer is optional here: fall back to the seed's PIL resize
         from PIL import Image
 

@@ -29,11 +29,11 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from overhead import fixed_config  # noqa: E402
 from ray import tune  # noqa: E402
 
-from data.dataset import DatasetArrays  # noqa: E402
-from search.driver import SearchOptions, open_parent_run, prepare_search_dataset  # noqa: E402
-from search.execute import callbacks_for  # noqa: E402
-from search.tuner import build_run_config, build_searcher, fixed_trial_values  # noqa: E402
-from trainables.tune_adapter import train_trial  # noqa: E402
+from fracture_tune.data.dataset import DatasetArrays  # noqa: E402
+from fracture_tune.search.driver import SearchOptions, open_parent_run, prepare_search_dataset  # noqa: E402
+from fracture_tune.search.execute import callbacks_for  # noqa: E402
+from fracture_tune.search.tuner import build_run_config, build_searcher, fixed_trial_values  # noqa: E402
+from fracture_tune.trainables.tune_adapter import train_trial  # noqa: E402
 
 EVENTS = Path(tempfile.mkdtemp(prefix="bench-timeline-")) / "events.jsonl"
 

@@ -12,7 +12,7 @@ import os
 import secrets
 from pathlib import Path
 
-from cluster.state import ClusterState, load_state
+from fracture_tune.cluster.state import ClusterState, load_state
 
 TOKEN_FILE_NAME = "auth_token"
 

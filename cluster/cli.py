@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cluster.state import DEFAULT_CLUSTER_DIR
+from fracture_tune.cluster.state import DEFAULT_CLUSTER_DIR
 
 
 def _add_cluster_dir(parser: argparse.ArgumentParser) -> None:
@@ -71,8 +71,8 @@ def _register_cluster(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _cluster_up(args: argparse.Namespace) -> int:
-    from cluster.local import LocalClusterSpec, start_local_cluster
-    from cluster.report import print_up
+    from fracture_tune.cluster.local import LocalClusterSpec, start_local_cluster
+    from fracture_tune.cluster.report import print_up
 
     spec = LocalClusterSpec(
         workers=args.workers,
@@ -95,23 +95,23 @@ def _cluster_up(args: argparse.Namespace) -> int:
 
 
 def _cluster_down(args: argparse.Namespace) -> int:
-    from cluster.local import stop_local_cluster
-    from cluster.report import print_down
+    from fracture_tune.cluster.local import stop_local_cluster
+    from fracture_tune.cluster.report import print_down
 
     print_down(stop_local_cluster(args.cluster_dir), args.cluster_dir)
     return 0
 
 
 def _cluster_status(args: argparse.Namespace) -> int:
-    from cluster.local import cluster_status
-    from cluster.report import print_status
+    from fracture_tune.cluster.local import cluster_status
+    from fracture_tune.cluster.report import print_status
 
     return print_status(cluster_status(args.cluster_dir), args.cluster_dir)
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add `cluster`, `submit` and `jobs`."""
-    from cluster.jobs_cli import register_jobs
+    from fracture_tune.cluster.jobs_cli import register_jobs
 
     _register_cluster(subparsers)
     register_jobs(subparsers, _add_cluster_dir)

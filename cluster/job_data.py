@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from data.errors import FractureTuneError
+from fracture_tune.data.errors import FractureTuneError
 
 logger = logging.getLogger(__name__)
 

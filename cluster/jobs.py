@@ -1,7 +1,9 @@
 """Submit `fracture-tune` commands as Ray jobs (Ray's Job Submission API) and follow them.
 
-The job's driver runs on the cluster head, in a copy of the project (``runtime_env.working_dir``)
-without the venv, caches, MLflow stores and git data. ``python -m search.cli`` runs that copy.
+The job's driver runs on the cluster head, in a copy of the submitting folder (``runtime_env.working_dir``:
+configs and data paths resolve there) without the venv, caches, MLflow stores and git data. The code it runs
+is the submitting machine's ``fracture_tune`` package, shipped beside it (``runtime_env.py_modules``), so
+``python -m fracture_tune.search.cli`` on the cluster runs exactly the code that submitted the job.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ import asyncio
 import logging
 import os
 import shlex
+import shutil
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from cluster.auth import apply_local_cluster_auth
-from cluster.state import ClusterState, load_state
+from fracture_tune.cluster.auth import apply_local_cluster_auth
+from fracture_tune.cluster.state import ClusterState, load_state
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -67,17 +70,44 @@ def connect(address: str, cluster_dir: Path) -> JobSubmissionClient:
     return JobSubmissionClient(address)
 
 
-def build_runtime_env(working_dir: Path, env_vars: dict[str, str]) -> dict[str, Any]:
+# The fracture_tune package's own parts, wherever it is installed (a wheel, or a checkout in editable mode).
+PACKAGE_PARTS = ("__init__.py", "py.typed", "data", "trainables", "search", "cluster", "configs")
+
+
+def stage_package(scratch: Path) -> Path:
+    """Copy the running ``fracture_tune`` package to ``scratch/fracture_tune`` for ``py_modules``.
+
+    Ray names an uploaded module after its folder, and in a checkout the package's folder is the repository
+    root (any name, with .venv and caches inside): only the package's own parts are copied.
+    """
+    import fracture_tune
+
+    source = Path(fracture_tune.__file__).resolve().parent
+    target = scratch / "fracture_tune"
+    target.mkdir(parents=True)
+    for part in PACKAGE_PARTS:
+        path = source / part
+        if path.is_dir():
+            shutil.copytree(path, target / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif path.is_file():
+            shutil.copy2(path, target / part)
+    return target
+
+
+def build_runtime_env(
+    working_dir: Path, env_vars: dict[str, str], package_dir: Path | None = None
+) -> dict[str, Any]:
     return {
         "working_dir": str(working_dir),
         "excludes": list(WORKING_DIR_EXCLUDES),
+        **({"py_modules": [str(package_dir)]} if package_dir is not None else {}),
         # The driver and trials must not inherit a run id meant for someone else (mlflow#15713).
         "env_vars": {"MLFLOW_RUN_ID": "", **env_vars},
     }
 
 
 def build_entrypoint(command: Sequence[str], subcommands: Collection[str]) -> str:
-    """``search --config …`` → ``python -m search.cli search --config …`` (the uploaded code runs).
+    """``search --config …`` → ``python -m fracture_tune.search.cli search --config …`` (the shipped code).
 
     Anything that is not a fracture-tune subcommand (``python script.py``) runs as given.
     """
@@ -86,7 +116,7 @@ def build_entrypoint(command: Sequence[str], subcommands: Collection[str]) -> st
         args = args[1:]
     elif args[:1] and args[0] not in subcommands:
         return shlex.join(args)
-    return shlex.join(["python", "-m", "search.cli", *args])
+    return shlex.join(["python", "-m", "fracture_tune.search.cli", *args])
 
 
 def submit(client: JobSubmissionClient, entrypoint: str, runtime_env: dict[str, Any]) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.errors import FractureTuneError
+from fracture_tune.data.errors import FractureTuneError
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -68,10 +69,10 @@ def register_jobs(
 
 
 def _client(args: argparse.Namespace) -> JobSubmissionClient:
-    from cluster.jobs import connect, default_address
+    from fracture_tune.cluster.jobs import connect, default_address
 
     address = args.address or default_address(args.cluster_dir)
-    from cluster.auth import apply_local_cluster_auth
+    from fracture_tune.cluster.auth import apply_local_cluster_auth
 
     apply_local_cluster_auth(address, args.cluster_dir)  # before `import ray`: Ray reads it at import
     from ray.exceptions import AuthenticationError
@@ -93,7 +94,7 @@ def _client(args: argparse.Namespace) -> JobSubmissionClient:
 
 
 def _subcommands() -> set[str]:
-    from search.cli import build_parser
+    from fracture_tune.search.cli import build_parser
 
     parser = build_parser()
     choices: set[str] = set()
@@ -103,7 +104,7 @@ def _subcommands() -> set[str]:
 
 
 def _tracking_uri(args: argparse.Namespace) -> str | None:
-    from cluster.jobs import default_address, local_cluster_for
+    from fracture_tune.cluster.jobs import default_address, local_cluster_for
 
     state = local_cluster_for(args.address or default_address(args.cluster_dir), args.cluster_dir)
     return (
@@ -117,7 +118,7 @@ def _share_project_folders(command: list[str], cwd: Path) -> None:
     Without this both would land in the job's temporary working dir copy: the cache rebuilt per job, the
     results gone when the cluster stops.
     """
-    from cluster.job_data import option_values
+    from fracture_tune.cluster.job_data import option_values
 
     if not any(item.startswith("dataset.cache_root=") for item in option_values(command, "--set")):
         command += ["--set", f"dataset.cache_root={cwd / '.fracture-tune' / 'datasets'}"]
@@ -127,8 +128,8 @@ def _share_project_folders(command: list[str], cwd: Path) -> None:
 
 def _job_command(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """The command the job runs (paths and tracking filled in), and notes for the user."""
-    from cluster.job_data import option_values, plan_search_job
-    from cluster.jobs import address_is_this_machine, default_address, local_cluster_for
+    from fracture_tune.cluster.job_data import option_values, plan_search_job
+    from fracture_tune.cluster.jobs import address_is_this_machine, default_address, local_cluster_for
 
     command = (
         [arg for arg in args.command if arg != "--"] if args.command[:1] == ["--"] else list(args.command)
@@ -160,7 +161,15 @@ def _job_command(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from cluster.jobs import build_entrypoint, build_runtime_env, exit_code, final_status, follow_logs, submit
+    from fracture_tune.cluster.jobs import (
+        build_entrypoint,
+        build_runtime_env,
+        exit_code,
+        final_status,
+        follow_logs,
+        stage_package,
+        submit,
+    )
 
     command, notes = _job_command(args)
     for note in notes:
@@ -169,7 +178,10 @@ def _submit(args: argparse.Namespace) -> int:
     tracking_uri = _tracking_uri(args)
     tracking_env = {"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {}
     entrypoint = build_entrypoint(command, _subcommands())
-    job_id = submit(client, entrypoint, build_runtime_env(args.working_dir.resolve(), tracking_env))
+    with tempfile.TemporaryDirectory(prefix="fracture-tune-job-") as scratch:  # uploaded by submit_job
+        package = stage_package(Path(scratch))
+        runtime_env = build_runtime_env(args.working_dir.resolve(), tracking_env, package)
+        job_id = submit(client, entrypoint, runtime_env)
     print(f"submitted job {job_id}: {entrypoint}")
     if args.no_wait:
         print(f"follow it: fracture-tune jobs logs {job_id} --follow")
@@ -192,7 +204,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
 
 
 def _jobs_status(args: argparse.Namespace) -> int:
-    from cluster.jobs import exit_code
+    from fracture_tune.cluster.jobs import exit_code
 
     info = _client(args).get_job_info(args.job_id)
     print(f"job {args.job_id}: {info.status.value}")
@@ -204,7 +216,7 @@ def _jobs_status(args: argparse.Namespace) -> int:
 
 
 def _jobs_logs(args: argparse.Namespace) -> int:
-    from cluster.jobs import exit_code, final_status, follow_logs
+    from fracture_tune.cluster.jobs import exit_code, final_status, follow_logs
 
     client = _client(args)
     if args.follow:
@@ -215,7 +227,7 @@ def _jobs_logs(args: argparse.Namespace) -> int:
 
 
 def _jobs_stop(args: argparse.Namespace) -> int:
-    from cluster.jobs import final_status
+    from fracture_tune.cluster.jobs import final_status
 
     client = _client(args)
     if not client.stop_job(args.job_id):

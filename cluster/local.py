@@ -16,9 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.auth import create_token_file, ray_auth_env
-from cluster.processes import ProcessRecord, is_running, port_is_free, start_session_leader, stop_session
-from cluster.services import (
+from fracture_tune.cluster.auth import create_token_file, ray_auth_env
+from fracture_tune.cluster.processes import (
+    ProcessRecord,
+    is_running,
+    port_is_free,
+    start_session_leader,
+    stop_session,
+)
+from fracture_tune.cluster.services import (
     NodeCommand,
     head_command,
     list_nodes,
@@ -28,8 +34,8 @@ from cluster.services import (
     wait_until,
     worker_command,
 )
-from cluster.state import DEFAULT_CLUSTER_DIR, ClusterState, clear_state, load_state, save_state
-from data.errors import FractureTuneError
+from fracture_tune.cluster.state import DEFAULT_CLUSTER_DIR, ClusterState, clear_state, load_state, save_state
+from fracture_tune.data.errors import FractureTuneError
 
 logger = logging.getLogger(__name__)
 

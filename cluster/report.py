@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cluster.auth import masked_token
-from cluster.local import ClusterStatus, StopReport
-from cluster.state import ClusterState, state_path
+from fracture_tune.cluster.auth import masked_token
+from fracture_tune.cluster.local import ClusterStatus, StopReport
+from fracture_tune.cluster.state import ClusterState, state_path
 
 
 def print_up(state: ClusterState, cluster_dir: Path) -> None:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster.processes import ProcessRecord, free_port, is_running
-from data.errors import FractureTuneError
+from fracture_tune.cluster.processes import ProcessRecord, free_port, is_running
+from fracture_tune.data.errors import FractureTuneError
 
 MEGABYTE = 1024 * 1024
 

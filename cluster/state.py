@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.processes import ProcessRecord
-from data.errors import FractureTuneError
+from fracture_tune.cluster.processes import ProcessRecord
+from fracture_tune.data.errors import FractureTuneError
 
 DEFAULT_CLUSTER_DIR = Path(".fracture-tune") / "cluster"
 STATE_FILE_NAME = "state.json"

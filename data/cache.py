@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.dataset import DatasetArrays, PreparedDataset
-from data.errors import FractureTuneError
+from fracture_tune.data.dataset import DatasetArrays, PreparedDataset
+from fracture_tune.data.errors import FractureTuneError
 
 FORMAT_VERSION = 1
 DATA_FILE = "images.parquet"

@@ -9,7 +9,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from data.report import PrepareReport
+    from fracture_tune.data.report import PrepareReport
 
 DEFAULT_CACHE_ROOT = ".fracture-tune/datasets"
 
@@ -78,8 +78,8 @@ def _register_synth(data_commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from data.labels import build_label_map
-    from data.prepare import prepare_dataset
+    from fracture_tune.data.labels import build_label_map
+    from fracture_tune.data.prepare import prepare_dataset
 
     label_map = build_label_map(args.positive, args.negative) or None
     result = prepare_dataset(
@@ -108,7 +108,7 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from data.synth import generate_synthetic_dataset
+    from fracture_tune.data.synth import generate_synthetic_dataset
 
     out = generate_synthetic_dataset(args.out, n=args.n, seed=args.seed, size=args.size)
     print(f"wrote {args.n} synthetic radiographs to {out} (Fractured/, Non_fractured/)")
@@ -117,7 +117,7 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from data.prepare import load_prepared, load_report
+    from fracture_tune.data.prepare import load_prepared, load_report
 
     dataset = load_prepared(args.dir)
     report = load_report(args.dir)

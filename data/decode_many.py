@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.decode import DEFAULT_MAX_PIXELS, RejectedImage, decode_image
+from fracture_tune.data.decode import DEFAULT_MAX_PIXELS, RejectedImage, decode_image
 
 log = logging.getLogger(__name__)
 

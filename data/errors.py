@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class FractureTuneError(Exception):
     """An error caused by the user's input or environment, reported without a traceback.
@@ -17,3 +19,11 @@ class FractureTuneError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """The closest of ``candidates`` to a mistyped ``name``, for an error's hint; None when nothing is close."""
+    import difflib
+
+    matches = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from data.decode import printable_path
-from data.decode_many import decode_files
-from data.dedupe import DuplicateAnalysis, find_duplicates
-from data.labels import CLASS_NAMES
-from data.report import PrepareReport
-from data.sources import ScanResult, SourceFile
-from data.split import SPLIT_NAMES_BY_CODE, assign_splits, split_hash
+from fracture_tune.data.decode import printable_path
+from fracture_tune.data.decode_many import decode_files
+from fracture_tune.data.dedupe import DuplicateAnalysis, find_duplicates
+from fracture_tune.data.labels import CLASS_NAMES
+from fracture_tune.data.report import PrepareReport
+from fracture_tune.data.sources import ScanResult, SourceFile
+from fracture_tune.data.split import SPLIT_NAMES_BY_CODE, assign_splits, split_hash
 
 
 @dataclass(frozen=True)

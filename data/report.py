@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from data.dataset import SPLIT_NAMES
+from fracture_tune.data.dataset import SPLIT_NAMES
 
 
 @dataclass

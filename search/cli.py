@@ -13,15 +13,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from data.errors import FractureTuneError
+from fracture_tune.data.errors import FractureTuneError
 
 # Modules that add subcommands; each exposes register(subparsers) and sets `handler` on its parsers.
 COMMAND_MODULES: tuple[str, ...] = (
-    "data.cli",
-    "search.search_cli",
-    "search.model_cli",
-    "cluster.cli",
-    "search.demo_cli",
+    "fracture_tune.data.cli",
+    "fracture_tune.search.search_cli",
+    "fracture_tune.search.model_cli",
+    "fracture_tune.cluster.cli",
+    "fracture_tune.search.demo_cli",
 )
 
 

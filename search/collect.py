@@ -7,17 +7,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-from search.config import ExperimentConfig
-from search.records import BestTrial, write_best_trial
-from search.results import Row, select_best_trial, summarise_history
-from search.tracking import PARENT_TAG, TRIAL_ID_TAG
+from fracture_tune.search.config import ExperimentConfig
+from fracture_tune.search.records import BestTrial, write_best_trial
+from fracture_tune.search.results import Row, select_best_trial, summarise_history
+from fracture_tune.search.tracking import PARENT_TAG, TRIAL_ID_TAG
 
 logger = logging.getLogger(__name__)
 
 
 def trial_rows(result_grid: Any, config: ExperimentConfig) -> list[Row]:
     """One row per trial from a ``ResultGrid`` (histories from each trial's progress on disk)."""
-    from search.mlflow_callback import trial_index
+    from fracture_tune.search.mlflow_callback import trial_index
 
     rows = []
     for result in result_grid:

@@ -13,10 +13,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from data.errors import FractureTuneError
-from search.config_errors import format_validation_error
-from search.engine_keys import TRAINABLE_METRICS, check_engine_keys
-from search.space import ParamSpec, SpaceConfig
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.config_errors import format_validation_error
+from fracture_tune.search.engine_keys import TRAINABLE_METRICS, check_engine_keys
+from fracture_tune.search.space import ParamSpec, SpaceConfig
 
 MIN_MODE_METRICS = frozenset({"val_loss", "train_loss"})
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data.errors import FractureTuneError
+from fracture_tune.data.errors import FractureTuneError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run(argv: list[str]) -> None:
-    from search.cli import main
+    from fracture_tune.search.cli import main
 
     print(f"\n$ fracture-tune {' '.join(argv)}", flush=True)
     status = main(argv)

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.errors import FractureTuneError
-from search.config import ExperimentConfig, config_to_yaml, load_config
-from search.records import (
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.config import ExperimentConfig, config_to_yaml, load_config
+from fracture_tune.search.records import (
     RESOLVED_CONFIG_FILE,
     SearchRecord,
     read_search_record,
 )
-from search.space import space_summary
-from search.tracking import (
+from fracture_tune.search.space import space_summary
+from fracture_tune.search.tracking import (
     ParentRun,
     code_version,
     ensure_experiment,
@@ -51,7 +51,7 @@ class SearchOptions:
 
 def prepare_search_dataset(config: ExperimentConfig) -> Any:
     """Prepare (or reuse) the dataset cache; the synthetic set is generated into files first."""
-    from data.prepare import prepare_dataset
+    from fracture_tune.data.prepare import prepare_dataset
 
     dataset = config.dataset
     source = Path(dataset.path)
@@ -73,7 +73,7 @@ def prepare_search_dataset(config: ExperimentConfig) -> Any:
 
 
 def generate_synthetic_images(config: ExperimentConfig) -> Path:
-    from data.synth import generate_synthetic_dataset
+    from fracture_tune.data.synth import generate_synthetic_dataset
 
     dataset = config.dataset
     folder = (

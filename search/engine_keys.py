@@ -11,8 +11,8 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-from data.errors import FractureTuneError
-from search.space import ParamSpec
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.space import ParamSpec
 
 TRAINABLE_METRICS: frozenset[str] = frozenset(
     {

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from data.errors import FractureTuneError
-from trainables.metrics import rank_auroc
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.metrics import rank_auroc
 
 METRIC_NAMES: tuple[str, ...] = (
     "accuracy",

@@ -8,10 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from data.errors import FractureTuneError
-from search.collect import attach_mlflow_ids, choose_best, trial_rows
-from search.config import ExperimentConfig, config_to_yaml
-from search.driver import (
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.collect import attach_mlflow_ids, choose_best, trial_rows
+from fracture_tune.search.config import ExperimentConfig, config_to_yaml
+from fracture_tune.search.driver import (
     SearchOptions,
     check_cluster_resources,
     check_local_gpus,
@@ -23,16 +23,16 @@ from search.driver import (
     prepare_search_dataset,
     start_ray,
 )
-from search.records import RESOLVED_CONFIG_FILE, SearchRecord, write_search_record
-from search.results import format_summary, write_results
-from search.tracking import ParentRun, bound_http_retries
+from fracture_tune.search.records import RESOLVED_CONFIG_FILE, SearchRecord, write_search_record
+from fracture_tune.search.results import format_summary, write_results
+from fracture_tune.search.tracking import ParentRun, bound_http_retries
 
 logger = logging.getLogger(__name__)
 
 
 def callbacks_for(config: ExperimentConfig, options: SearchOptions, parent: ParentRun) -> list[Any]:
-    from search.mlflow_callback import MlflowTrialCallback, TrialRunLogger
-    from search.progress import ProgressCallback
+    from fracture_tune.search.mlflow_callback import MlflowTrialCallback, TrialRunLogger
+    from fracture_tune.search.progress import ProgressCallback
 
     trial_logger = TrialRunLogger(parent, options.name, config.metric, config.planned_epochs)
     progress = ProgressCallback(
@@ -65,7 +65,7 @@ def run_search(config: ExperimentConfig, options: SearchOptions) -> int:
     )
     start_ray(options)
     check_cluster_resources(config)
-    from search.tuner import build_tuner
+    from fracture_tune.search.tuner import build_tuner
 
     tuner = build_tuner(
         config,
@@ -95,7 +95,7 @@ def resume_search(options: SearchOptions) -> int:
     write_search_record(options.run_dir, replace(record, status="running"))
     print(f"resuming search {options.name} from {options.run_dir}", flush=True)
     start_ray(options)
-    from search.tuner import restore_tuner
+    from fracture_tune.search.tuner import restore_tuner
 
     tuner = restore_tuner(config, prepared.dataset.arrays, options.run_dir)
     return _fit_and_finish(tuner, config, options, parent, record)
@@ -171,12 +171,12 @@ def sync_mlflow(options: SearchOptions) -> int:
     """Backfill MLflow from Tune's results on disk (e.g. after the driver lost its tracking server)."""
     from ray.tune import ExperimentAnalysis
 
-    from search.mlflow_callback import TrialRunLogger
+    from fracture_tune.search.mlflow_callback import TrialRunLogger
 
     config, record = load_resume_state(options)
     if "***" not in record.tracking_uri and not options.tracking_uri:
         options = replace(options, tracking_uri=record.tracking_uri)
-    from search.tracking import resolve_tracking_uri
+    from fracture_tune.search.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(options.tracking_uri, config.tracking.tracking_uri)
     parent = ParentRun.start(uri, record.experiment_id, options.name, record.parent_run_id)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from data.errors import FractureTuneError
-from search.predict import LoadedClassifier, classifier_inputs
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.predict import LoadedClassifier, classifier_inputs
 
 if TYPE_CHECKING:
     import torch

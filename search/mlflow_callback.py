@@ -13,7 +13,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from search.tracking import PARENT_TAG, SEARCH_NAME_TAG, TRIAL_ID_TAG, ParentRun
+from fracture_tune.search.tracking import PARENT_TAG, SEARCH_NAME_TAG, TRIAL_ID_TAG, ParentRun
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class TrialRunLogger:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from search.tracking import make_client
+        from fracture_tune.search.tracking import make_client
 
         parent = ParentRun(
             make_client(state["tracking_uri"]),

@@ -71,8 +71,8 @@ def _add_retrain(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run_retrain_command(args: argparse.Namespace) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from search.evaluation import METRIC_NAMES
-    from search.retrain import RetrainOptions, run_retrain
+    from fracture_tune.search.evaluation import METRIC_NAMES
+    from fracture_tune.search.retrain import RetrainOptions, run_retrain
 
     options = RetrainOptions(
         search=args.search,
@@ -131,7 +131,7 @@ def _add_predict(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run_predict_command(args: argparse.Namespace) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from search.predict import (
+    from fracture_tune.search.predict import (
         expand_inputs,
         format_table,
         load_classifier,
@@ -181,9 +181,9 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from dataclasses import asdict
 
-    from data.labels import build_label_map
-    from search.evaluation import format_intervals, intervals_as_dict
-    from search.predict import evaluate_folder, load_classifier
+    from fracture_tune.data.labels import build_label_map
+    from fracture_tune.search.evaluation import format_intervals, intervals_as_dict
+    from fracture_tune.search.predict import evaluate_folder, load_classifier
 
     classifier = load_classifier(args.model, args.tracking_uri)
     label_map = build_label_map(args.positive, args.negative) or None
@@ -223,8 +223,8 @@ def _add_export(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run_export_command(args: argparse.Namespace) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from search.export import export_classifier
-    from search.predict import load_classifier
+    from fracture_tune.search.export import export_classifier
+    from fracture_tune.search.predict import load_classifier
 
     result = export_classifier(load_classifier(args.model, args.tracking_uri), args.format, args.out)
     print(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search.evaluation import ConfusionCounts, roc_points
+from fracture_tune.search.evaluation import ConfusionCounts, roc_points
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

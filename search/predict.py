@@ -19,10 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from data.decode import RejectedImage, decode_image, printable_path
-from data.errors import FractureTuneError
-from search.evaluation import ConfusionCounts, MetricInterval, bootstrap_metrics, confusion_counts
-from search.registry import METADATA_FILE, WEIGHTS_FILE, resolve_tracking_uri, sha256_of_file
+from fracture_tune.data.decode import RejectedImage, decode_image, printable_path
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.evaluation import (
+    ConfusionCounts,
+    MetricInterval,
+    bootstrap_metrics,
+    confusion_counts,
+)
+from fracture_tune.search.registry import METADATA_FILE, WEIGHTS_FILE, resolve_tracking_uri, sha256_of_file
 
 if TYPE_CHECKING:
     import torch
@@ -111,7 +116,7 @@ def load_classifier(model_ref: str, tracking_uri: str | None = None) -> LoadedCl
     """Rebuild the eager model from a registry URI, a run URI or a local folder (CPU, eval mode)."""
     import torch
 
-    from trainables.models import build_model
+    from fracture_tune.trainables.models import build_model
 
     with tempfile.TemporaryDirectory(prefix="fracture-tune-load-") as scratch:
         folder = _package_dir(model_ref, tracking_uri, Path(scratch))
@@ -131,7 +136,7 @@ def model_inputs(images: np.ndarray, input_size: int) -> torch.Tensor:
     """uint8 [N, S, S] → the normalised float [N, 1, S', S'] forward takes (the engine's own functions)."""
     import torch
 
-    from trainables.device import images_to_device, normalise, to_unit_range
+    from fracture_tune.trainables.device import images_to_device, normalise, to_unit_range
 
     on_cpu = images_to_device(np.ascontiguousarray(images), int(input_size), torch.device("cpu"))
     return normalise(to_unit_range(on_cpu), channels_last=False)
@@ -143,7 +148,7 @@ def classifier_inputs(classifier: LoadedClassifier, images: np.ndarray) -> torch
 
 def classifier_probabilities(classifier: LoadedClassifier, images: np.ndarray) -> np.ndarray:
     """P(positive) for uint8 images [N, S, S], through the engine's own inference path."""
-    from trainables.engine import predict_proba
+    from fracture_tune.trainables.engine import predict_proba
 
     if len(images) == 0:
         return np.zeros(0, dtype=np.float64)
@@ -240,8 +245,8 @@ def write_explanations(
     batch_size: int = 32,
 ) -> list[Path]:
     """A Grad-CAM overlay PNG per predicted image, named ``NNNN_<file stem>_gradcam.png``."""
-    from search.plots import save_gradcam_overlay
-    from trainables.explain import grad_cam
+    from fracture_tune.search.plots import save_gradcam_overlay
+    from fracture_tune.trainables.explain import grad_cam
 
     written: list[Path] = []
     for start in range(0, len(good_rows), batch_size):
@@ -278,7 +283,7 @@ def evaluate_folder(
     seed: int = 0,
 ) -> FolderEvaluation:
     """Metrics with bootstrap CIs on a labelled folder (class sub-folders or a CSV, as ``data prepare``)."""
-    from data.sources import scan_source
+    from fracture_tune.data.sources import scan_source
 
     scan = scan_source(source, label_map)
     cutoff = classifier.threshold if threshold is None else float(threshold)

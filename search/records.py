@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from data.errors import FractureTuneError
+from fracture_tune.data.errors import FractureTuneError
 
 DEFAULT_RUNS_ROOT = Path(".fracture-tune") / "runs"
 SEARCH_RECORD_FILE = "search_record.json"

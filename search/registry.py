@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from data.errors import FractureTuneError
+from fracture_tune.data.errors import FractureTuneError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from torch import nn
 
-    from trainables.config import TrainConfig
+    from fracture_tune.trainables.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ PROMOTION_POLICIES = ("if-better", "always", "never")
 
 def resolve_tracking_uri(explicit: str | None, recorded: str | None = None) -> str:
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else the search's URI (unless redacted), else sqlite."""
-    from search.tracking import resolve_tracking_uri as resolve_search_uri
+    from fracture_tune.search.tracking import resolve_tracking_uri as resolve_search_uri
 
     return resolve_search_uri(explicit, recorded if recorded and "***" not in recorded else None)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search.records import RESULTS_CSV_FILE, RESULTS_PARQUET_FILE
+from fracture_tune.search.records import RESULTS_CSV_FILE, RESULTS_PARQUET_FILE
 
 Row = dict[str, Any]
 

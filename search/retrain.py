@@ -19,11 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from data.dataset import DatasetArrays
-from data.errors import FractureTuneError
-from search.records import BestTrial
-from search.retrain_report import flat_metrics, write_plots, write_report, write_test_predictions
-from search.retrain_source import RetrainSource, resolve_source
+from fracture_tune.data.dataset import DatasetArrays
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.records import BestTrial
+from fracture_tune.search.retrain_report import (
+    flat_metrics,
+    write_plots,
+    write_report,
+    write_test_predictions,
+)
+from fracture_tune.search.retrain_source import RetrainSource, resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +101,7 @@ def trained_config(base: dict[str, Any], *, epochs: int, seed: int, device: str 
 
 def train_and_score(label: str, config: dict[str, Any], data: DatasetArrays, train_on: str) -> TrainedModel:
     """Fit ``config``; score validation and the untouched test split (once)."""
-    from trainables.engine import fit, predict_proba
+    from fracture_tune.trainables.engine import fit, predict_proba
 
     splits = ("train", "val") if train_on == "train+val" else ("train",)
     started = time.perf_counter()
@@ -162,7 +167,7 @@ def reproduction_check(
 
 def seed_spread(models: list[TrainedModel], labels: np.ndarray) -> dict[str, dict[str, float]]:
     """Mean, std, min and max of the test metrics (threshold 0.5) across the seeds."""
-    from search.evaluation import METRIC_NAMES, binary_metrics
+    from fracture_tune.search.evaluation import METRIC_NAMES, binary_metrics
 
     table = np.array(
         [[binary_metrics(labels, m.test_probabilities)[name] for name in METRIC_NAMES] for m in models]
@@ -182,7 +187,7 @@ def evaluate_model(
     trained: TrainedModel, data: DatasetArrays, *, target_sensitivity: float, resamples: int
 ) -> dict[str, Any]:
     """Test metrics with CIs at 0.5 and at the validation-chosen operating threshold."""
-    from search.evaluation import (
+    from fracture_tune.search.evaluation import (
         binary_metrics,
         bootstrap_metrics,
         confusion_counts,
@@ -215,8 +220,8 @@ def evaluate_model(
 
 def run_retrain(options: RetrainOptions) -> dict[str, Any]:
     """Everything `fracture-tune retrain` does; returns the report (also written as report.json/.md)."""
-    from data.prepare import load_prepared
-    from search.baseline import base_recipe_config
+    from fracture_tune.data.prepare import load_prepared
+    from fracture_tune.search.baseline import base_recipe_config
 
     _validate(options)
     source = resolve_source(options)
@@ -353,8 +358,14 @@ def _track(
     """The MLflow run (child of the search's parent run), the logged model and its registration."""
     import mlflow
 
-    from search.registry import resolve_tracking_uri, start_child_run
-    from search.tracking import SEARCH_NAME_TAG, code_version, ensure_experiment, make_client, redact_uri
+    from fracture_tune.search.registry import resolve_tracking_uri, start_child_run
+    from fracture_tune.search.tracking import (
+        SEARCH_NAME_TAG,
+        code_version,
+        ensure_experiment,
+        make_client,
+        redact_uri,
+    )
 
     record = source.record
     uri = resolve_tracking_uri(options.tracking_uri, record.tracking_uri if record else None)
@@ -404,9 +415,14 @@ def _log_and_register(
 ) -> None:
     import shutil
 
-    from search.predict import model_inputs
-    from search.registry import classifier_metadata, log_classifier, log_run_values, register_version
-    from trainables.config import TrainConfig
+    from fracture_tune.search.predict import model_inputs
+    from fracture_tune.search.registry import (
+        classifier_metadata,
+        log_classifier,
+        log_run_values,
+        register_version,
+    )
+    from fracture_tune.trainables.config import TrainConfig
 
     run_id = report["mlflow"]["run_id"]
     history = {"": primary.history}

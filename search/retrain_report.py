@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from data.dataset import DatasetArrays
+from fracture_tune.data.dataset import DatasetArrays
 
 if TYPE_CHECKING:
-    from search.retrain import TrainedModel
+    from fracture_tune.search.retrain import TrainedModel
 
 
 def write_test_predictions(
@@ -40,8 +40,13 @@ def write_plots(
     evaluation: dict[str, Any],
     baseline: TrainedModel | None,
 ) -> dict[str, str]:
-    from search.evaluation import confusion_counts
-    from search.plots import plot_base_vs_optimized, plot_confusion_matrix, plot_roc, plot_training_curves
+    from fracture_tune.search.evaluation import confusion_counts
+    from fracture_tune.search.plots import (
+        plot_base_vs_optimized,
+        plot_confusion_matrix,
+        plot_roc,
+        plot_training_curves,
+    )
 
     labels = np.asarray(data.labels[data.indices("test")])
     threshold = evaluation["threshold"]["value"]
@@ -107,7 +112,7 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
     """report.json (NaN → null) and report.md beside the plots."""
     import json
 
-    from search.records import write_json_atomic
+    from fracture_tune.search.records import write_json_atomic
 
     json_path = out_dir / "report.json"
     write_json_atomic(json_path, _finite_or_none(report))
@@ -136,7 +141,7 @@ def _interval(interval: dict[str, float] | None) -> str:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    from search.evaluation import METRIC_NAMES
+    from fracture_tune.search.evaluation import METRIC_NAMES
 
     optimized, baseline, dataset = report["optimized"], report["baseline"], report["dataset"]
     threshold = optimized["threshold"]

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.errors import FractureTuneError
-from search.records import BestTrial, SearchRecord
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.records import BestTrial, SearchRecord
 
 if TYPE_CHECKING:
-    from search.retrain import RetrainOptions
+    from fracture_tune.search.retrain import RetrainOptions
 
 
 @dataclass
@@ -48,7 +48,7 @@ def resolve_source(options: RetrainOptions) -> RetrainSource:
     if options.config_json:
         return _source_from_json(Path(options.config_json), options.dataset)
     search_name = options.search or _search_of_run(str(options.run_id), options.tracking_uri)
-    from search.records import read_best_trial, read_search_record, run_dir_for
+    from fracture_tune.search.records import read_best_trial, read_search_record, run_dir_for
 
     run_dir = run_dir_for(search_name, options.storage)
     record = read_search_record(run_dir)
@@ -89,8 +89,8 @@ def _source_from_json(path: Path, dataset: Path | None) -> RetrainSource:
 
 
 def _search_of_run(run_id: str, tracking_uri: str | None) -> str:
-    from search.registry import resolve_tracking_uri
-    from search.tracking import SEARCH_NAME_TAG, make_client
+    from fracture_tune.search.registry import resolve_tracking_uri
+    from fracture_tune.search.tracking import SEARCH_NAME_TAG, make_client
 
     client = make_client(resolve_tracking_uri(tracking_uri))
     try:
@@ -112,7 +112,7 @@ def _search_of_run(run_id: str, tracking_uri: str | None) -> str:
 def _trial_from_results(run_dir: Path, record: SearchRecord, run_id: str) -> BestTrial:
     import json
 
-    from search.results import read_results
+    from fracture_tune.search.results import read_results
 
     frame = read_results(run_dir)
     rows = frame[frame["mlflow_run_id"] == run_id]

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data.errors import FractureTuneError
-from search.records import DEFAULT_RUNS_ROOT
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.records import DEFAULT_RUNS_ROOT
 
 ACTIONS = ("show", "sync-mlflow")
 
@@ -55,9 +55,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _options(args: argparse.Namespace, name: str) -> Any:
-    from cluster.auth import apply_local_cluster_auth
-    from cluster.state import DEFAULT_CLUSTER_DIR
-    from search.driver import SearchOptions
+    from fracture_tune.cluster.auth import apply_local_cluster_auth
+    from fracture_tune.cluster.state import DEFAULT_CLUSTER_DIR
+    from fracture_tune.search.driver import SearchOptions
 
     # `--address` naming the cluster that `cluster up` started: use its token without an export line.
     apply_local_cluster_auth(args.address, Path(DEFAULT_CLUSTER_DIR))
@@ -85,7 +85,7 @@ def handle_search(args: argparse.Namespace) -> int:
                 "--resume continues a search with its saved config; --config/--set cannot change it",
                 hint="start a new search to change the config",
             )
-        from search.execute import resume_search
+        from fracture_tune.search.execute import resume_search
 
         return resume_search(_options(args, args.resume))
     if not args.config:
@@ -93,24 +93,24 @@ def handle_search(args: argparse.Namespace) -> int:
             "search needs --config (or --resume NAME)",
             hint="fracture-tune search --config configs/quickstart.yaml",
         )
-    from search.config import load_config
+    from fracture_tune.search.config import load_config
 
     config = load_config(args.config, args.overrides)  # validated before Ray starts
     name = args.name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    from search.execute import run_search
+    from fracture_tune.search.execute import run_search
 
     return run_search(config, _options(args, name))
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from search.execute import sync_mlflow
+    from fracture_tune.search.execute import sync_mlflow
 
     return sync_mlflow(_options(args, args.target))
 
 
 def show(args: argparse.Namespace) -> int:
-    from search.records import read_best_trial, read_search_record
-    from search.results import format_summary, read_results
+    from fracture_tune.search.records import read_best_trial, read_search_record
+    from fracture_tune.search.results import format_summary, read_results
 
     run_dir = _options(args, args.target).run_dir
     record = read_search_record(run_dir)

@@ -12,8 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from search.config import ExperimentConfig
-from search.space import DefineByRunSpace
+from fracture_tune.search.config import ExperimentConfig
+from fracture_tune.search.space import DefineByRunSpace
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def build_trainable(config: ExperimentConfig, arrays: Any) -> Any:
     """``train_trial`` with the dataset in the object store (put once) and the per-trial resources."""
     from ray import tune
 
-    from trainables.tune_adapter import train_trial
+    from fracture_tune.trainables.tune_adapter import train_trial
 
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
     return tune.with_resources(tune.with_parameters(train_trial, data=arrays), resources)
@@ -148,7 +148,7 @@ def restore_tuner(config: ExperimentConfig, arrays: Any, run_dir: Path) -> Any:
     from ray import tune
 
     if not tune.Tuner.can_restore(str(run_dir)):
-        from data.errors import FractureTuneError
+        from fracture_tune.data.errors import FractureTuneError
 
         raise FractureTuneError(
             f"{run_dir} holds no resumable Ray Tune state",

@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from data.errors import FractureTuneError
-from trainables.models import model_params
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.models import model_params
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "onecycle", "step")

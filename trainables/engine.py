@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from data.augment import SEED_AUGMENTATION
-from data.dataset import DatasetArrays
-from data.errors import FractureTuneError
-from trainables.config import TrainConfig
-from trainables.device import (
+from fracture_tune.data.augment import SEED_AUGMENTATION
+from fracture_tune.data.dataset import DatasetArrays
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.config import TrainConfig
+from fracture_tune.trainables.device import (
     autocast,
     configure_cuda,
     configure_threads,
@@ -31,9 +31,9 @@ from trainables.device import (
     resolve_device,
     to_unit_range,
 )
-from trainables.metrics import binary_metrics
-from trainables.models import build_model
-from trainables.trainer import EpochTrainer, TrainingDiverged
+from fracture_tune.trainables.metrics import binary_metrics
+from fracture_tune.trainables.models import build_model
+from fracture_tune.trainables.trainer import EpochTrainer, TrainingDiverged
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as functional
 from torch import nn
 
-from data.errors import FractureTuneError
+from fracture_tune.data.errors import FractureTuneError
 
 
 def last_conv_layer(model: nn.Module) -> tuple[str, nn.Conv2d]:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from data.errors import FractureTuneError
+from fracture_tune.data.errors import FractureTuneError
 
 ModelFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, ModelFactory] = {}

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.config import TrainConfig
+from fracture_tune.trainables.config import TrainConfig
 
 
 def build_optimizer(parameters: Iterable[nn.Parameter], config: TrainConfig,

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from data.augment import AugmentConfig, augment_batch
-from data.errors import FractureTuneError
-from trainables.checkpoint import numpy_rng_state, restore_numpy_rng_state
-from trainables.config import TrainConfig
-from trainables.device import autocast, detached_cpu_copy, normalise, to_unit_range
-from trainables.optim import build_loss, build_optimizer, build_scheduler
+from fracture_tune.data.augment import AugmentConfig, augment_batch
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.checkpoint import numpy_rng_state, restore_numpy_rng_state
+from fracture_tune.trainables.config import TrainConfig
+from fracture_tune.trainables.device import autocast, detached_cpu_copy, normalise, to_unit_range
+from fracture_tune.trainables.optim import build_loss, build_optimizer, build_scheduler
 
 
 class TrainingDiverged(FractureTuneError):

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from data.dataset import DatasetArrays
-    from trainables.engine import Snapshot
+    from fracture_tune.data.dataset import DatasetArrays
+    from fracture_tune.trainables.engine import Snapshot
 
 # torch and the engine are imported inside the functions, in the trial's worker: the search's driver
 # only passes ``train_trial`` to Tune (by reference) and never needs torch (~1.3 s of every search's start).
@@ -67,8 +67,8 @@ def train_trial(config: dict[str, Any], data: DatasetArrays) -> None:
     import torch
     from ray import tune
 
-    from trainables.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-    from trainables.engine import fit
+    from fracture_tune.trainables.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+    from fracture_tune.trainables.engine import fit
 
     freeze_long_lived_objects()
     context = ray.get_runtime_context()

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from cluster.processes import session_members
-from cluster.state import ClusterState, load_state
+from fracture_tune.cluster.processes import session_members
+from fracture_tune.cluster.state import ClusterState, load_state
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -61,7 +61,7 @@ def fracture_tune(
     env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
-        [sys.executable, "-m", "search.cli", *args],
+        [sys.executable, "-m", "fracture_tune.search.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

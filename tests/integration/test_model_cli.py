@@ -28,7 +28,11 @@ TINY = [
 
 def _cli(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "search.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "fracture_tune.search.cli", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if check:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.prepare import prepare_dataset
+from fracture_tune.data.prepare import prepare_dataset
 
 
 @pytest.mark.integration

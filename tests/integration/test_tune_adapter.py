@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from data.dataset import DatasetArrays
+from fracture_tune.data.dataset import DatasetArrays
 
 pytestmark = pytest.mark.integration
 
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
-from trainables.checkpoint import load_checkpoint  # noqa: E402
-from trainables.tune_adapter import train_trial, trial_resources_config  # noqa: E402
+from fracture_tune.trainables.checkpoint import load_checkpoint  # noqa: E402
+from fracture_tune.trainables.tune_adapter import train_trial, trial_resources_config  # noqa: E402
 
 METRIC_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_auroc", "val_balanced_accuracy",
                "val_sensitivity", "val_specificity", "val_f1", "lr", "images_per_second")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Observe, error_lines, fracture_tune
+from cli_runs import Observe, error_lines, fracture_tune
 from PIL import Image
 from search_fixtures import write_line_dataset, write_search_config
 
@@ -210,7 +210,7 @@ def test_unreachable_tracking_server_fails_fast_without_leaking_the_password(
 ) -> None:
     import time
 
-    from conftest import free_port
+    from cli_runs import free_port
 
     config = write_search_config(tmp_path)
     uri = f"http://alice:hunter2@127.0.0.1:{free_port()}"  # nothing listens there

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import Observe, bytes_under, fracture_tune
+from cli_runs import Observe, bytes_under, fracture_tune
 from search_fixtures import child_runs, metric_steps, write_search_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]

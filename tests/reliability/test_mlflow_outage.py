@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import (
+from cli_runs import (
     Observe,
     cli_env,
     fracture_tune,

@@ -24,12 +24,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import Observe, cli_env, fracture_tune, stop_process_group, wait_for
+from cli_runs import Observe, cli_env, fracture_tune, stop_process_group, wait_for
 from search_fixtures import write_search_config
 
-from cluster.processes import session_members
-from cluster.services import list_nodes
-from cluster.state import ClusterState, load_state
+from fracture_tune.cluster.processes import session_members
+from fracture_tune.cluster.services import list_nodes
+from fracture_tune.cluster.state import ClusterState, load_state
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -147,8 +147,9 @@ def test_search_survives_losing_a_worker_node(
     storage = tmp_path / "runs"
     run_dir = storage / "nl"
     submit = subprocess.Popen(
-        [sys.executable, "-m", "search.cli", "submit", "--cluster-dir", str(cluster_dir), "--working-dir",
-         str(job_dir), "--", "search", "--config", "search.yaml", "--name", "nl", "--storage", str(storage)],
+        [sys.executable, "-m", "fracture_tune.search.cli", "submit", "--cluster-dir", str(cluster_dir),
+         "--working-dir", str(job_dir), "--",
+         "search", "--config", "search.yaml", "--name", "nl", "--storage", str(storage)],
         cwd=job_dir, env=cli_env(), stdout=(tmp_path / "submit.out").open("w"),
         stderr=(tmp_path / "submit.err").open("w"), start_new_session=True,
     )  # fmt: skip

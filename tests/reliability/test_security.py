@@ -13,10 +13,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, Observe
+from cli_runs import REPO_ROOT, Observe
 
-from data.errors import FractureTuneError
-from search.tracking import redact_uri
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.tracking import redact_uri
 
 SOURCE_PACKAGES = ("data", "trainables", "search", "cluster", "benchmarks")
 
@@ -89,8 +89,8 @@ def test_tracking_password_never_reaches_mlflow_params(tmp_path: Path, observe: 
     from mlflow.tracking import MlflowClient
     from search_fixtures import write_search_config
 
-    from search.config import load_config
-    from search.driver import SearchOptions, open_parent_run
+    from fracture_tune.search.config import load_config
+    from fracture_tune.search.driver import SearchOptions, open_parent_run
 
     secret_uri = "postgresql://mlflow:hunter2@db.invalid/mlflow"
     config = load_config(write_search_config(tmp_path, tracking={"tracking_uri": secret_uri}))
@@ -114,9 +114,9 @@ def test_tracking_password_never_reaches_mlflow_params(tmp_path: Path, observe: 
 
 
 def test_cluster_services_bind_loopback_and_auth_is_on_by_default(tmp_path: Path) -> None:
-    from cluster.auth import create_token_file, ray_auth_env
-    from cluster.services import NodeCommand, head_command, mlflow_command
-    from search.cli import build_parser
+    from fracture_tune.cluster.auth import create_token_file, ray_auth_env
+    from fracture_tune.cluster.services import NodeCommand, head_command, mlflow_command
+    from fracture_tune.search.cli import build_parser
 
     head = head_command(NodeCommand(tmp_path, 1, 100), 6379, 8265, 10001)
     assert head[head.index("--dashboard-host") + 1] == "127.0.0.1"
@@ -137,8 +137,8 @@ def test_local_search_starts_ray_without_a_dashboard() -> None:
 def test_predict_refuses_a_model_whose_weights_changed_after_retrain(
     tmp_path: Path, observe: Observe
 ) -> None:
-    from search.predict import load_classifier
-    from search.registry import METADATA_FILE, WEIGHTS_FILE, sha256_of_file
+    from fracture_tune.search.predict import load_classifier
+    from fracture_tune.search.registry import METADATA_FILE, WEIGHTS_FILE, sha256_of_file
 
     model = tmp_path / "retrain" / "model"
     (model / "extra_files").mkdir(parents=True)
@@ -158,7 +158,7 @@ def test_predict_refuses_a_model_whose_weights_changed_after_retrain(
 
 
 def test_token_file_is_not_in_logs_of_cluster_state(tmp_path: Path) -> None:
-    from cluster.auth import create_token_file, masked_token
+    from fracture_tune.cluster.auth import create_token_file, masked_token
 
     token = create_token_file(tmp_path)
     secret = token.read_text()

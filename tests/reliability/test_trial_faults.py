@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import Observe, bytes_under, cli_env, fracture_tune, stop_process_group, wait_for
+from cli_runs import Observe, bytes_under, cli_env, fracture_tune, stop_process_group, wait_for
 from search_fixtures import child_runs, metric_steps, search_command, write_search_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]

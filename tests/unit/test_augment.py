@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from data.augment import (
+from fracture_tune.data.augment import (
     SEED_AUGMENTATION,
     AugmentConfig,
     affine_matrices,

@@ -6,9 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from cluster.job_data import plan_search_job
-from cluster.jobs import WORKING_DIR_EXCLUDES, build_entrypoint, build_runtime_env, exit_code
-from data.errors import FractureTuneError
+from fracture_tune.cluster.job_data import plan_search_job
+from fracture_tune.cluster.jobs import (
+    WORKING_DIR_EXCLUDES,
+    build_entrypoint,
+    build_runtime_env,
+    exit_code,
+    stage_package,
+)
+from fracture_tune.data.errors import FractureTuneError
 
 SUBCOMMANDS = {"search", "retrain", "data", "cluster"}
 
@@ -23,9 +29,11 @@ def _project(tmp_path: Path, dataset_path: str) -> Path:
 def test_fracture_tune_commands_run_the_uploaded_code() -> None:
     search = ["search", "--config", "configs/quickstart.yaml", "--set", "budget.num_trials=2"]
     assert build_entrypoint(search, SUBCOMMANDS) == (
-        "python -m search.cli search --config configs/quickstart.yaml --set budget.num_trials=2"
+        "python -m fracture_tune.search.cli search --config configs/quickstart.yaml --set budget.num_trials=2"
     )
-    assert build_entrypoint(["fracture-tune", *search], SUBCOMMANDS).startswith("python -m search.cli search")
+    assert build_entrypoint(["fracture-tune", *search], SUBCOMMANDS).startswith(
+        "python -m fracture_tune.search.cli search"
+    )
     assert build_entrypoint(["python", "my job.py"], SUBCOMMANDS) == "python 'my job.py'"
 
 
@@ -36,6 +44,20 @@ def test_runtime_env_excludes_environments_caches_and_tracking_stores(tmp_path: 
         assert excluded in env["excludes"] and excluded in WORKING_DIR_EXCLUDES
     assert env["env_vars"]["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000"
     assert env["env_vars"]["MLFLOW_RUN_ID"] == ""
+
+
+def test_the_job_ships_the_package_under_its_import_name(tmp_path: Path) -> None:
+    # A checkout's package folder is the repository root (.venv, tests, caches inside): only the package's
+    # own parts travel, under the folder name Ray imports it by.
+    package = stage_package(tmp_path)
+    assert package.name == "fracture_tune"
+    assert sorted(path.name for path in package.iterdir()) == sorted(
+        ["__init__.py", "py.typed", "data", "trainables", "search", "cluster", "configs"]
+    )
+    assert (package / "search" / "cli.py").is_file() and (package / "configs" / "quickstart.yaml").is_file()
+    assert not list(package.rglob("__pycache__"))
+    env = build_runtime_env(tmp_path, {}, package)
+    assert env["py_modules"] == [str(package)]
 
 
 def test_exit_codes() -> None:

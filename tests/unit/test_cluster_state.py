@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster.auth import apply_local_cluster_auth, create_token_file, masked_token
-from cluster.local import LocalClusterSpec, start_local_cluster, stop_local_cluster
-from cluster.processes import (
+from fracture_tune.cluster.auth import apply_local_cluster_auth, create_token_file, masked_token
+from fracture_tune.cluster.local import LocalClusterSpec, start_local_cluster, stop_local_cluster
+from fracture_tune.cluster.processes import (
     ProcessRecord,
     is_running,
     process_start_ticks,
@@ -21,9 +21,9 @@ from cluster.processes import (
     start_session_leader,
     stop_session,
 )
-from cluster.state import ClusterState, load_state, save_state, state_path
-from data.errors import FractureTuneError
-from search.cli import main
+from fracture_tune.cluster.state import ClusterState, load_state, save_state, state_path
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.cli import main
 
 
 def _alive(pid: int) -> bool:
@@ -177,7 +177,7 @@ def test_local_auth_applies_only_to_the_recorded_cluster(
 
 def test_cli_entry_point_lists_cluster_commands() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "search.cli", "cluster", "up", "--help"],
+        [sys.executable, "-m", "fracture_tune.search.cli", "cluster", "up", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from data.errors import FractureTuneError
-from search.cli import build_parser
-from search.config import load_config
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.cli import build_parser
+from fracture_tune.search.config import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = REPO_ROOT / "cluster" / "ray-cluster.yaml"

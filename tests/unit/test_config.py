@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from data.errors import FractureTuneError
-from search.config import config_from_dict, load_config
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.config import config_from_dict, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 

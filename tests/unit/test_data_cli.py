@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from data_image_factory import make_class_tree
+from image_factory import make_class_tree
 
-from search.cli import main
+from fracture_tune.search.cli import main
 
 
 def test_prepare_then_cache_hit_then_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

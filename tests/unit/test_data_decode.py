@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_image_factory import exif_rotated_jpeg, gradient, png_header_only, truncated_jpeg, write_png
+from image_factory import exif_rotated_jpeg, gradient, png_header_only, truncated_jpeg, write_png
 from PIL import Image
 
-from data.decode import RejectedImage, decode_image
+from fracture_tune.data.decode import RejectedImage, decode_image
 
 SIZE = 24
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from data_image_factory import (
+from image_factory import (
     exif_rotated_jpeg,
     gradient,
     make_class_tree,
@@ -21,10 +21,10 @@ from data_image_factory import (
 )
 from PIL import Image
 
-from data import cache
-from data.decode import decode_image
-from data.errors import FractureTuneError
-from data.prepare import PrepareResult, load_prepared, prepare_dataset
+from fracture_tune.data import cache
+from fracture_tune.data.decode import decode_image
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.data.prepare import PrepareResult, load_prepared, prepare_dataset
 
 SIZE = 16
 BALANCED = {"Fractured": 8, "Non_fractured": 8}

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from data.dataset import DatasetArrays
-from data.errors import FractureTuneError
-from trainables.checkpoint import load_checkpoint, save_checkpoint
-from trainables.engine import TrainingDiverged, fit, predict_proba, select_indices
-from trainables.metrics import binary_metrics
-from trainables.optim import lr_multiplier
-from trainables.trainer import batch_bounds
+from fracture_tune.data.dataset import DatasetArrays
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.checkpoint import load_checkpoint, save_checkpoint
+from fracture_tune.trainables.engine import TrainingDiverged, fit, predict_proba, select_indices
+from fracture_tune.trainables.metrics import binary_metrics
+from fracture_tune.trainables.optim import lr_multiplier
+from fracture_tune.trainables.trainer import batch_bounds
 
 METRIC_KEYS = {
     "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy",
@@ -161,9 +161,9 @@ def test_compiled_model_trains_like_the_eager_one(arrays: DatasetArrays) -> None
 
 
 def test_compile_settings_reach_torch_compile(monkeypatch: pytest.MonkeyPatch) -> None:
-    from trainables.config import TrainConfig
-    from trainables.models import build_model
-    from trainables.trainer import compile_model
+    from fracture_tune.trainables.config import TrainConfig
+    from fracture_tune.trainables.models import build_model
+    from fracture_tune.trainables.trainer import compile_model
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(torch, "compile", lambda model, **kwargs: calls.append(kwargs) or model)
@@ -176,10 +176,10 @@ def test_compile_settings_reach_torch_compile(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_aug_factor_repeats_every_image_per_epoch() -> None:
-    from data.augment import SEED_AUGMENTATION
-    from trainables.config import TrainConfig
-    from trainables.models import build_model
-    from trainables.trainer import EpochTrainer
+    from fracture_tune.data.augment import SEED_AUGMENTATION
+    from fracture_tune.trainables.config import TrainConfig
+    from fracture_tune.trainables.models import build_model
+    from fracture_tune.trainables.trainer import EpochTrainer
 
     config = TrainConfig.from_flat({"model": "tiny_cnn", "aug_factor": 3, "batch_size": 10})
     trainer = EpochTrainer(model=build_model("tiny_cnn"), config=config, device=torch.device("cpu"),

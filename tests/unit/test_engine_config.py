@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data.errors import FractureTuneError
-from trainables.config import TrainConfig
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.config import TrainConfig
 
 
 def test_seed_defaults() -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import FractureTuneError
-from search import engine_keys
-from trainables.config import TrainConfig
-from trainables.models import list_models, model_params
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search import engine_keys
+from fracture_tune.trainables.config import TrainConfig
+from fracture_tune.trainables.models import list_models, model_params
 
 
 def test_contract_lists_match_the_engine() -> None:
@@ -29,8 +29,8 @@ def test_validating_configs_and_building_the_driver_never_import_torch() -> None
     script = """
 import sys
 from pathlib import Path
-from search.config import load_config
-from search.tuner import build_run_config, build_trainable
+from fracture_tune.search.config import load_config
+from fracture_tune.search.tuner import build_run_config, build_trainable
 for path in sorted(Path("configs").glob("*.yaml")):
     config = load_config(path)
 build_trainable(config, arrays=None)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from data.errors import FractureTuneError
-from search.evaluation import (
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.evaluation import (
     METRIC_NAMES,
     binary_metrics,
     bootstrap_metrics,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from data.errors import FractureTuneError
-from search.registry import ChampionState, decide_champion
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.registry import ChampionState, decide_champion
 
 CHAMPION = ChampionState(version="3", test_auroc=0.85, split_hash="abc123")
 

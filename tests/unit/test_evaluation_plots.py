@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from search.evaluation import confusion_counts
-from search.plots import (
+from fracture_tune.search.evaluation import confusion_counts
+from fracture_tune.search.plots import (
     plot_base_vs_optimized,
     plot_confusion_matrix,
     plot_roc,

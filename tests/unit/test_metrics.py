@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainables.metrics import binary_metrics
+from fracture_tune.trainables.metrics import binary_metrics
 
 
 def test_hand_computed_case() -> None:
@@ -81,7 +81,7 @@ def test_auroc_equals_sklearn_with_ties(seed: int) -> None:
 def test_metrics_do_not_import_scikit_learn() -> None:
     # A fresh trial worker evaluates every epoch; scikit-learn's import alone costs it ~1 s of CPU.
     code = (
-        "import sys, numpy as np; from trainables.metrics import binary_metrics; "
+        "import sys, numpy as np; from fracture_tune.trainables.metrics import binary_metrics; "
         "binary_metrics(np.array([0, 1, 1]), np.array([0.2, 0.7, 0.4])); "
         "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'"
     )

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.errors import FractureTuneError
-from trainables.models import build_model, list_models, model_params
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.models import build_model, list_models, model_params
 
 SMALL = {
     "base_cnn": ({}, 32),

@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from data.decode import decode_image
-from search.predict import expand_inputs, load_classifier, predict_files, write_predictions
-from search.registry import classifier_metadata, write_package_files
-from trainables.config import TrainConfig
-from trainables.engine import predict_proba
-from trainables.models import build_model
+from fracture_tune.data.decode import decode_image
+from fracture_tune.search.predict import expand_inputs, load_classifier, predict_files, write_predictions
+from fracture_tune.search.registry import classifier_metadata, write_package_files
+from fracture_tune.trainables.config import TrainConfig
+from fracture_tune.trainables.engine import predict_proba
+from fracture_tune.trainables.models import build_model
 
 IMAGE_SIZE = 32
 

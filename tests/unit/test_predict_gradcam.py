@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainables.explain import grad_cam, last_conv_layer
+from fracture_tune.trainables.explain import grad_cam, last_conv_layer
 
 
 class BlobDetector(nn.Module):

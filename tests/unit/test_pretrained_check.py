@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import FractureTuneError
-from search.config import ExperimentConfig, load_config
-from search.driver import SearchOptions, check_pretrained_files
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.config import ExperimentConfig, load_config
+from fracture_tune.search.driver import SearchOptions, check_pretrained_files
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from data.errors import FractureTuneError
-from search.driver import check_ray_address
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.driver import check_ray_address
 
 
 @pytest.mark.parametrize("address", ["localhost", "127.0.0.1:port", "ray://head"])

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from search.registry import log_classifier
-from trainables.models import build_model
+from fracture_tune.search.registry import log_classifier
+from fracture_tune.trainables.models import build_model
 
 
 def test_logging_validates_the_example_on_cpu_when_a_gpu_is_visible(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from search.records import BestTrial
-from search.retrain import reproduction_check
+from fracture_tune.search.records import BestTrial
+from fracture_tune.search.retrain import reproduction_check
 
 
 def _trial(mode: str = "max") -> BestTrial:

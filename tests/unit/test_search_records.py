@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import FractureTuneError
-from search.records import (
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.records import (
     BestTrial,
     SearchRecord,
     read_best_trial,

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from search.results import format_summary, read_results, select_best_trial, summarise_history, write_results
+from fracture_tune.search.results import (
+    format_summary,
+    read_results,
+    select_best_trial,
+    summarise_history,
+    write_results,
+)
 
 
 def _row(index: int, history: list[float], status: str = "finished", **config: object) -> dict:

@@ -8,8 +8,8 @@ import optuna
 import pytest
 from ray.tune.search.optuna import OptunaSearch
 
-from search.config import config_from_dict
-from search.space import DefineByRunSpace
+from fracture_tune.search.config import config_from_dict
+from fracture_tune.search.space import DefineByRunSpace
 
 CONDITIONAL = {
     "model": {"type": "categorical", "choices": ["tunable_cnn", "resnet18"]},
@@ -71,7 +71,7 @@ def test_drop_and_override_preset_params() -> None:
 
 
 def test_condition_on_unknown_parent_is_rejected() -> None:
-    from data.errors import FractureTuneError
+    from fracture_tune.data.errors import FractureTuneError
 
     with pytest.raises(FractureTuneError, match="space"):
         config_from_dict({"space": {"params": {"c1": {"type": "int", "low": 8, "high": 64,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from search.mlflow_callback import run_name_for, stop_reason, trial_index
-from search.progress import progress_line
-from search.tracking import artifact_location_for, redact_uri, resolve_tracking_uri
+from fracture_tune.search.mlflow_callback import run_name_for, stop_reason, trial_index
+from fracture_tune.search.progress import progress_line
+from fracture_tune.search.tracking import artifact_location_for, redact_uri, resolve_tracking_uri
 
 
 def test_default_tracking_uri_is_an_absolute_sqlite_path(

@@ -7,8 +7,8 @@ import weakref
 
 import pytest
 
-from trainables import tune_adapter
-from trainables.models import build_model
+from fracture_tune.trainables import tune_adapter
+from fracture_tune.trainables.models import build_model
 
 
 def _trial_leaving_a_model_in_a_cycle() -> weakref.ref:

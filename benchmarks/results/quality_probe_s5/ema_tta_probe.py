@@ -23,10 +23,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn  # noqa: E402
 
-from data.prepare import prepare_dataset  # noqa: E402
-from trainables import trainer as trainer_module  # noqa: E402
-from trainables.engine import as_train_config, fit, predict_proba  # noqa: E402
-from trainables.metrics import binary_metrics  # noqa: E402
+from fracture_tune.data.prepare import prepare_dataset  # noqa: E402
+from fracture_tune.trainables import trainer as trainer_module  # noqa: E402
+from fracture_tune.trainables.engine import as_train_config, fit, predict_proba  # noqa: E402
+from fracture_tune.trainables.metrics import binary_metrics  # noqa: E402
 
 DECAY = 0.99
 RECIPE: dict[str, Any] = {

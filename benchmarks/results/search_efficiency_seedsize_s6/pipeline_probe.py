@@ -23,9 +23,9 @@ import torch  # noqa: E402
 from search_efficiency import dataset_sections, fixed_training, search_config  # noqa: E402
 from seed_protocol import SeedObjective, SeedProtocolSettings, link_image_folder  # noqa: E402
 
-from search.config import config_from_dict  # noqa: E402
-from search.driver import prepare_search_dataset  # noqa: E402
-from trainables.engine import fit, select_indices  # noqa: E402
+from fracture_tune.search.config import config_from_dict  # noqa: E402
+from fracture_tune.search.driver import prepare_search_dataset  # noqa: E402
+from fracture_tune.trainables.engine import fit, select_indices  # noqa: E402
 
 PARAMS = {"lr": 0.0001786135519762598, "dropout": 0.3, "c1": 16, "c2": 64, "c3": 128, "batch_size": 32}
 

@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from data.prepare import prepare_dataset  # noqa: E402
-from trainables.engine import fit  # noqa: E402
+from fracture_tune.data.prepare import prepare_dataset  # noqa: E402
+from fracture_tune.trainables.engine import fit  # noqa: E402
 
 WIDTHS = [{"c1": 16, "c2": 16, "c3": 64}, {"c1": 32, "c2": 64, "c3": 128}, {"c1": 8, "c2": 32, "c3": 32}]
 LAYOUTS = {"channels_last": {}, "contiguous": {"channels_last": False}}

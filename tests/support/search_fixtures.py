@@ -82,7 +82,7 @@ def write_search_config(tmp_path: Path, **sections: dict) -> Path:
 def search_command(*args: str) -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "search.cli", "search", *args]
+    return [sys.executable, "-m", "fracture_tune.search.cli", "search", *args]
 
 
 def child_runs(tracking_uri: str, experiment_name: str = "search-it") -> tuple[object, list]:

@@ -32,8 +32,8 @@ def fake_search(tmp_path: Path, tracking_uri: str, config: dict[str, Any]) -> di
     """Prepare the dataset, create the search's MLflow parent run and write its record + best trial."""
     from mlflow import MlflowClient
 
-    from data.prepare import prepare_dataset
-    from search.records import BestTrial, SearchRecord, write_best_trial, write_search_record
+    from fracture_tune.data.prepare import prepare_dataset
+    from fracture_tune.search.records import BestTrial, SearchRecord, write_best_trial, write_search_record
 
     prepared = prepare_dataset(write_line_images(tmp_path / "src"), cache_root=tmp_path / "datasets",
                                image_size=IMAGE_SIZE, workers=1)

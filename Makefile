@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 # PYTHONDONTWRITEBYTECODE=1), so bytecode is compiled at install time and allowed at run time.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: venv demo test unit test-slow test-cluster lint typecheck clean bench reliability
+.PHONY: venv demo test unit test-slow test-cluster test-wheel lint typecheck clean bench reliability
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,13 +44,17 @@ test-slow: venv
 test-cluster: venv
 	$(VENV)/bin/pytest -m "cluster" -q
 
+test-wheel: venv
+	$(VENV)/bin/pytest -m "wheel" -q
+
 reliability: venv
 	$(PY) benchmarks/reliability_table.py
 
 # Each prints a side-by-side table; BENCHMARKS.md records the figures and the machine.
+FRACATLAS_DIR ?= ../shared/data/fracatlas
 bench: venv
-	$(PY) benchmarks/prepare.py --data ../shared/data/fracatlas --runs 3
-	$(PY) benchmarks/throughput.py --data ../shared/data/fracatlas --device auto
+	$(PY) benchmarks/prepare.py --data $(FRACATLAS_DIR) --runs 3
+	$(PY) benchmarks/throughput.py --data $(FRACATLAS_DIR) --device auto
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/scaling.py
 	$(PY) benchmarks/search_efficiency.py --quick

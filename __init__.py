@@ -1,8 +1,91 @@
-"""fracture-tune: distributed hyperparameter search for X-ray fracture classifiers."""
+"""fracture-tune: distributed hyperparameter search for X-ray fracture classifiers.
 
+The Python API (``import fracture_tune as ft``); the ``fracture-tune`` command line is a thin layer over it::
+
+    config = ft.load_config("quickstart", {"budget.num_trials": 4})
+    search = ft.run_search(config, name="qs1")          # -> SearchResult: .results (DataFrame), .best_trial
+    report = ft.retrain(search="qs1")                    # -> RetrainResult: .test_metrics, .registered_uri
+    classifier = ft.load_classifier("models:/fracture-classifier@champion")
+    classifier.predict(["scan.png", pil_image, uint8_array])   # -> DataFrame, one row per image
+
+Calls raise ``FractureTuneError`` (with ``.message`` and ``.hint``) instead of returning exit codes, print
+nothing unless given ``progress=True``, and leave the process environment as they found it. Names load on
+first use, so ``import fracture_tune`` is cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("fracture-tune")
 except PackageNotFoundError:  # imported from a checkout that was never installed
     __version__ = "0+unknown"
+
+# Public name -> the module that defines it.
+_API = {
+    "load_config": "fracture_tune.search.config",
+    "ExperimentConfig": "fracture_tune.search.config",
+    "run_search": "fracture_tune.search.run",
+    "resume_search": "fracture_tune.search.run",
+    "load_search": "fracture_tune.search.run",
+    "sync_mlflow": "fracture_tune.search.run",
+    "SearchResult": "fracture_tune.search.run",
+    "SearchFailed": "fracture_tune.search.run",
+    "BestTrial": "fracture_tune.search.records",
+    "retrain": "fracture_tune.search.classifier.retrain",
+    "RetrainResult": "fracture_tune.search.classifier.retrain",
+    "load_classifier": "fracture_tune.search.classifier.predict",
+    "Classifier": "fracture_tune.search.classifier.predict",
+    "prepare_dataset": "fracture_tune.data.prepare",
+    "FractureTuneError": "fracture_tune.data.errors",
+}
+
+__all__ = [
+    "BestTrial",
+    "Classifier",
+    "ExperimentConfig",
+    "FractureTuneError",
+    "RetrainResult",
+    "SearchFailed",
+    "SearchResult",
+    "__version__",
+    "load_classifier",
+    "load_config",
+    "load_search",
+    "prepare_dataset",
+    "resume_search",
+    "retrain",
+    "run_search",
+    "sync_mlflow",
+]
+
+if TYPE_CHECKING:
+    from fracture_tune.data.errors import FractureTuneError
+    from fracture_tune.data.prepare import prepare_dataset
+    from fracture_tune.search.classifier.predict import Classifier, load_classifier
+    from fracture_tune.search.classifier.retrain import RetrainResult, retrain
+    from fracture_tune.search.config import ExperimentConfig, load_config
+    from fracture_tune.search.records import BestTrial
+    from fracture_tune.search.run import (
+        SearchFailed,
+        SearchResult,
+        load_search,
+        resume_search,
+        run_search,
+        sync_mlflow,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'fracture_tune' has no attribute {name!r}")
+    value = getattr(import_module(_API[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

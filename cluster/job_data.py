@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.data.sources import expand_source_path
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +114,9 @@ def plan_search_job(
     raw_path = _dataset_path(config_file, command)
     if raw_path == "synthetic" or data_on_head:
         return plan
-    # The search resolves a relative dataset path against its working directory; so do we, here.
-    local_path = (cwd / raw_path).resolve()
+    # The search expands $VARIABLES and resolves a relative dataset path against its working directory;
+    # so do we, here.
+    local_path = (cwd / expand_source_path(raw_path)).resolve()
     uploaded = _uploaded_relative(local_path, working_dir)
     if uploaded is not None and local_path.exists() and _tree_bytes(local_path) <= MAX_UPLOAD_BYTES:
         if Path(raw_path) != uploaded:

@@ -98,6 +98,14 @@ def _check_pixel_count(path: Path, size: tuple[int, int], max_pixels: int) -> No
 def _decode_to_gray(image: Image.Image, image_size: int) -> np.ndarray:
     if image.format == "JPEG":
         image.draft("L", (image_size, image_size))
+    return decode_pil_image(image, image_size)
+
+
+def decode_pil_image(image: Image.Image, image_size: int) -> np.ndarray:
+    """An image already in memory (a PIL image) → uint8 [image_size, image_size], as ``decode_image`` does
+    for files: EXIF orientation, 8-bit grayscale, squash-resize. Raises ``RejectedImage`` for no pixels."""
+    if image.width < 1 or image.height < 1:
+        raise RejectedImage("image", f"image has no pixels ({image.width}x{image.height})")
     oriented = ImageOps.exif_transpose(image)
     gray = to_gray8(oriented)
     if gray.size != (image_size, image_size):

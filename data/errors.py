@@ -22,7 +22,7 @@ class FractureTuneError(Exception):
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """The closest of ``candidates`` to a mistyped ``name``, for an error's hint; None when nothing is close."""
+    """The closest of ``candidates`` to a mistyped ``name`` (for a hint), or None when nothing is close."""
     import difflib
 
     matches = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)

@@ -36,6 +36,21 @@ class ScanResult:
     notes: list[str] = field(default_factory=list)
 
 
+def expand_source_path(text: str) -> Path:
+    """A configured image source as a path: ``~`` and ``$VARIABLE``s expanded (``$FRACATLAS_DIR``).
+
+    Raises ``FractureTuneError`` naming a variable that is not set, instead of a path with a ``$`` in it.
+    """
+    expanded = os.path.expandvars(os.path.expanduser(text))
+    if "$" in expanded:
+        missing = expanded[expanded.index("$") :].split("/", 1)[0]
+        raise FractureTuneError(
+            f"dataset path {text!r}: the environment variable {missing} is not set",
+            hint=f"export {missing.strip('${}')}=/path/to/images, or pass --set dataset.path=/path/to/images",
+        )
+    return Path(expanded)
+
+
 def scan_source(source: str | os.PathLike[str], label_map: Mapping[str, int] | None = None) -> ScanResult:
     """List the files of a class-folder tree or a CSV manifest, with resolved 0/1 labels."""
     root = Path(source).expanduser()

@@ -1,7 +1,9 @@
-"""`fracture-tune`: one CLI, subcommands, exit codes.
+"""`fracture-tune`: one CLI, subcommands, exit codes: a thin layer over the Python API.
 
 Each area registers its own subcommands (``register(subparsers)``) and keeps heavy imports (torch, ray,
-mlflow) inside the handlers, so ``fracture-tune --help`` starts fast.
+mlflow) inside the handlers, so ``fracture-tune --help`` starts fast. Handlers call the same functions
+``import fracture_tune`` offers, with progress printed; a ``FractureTuneError`` becomes ``error:`` /
+``hint:`` lines and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from fracture_tune.data.errors import FractureTuneError
 COMMAND_MODULES: tuple[str, ...] = (
     "fracture_tune.data.cli",
     "fracture_tune.search.search_cli",
-    "fracture_tune.search.model_cli",
+    "fracture_tune.search.classifier.cli",
     "fracture_tune.cluster.cli",
     "fracture_tune.search.demo_cli",
 )
+
+
+def _version() -> str:
+    import fracture_tune
+
+    return fracture_tune.__version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(Ray Tune + Optuna TPE + ASHA, tracked in MLflow).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"fracture-tune {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)

@@ -6,7 +6,8 @@ path (``scheduler.grace_period``) and a hint. ``--set a.b=c`` overrides go throu
 
 from __future__ import annotations
 
-import math
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,10 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.search.config_errors import format_validation_error
-from fracture_tune.search.engine_keys import TRAINABLE_METRICS, check_engine_keys
 from fracture_tune.search.space import ParamSpec, SpaceConfig
+from fracture_tune.search.trial_values import check_trial_values
+from fracture_tune.trainables.engine_keys import LOWER_IS_BETTER, REPORTED_METRICS
 
-MIN_MODE_METRICS = frozenset({"val_loss", "train_loss"})
+# configs/ at the repository root, installed as package data beside the code (fracture_tune/configs).
+SHIPPED_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 class StrictModel(BaseModel):
@@ -146,18 +149,15 @@ class ExperimentConfig(StrictModel):
     @field_validator("metric")
     @classmethod
     def _metric_is_reported(cls, value: str) -> str:
-        if value not in TRAINABLE_METRICS:
-            raise ValueError(f"the trainable never reports {value!r}; it reports {sorted(TRAINABLE_METRICS)}")
+        if value not in REPORTED_METRICS:
+            raise ValueError(f"the trainable never reports {value!r}; it reports {sorted(REPORTED_METRICS)}")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
         if self.mode is None:
-            self.mode = "min" if self.metric in MIN_MODE_METRICS else "max"
-        check_engine_keys(self.training, self.space.resolved_params())
-        for key, value in self.training.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"training.{key} must be finite, got {value}")
+            self.mode = "min" if self.metric in LOWER_IS_BETTER else "max"
+        check_trial_values(self.training, self.space.resolved_params(), self.dataset.image_size)
         self.space.check_points(self.searcher.points_to_evaluate)
         return self
 
@@ -193,9 +193,15 @@ def _parse_value(raw: str) -> Any:
     return yaml.safe_load(raw) if raw.strip() else ""
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    for text in overrides:
-        path, value = parse_override(text)
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted keys in ``raw``: ``["a.b=c", ...]`` (YAML scalars, as ``--set``) or ``{"a.b": value}``."""
+    if isinstance(overrides, Mapping):
+        pairs = [([part for part in str(key).split(".") if part], value) for key, value in overrides.items()]
+    else:
+        pairs = [parse_override(text) for text in overrides]
+    for path, value in pairs:
+        if not path:
+            raise FractureTuneError("an override has an empty key", hint="e.g. {'budget.num_trials': 4}")
         node = raw
         for part in path[:-1]:
             child = node.get(part)
@@ -207,20 +213,41 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read and validate an experiment YAML; raise FractureTuneError naming the bad key."""
-    config_path = Path(path)
-    if not config_path.exists():
-        raise FractureTuneError(
-            f"config file not found: {config_path}", hint="see configs/quickstart.yaml for an example"
-        )
+def shipped_configs() -> dict[str, Path]:
+    """The example configs installed with the package, by name (``quickstart``, ``fracatlas``, …)."""
+    return {path.stem: path for path in sorted(SHIPPED_CONFIG_DIR.glob("*.yaml"))}
+
+
+def config_path(path_or_name: str | os.PathLike[str]) -> Path:
+    """An existing YAML file, else the shipped config of that name (``quickstart`` or ``quickstart.yaml``)."""
+    path = Path(path_or_name).expanduser()
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    name = path.name.removesuffix(".yaml").removesuffix(".yml")
+    if path.parent == Path(".") and name in shipped:
+        return shipped[name]
+    raise FractureTuneError(
+        f"config file not found: {path}",
+        hint=f"give a YAML path, or a shipped config's name: {', '.join(shipped)}",
+    )
+
+
+def load_config(
+    path_or_name: str | os.PathLike[str], overrides: Sequence[str] | Mapping[str, Any] | None = None
+) -> ExperimentConfig:
+    """Read and validate an experiment YAML (a path or a shipped config's name), with overrides applied.
+
+    Raises ``FractureTuneError`` naming the bad key, before anything starts.
+    """
+    config_file = config_path(path_or_name)
     try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
-        raise FractureTuneError(f"{config_path} is not valid YAML: {error}") from error
+        raise FractureTuneError(f"{config_file} is not valid YAML: {error}") from error
     if not isinstance(raw, dict):
-        raise FractureTuneError(f"{config_path} must hold a mapping of sections (dataset, space, ...)")
-    return config_from_dict(apply_overrides(raw, overrides or []), source=str(config_path))
+        raise FractureTuneError(f"{config_file} must hold a mapping of sections (dataset, space, ...)")
+    return config_from_dict(apply_overrides(raw, overrides or []), source=str(config_file))
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:

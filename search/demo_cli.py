@@ -13,7 +13,7 @@ from typing import Any
 
 from fracture_tune.data.errors import FractureTuneError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+DEFAULT_CONFIG = "quickstart"  # a shipped config (package data), found from any folder
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -21,10 +21,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "demo",
         help="generate a synthetic radiograph set, search, retrain the best trial, print where to look",
     )
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="experiment config (YAML)")
+    parser.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help="experiment YAML or a shipped config's name (default %(default)s)",
+    )
     parser.add_argument("--name", default=None, help="search name (default: demo-<timestamp>)")
     parser.add_argument("--retrain-epochs", type=int, default=30, help="epochs for the final retrain")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    parser.add_argument(
+        "--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///mlflow.db)"
+    )
     parser.set_defaults(handler=run_demo)
 
 
@@ -41,11 +47,9 @@ def _run(argv: list[str]) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    config = Path(args.config)
-    if not config.exists():
-        raise FractureTuneError(
-            f"demo config not found: {config}", hint="run `make demo` from the repository root"
-        )
+    from fracture_tune.search.config import config_path
+
+    config = config_path(args.config)
     name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
     tracking = ["--tracking-uri", args.tracking_uri] if args.tracking_uri else []
     started = time.monotonic()

@@ -146,3 +146,46 @@ def read_best_trial(run_dir: Path) -> BestTrial:
     low, high = best.metric_range
     best.metric_range = (float(low), float(high))
     return best
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("ray", "optuna", "torch", "mlflow", "numpy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "missing"
+    return versions
+
+
+def code_version(repo_dir: Path | None = None) -> str:
+    """The git commit (``+dirty`` with local changes) when the package runs from a checkout, else the
+    installed version (``fracture-tune==0.1.0``): a wheel inside someone's git project is not that project."""
+    import subprocess
+
+    import fracture_tune
+
+    where = repo_dir or Path(fracture_tune.__file__).resolve().parent
+    installed = f"fracture-tune=={fracture_tune.__version__}"
+    if not (where / ".git").exists():
+        return installed
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return installed
+    return f"{commit}+dirty" if dirty else commit

@@ -1,4 +1,7 @@
-"""The results table (one row per trial) and the best-trial rule, as pure functions over plain rows.
+"""The results table (one row per trial) and the best-trial rule.
+
+Rows come from Tune's ``ResultGrid`` (``trial_rows``); everything after that is pure functions over plain
+rows, unit-tested without Ray.
 
 A row is a dict: ``trial_id``, ``trial_index``, ``status`` (finished | stopped | error | running |
 pending), ``epochs``, ``metric_history`` (metric per epoch, epoch 1 first), ``last_metric``,
@@ -8,14 +11,71 @@ pending), ``epochs``, ``metric_history`` (metric per epoch, epoch 1 first), ``la
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fracture_tune.search.records import RESULTS_CSV_FILE, RESULTS_PARQUET_FILE
+from fracture_tune.search.records import RESULTS_CSV_FILE, RESULTS_PARQUET_FILE, BestTrial, write_best_trial
+
+if TYPE_CHECKING:
+    from fracture_tune.search.config import ExperimentConfig
+
+logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
+
+
+def trial_index(experiment_tag: str) -> int:
+    """Tune numbers trials in creation order at the start of their experiment tag (``7_lr=...``)."""
+    head = str(experiment_tag).split("_", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def trial_rows(result_grid: Any, config: ExperimentConfig) -> list[Row]:
+    """One row per trial from a ``ResultGrid`` (histories from each trial's progress on disk)."""
+    rows = []
+    for result in result_grid:
+        frame = result.metrics_dataframe
+        history: list[float] = []
+        node = ""
+        if frame is not None and len(frame) and config.metric in frame.columns:
+            frame = frame.sort_values("epoch" if "epoch" in frame.columns else "training_iteration")
+            frame = (
+                frame.drop_duplicates(subset=["epoch"], keep="last") if "epoch" in frame.columns else frame
+            )
+            history = [float(value) for value in frame[config.metric].tolist()]
+            node = str(frame.iloc[-1].get("node_id", frame.iloc[-1].get("node_ip", "")))
+        trial_id = str(
+            (result.metrics or {}).get("trial_id") or Path(result.path).name.removeprefix("trial_")
+        )
+        status = (
+            "error" if result.error else ("finished" if len(history) >= config.planned_epochs else "stopped")
+        )
+        row: Row = {
+            "trial_id": trial_id,
+            "trial_index": trial_index(str((result.metrics or {}).get("experiment_tag", ""))),
+            "status": status,
+            "metric_history": history,
+            "config": dict(result.config or {}),
+            "node_id": node,
+            "mlflow_run_id": "",
+            "error": str(result.error or "")[:500],
+            "best_checkpoint": "",
+        }
+        row = summarise_history(row, config.metric_mode)
+        row["best_checkpoint"] = checkpoint_for_epoch(result, int(row["best_epoch"]))
+        rows.append(row)
+    return rows
+
+
+def checkpoint_for_epoch(result: Any, epoch: int) -> str:
+    """The kept checkpoint of ``epoch``, else the latest one, else ""."""
+    for checkpoint, metrics in result.best_checkpoints or []:
+        if int(metrics.get("epoch", -1)) == epoch:
+            return str(checkpoint.path)
+    return str(result.checkpoint.path) if result.checkpoint is not None else ""
 
 
 def best_of_history(history: list[float], mode: str) -> tuple[float, int]:
@@ -31,8 +91,13 @@ def summarise_history(row: Row, mode: str) -> Row:
     """Fill last/best metric and best epoch from ``metric_history``."""
     history = [float(value) for value in row.get("metric_history", [])]
     best, epoch = best_of_history(history, mode)
-    return {**row, "epochs": len(history), "last_metric": history[-1] if history else math.nan,
-            "best_metric": best, "best_epoch": epoch}
+    return {
+        **row,
+        "epochs": len(history),
+        "last_metric": history[-1] if history else math.nan,
+        "best_metric": best,
+        "best_epoch": epoch,
+    }
 
 
 @dataclass(frozen=True)
@@ -140,3 +205,32 @@ def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
+
+
+def choose_best(rows: list[Row], config: ExperimentConfig, run_dir: Path) -> BestTrial | None:
+    rule = config.best_trial
+    try:
+        selection = select_best_trial(rows, config.metric_mode, scope=rule.scope, min_epochs=rule.min_epochs)
+    except ValueError:
+        logger.warning("no trial reported %s; no best trial", config.metric)
+        return None
+    row = selection.row
+    history = [float(v) for v in row["metric_history"]]
+    best = BestTrial(
+        trial_id=row["trial_id"],
+        trial_index=int(row["trial_index"]),
+        config=dict(row["config"]),
+        metric=config.metric,
+        mode=config.metric_mode,
+        metric_value=float(selection.score),
+        best_epoch=int(selection.epoch),
+        epochs_run=len(history),
+        metric_range=(min(history), max(history)) if history else (math.nan, math.nan),
+        checkpoint_path=str(row["best_checkpoint"]),
+        mlflow_run_id=str(row["mlflow_run_id"]),
+        status=str(row["status"]),
+        metric_by_epoch=history,
+    )
+    write_best_trial(run_dir, best)
+    logger.info("best trial: %s (%s)", best.trial_id, selection.note)
+    return best

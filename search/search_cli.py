@@ -9,6 +9,7 @@ fracture-tune search sync-mlflow N
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "sync-mlflow: backfill MLflow from Tune's results on disk",
     )
     parser.add_argument("target", nargs="?", metavar="NAME", help="search name for show / sync-mlflow")
-    parser.add_argument("--config", help="experiment YAML (see configs/)")
+    parser.add_argument(
+        "--config", help="experiment YAML, or a shipped config's name (quickstart, fracatlas, ...)"
+    )
     parser.add_argument("--name", help="search name (default: <config>-<timestamp>)")
     parser.add_argument("--resume", metavar="NAME", help="continue an interrupted search")
     parser.add_argument("--address", help="Ray cluster: auto | ray://host:10001 | host:6379 (default: local)")
@@ -54,24 +57,24 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(handler=handle_search)
 
 
-def _options(args: argparse.Namespace, name: str) -> Any:
+def _api_options(args: argparse.Namespace) -> dict[str, Any]:
     from fracture_tune.cluster.auth import apply_local_cluster_auth
     from fracture_tune.cluster.state import DEFAULT_CLUSTER_DIR
-    from fracture_tune.search.driver import SearchOptions
 
     # `--address` naming the cluster that `cluster up` started: use its token without an export line.
     apply_local_cluster_auth(args.address, Path(DEFAULT_CLUSTER_DIR))
-
-    return SearchOptions(
-        name=name,
-        storage=Path(args.storage).expanduser().resolve(),
-        address=args.address,
-        tracking_uri=args.tracking_uri,
-        num_cpus=args.num_cpus,
-    )
+    return {
+        "storage": Path(args.storage),
+        "address": args.address,
+        "tracking_uri": args.tracking_uri,
+        "num_cpus": args.num_cpus,
+        "progress": True,
+    }
 
 
 def handle_search(args: argparse.Namespace) -> int:
+    from fracture_tune.search.run import SearchFailed
+
     if args.action:
         if not args.target:
             raise FractureTuneError(
@@ -79,53 +82,64 @@ def handle_search(args: argparse.Namespace) -> int:
                 hint=f"fracture-tune search {args.action} quickstart",
             )
         return show(args) if args.action == "show" else _sync(args)
+    try:
+        _run_or_resume(args)
+    except SearchFailed as failed:
+        print(f"error: {failed.message}", file=sys.stderr)
+        if failed.hint:
+            print(f"hint: {failed.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130  # the search said how to resume it
+    return 0
+
+
+def _run_or_resume(args: argparse.Namespace) -> None:
+    from fracture_tune.search.run import resume_search, run_search
+
     if args.resume:
         if args.config or args.overrides:
             raise FractureTuneError(
                 "--resume continues a search with its saved config; --config/--set cannot change it",
                 hint="start a new search to change the config",
             )
-        from fracture_tune.search.execute import resume_search
-
-        return resume_search(_options(args, args.resume))
+        resume_search(args.resume, **_api_options(args))
+        return
     if not args.config:
         raise FractureTuneError(
             "search needs --config (or --resume NAME)",
-            hint="fracture-tune search --config configs/quickstart.yaml",
+            hint="fracture-tune search --config quickstart   (a shipped config's name, or a YAML path)",
         )
     from fracture_tune.search.config import load_config
 
     config = load_config(args.config, args.overrides)  # validated before Ray starts
     name = args.name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    from fracture_tune.search.execute import run_search
-
-    return run_search(config, _options(args, name))
+    run_search(config, name=name, **_api_options(args))
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from fracture_tune.search.execute import sync_mlflow
+    from fracture_tune.search.run import sync_mlflow
 
-    return sync_mlflow(_options(args, args.target))
+    sync_mlflow(args.target, storage=Path(args.storage), tracking_uri=args.tracking_uri, progress=True)
+    return 0
 
 
 def show(args: argparse.Namespace) -> int:
-    from fracture_tune.search.records import read_best_trial, read_search_record
-    from fracture_tune.search.results import format_summary, read_results
+    from fracture_tune.search.run import load_search
 
-    run_dir = _options(args, args.target).run_dir
-    record = read_search_record(run_dir)
-    print(f"search {record.name} [{record.status}]  {run_dir}")
-    print(f"  dataset {record.dataset_key} split {record.split_hash}  metric {record.metric} ({record.mode})")
+    search = load_search(args.target, storage=Path(args.storage))
+    print(f"search {search.name} [{search.status}]  {search.run_dir}")
+    print(f"  dataset {search.dataset_key} split {search.split_hash}  metric {search.metric} ({search.mode})")
     print(
-        f"  MLflow {record.tracking_uri}  experiment {record.experiment_id}  "
-        f"parent run {record.parent_run_id}"
+        f"  MLflow {search.tracking_uri}  experiment {search.experiment_id}  "
+        f"parent run {search.parent_run_id}"
     )
-    if not (run_dir / "results.parquet").exists():
+    if search.results.empty:
         print("  no results yet (the search has not finished; resume it with --resume)")
         return 0
-    print(format_summary(read_results(run_dir), record.metric, record.mode))
-    if (run_dir / "best_trial.json").exists():
-        best = read_best_trial(run_dir)
+    print(search.summary())
+    best = search.best_trial
+    if best is not None:
         print(
             f"best trial {best.trial_id}: {best.metric}={best.metric_value:.4f} at epoch {best.best_epoch} "
             f"of {best.epochs_run}; checkpoint {best.checkpoint_path or '(none kept)'}"

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fracture_tune.data.errors import FractureTuneError
 
-# The seed notebook's Optuna space (SEED_RECIPES.md), usable as ``space: {preset: seed}``.
+# The seed notebook's Optuna space (docs/seed_recipes.md), usable as ``space: {preset: seed}``.
 SEED_PRESET: dict[str, dict[str, Any]] = {
     "lr": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True},
     "dropout": {"type": "categorical", "choices": [0.3, 0.5, 0.7]},

@@ -1,8 +1,10 @@
-"""MLflow from the driver only: one parent run per search, one child run per trial.
+"""All of the search's MLflow client code: one parent run per search, one child run per trial.
 
-Everything goes through ``MlflowClient`` with explicit run ids (no fluent API, no autolog, nothing in the
-trials), behind one lock: Tune calls callbacks from its event loop, but ``sync-mlflow`` and the final
-summary may call in from elsewhere, and the client is not documented as thread-safe.
+Only the search's driver talks to MLflow (workers need no tracking access). Everything goes through
+``MlflowClient`` with explicit run ids (no fluent API, no autolog, nothing in the trials), behind one lock:
+Tune calls callbacks from its event loop, but ``sync-mlflow`` and the final summary may call in from
+elsewhere, and the client is not documented as thread-safe. The Tune callback that feeds ``TrialRunLogger``
+(queueing updates while the server is down) is ``fracture_tune.search.callbacks.MlflowTrialCallback``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import re
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -21,14 +22,41 @@ DEFAULT_TRACKING_URI = "sqlite:///./mlflow.db"
 TRIAL_ID_TAG = "fracture_tune.trial_id"
 SEARCH_NAME_TAG = "fracture_tune.search"
 PARENT_TAG = "mlflow.parentRunId"
+REDACTED = "***"
+
+_URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^/:@\s]+):(?P<secret>[^\s/]+)@")
+_QUERY_PASSWORD = re.compile(r"(password=)[^&#\s]*", flags=re.IGNORECASE)
 
 
-def resolve_tracking_uri(cli_value: str | None = None, config_value: str | None = None) -> str:
-    """--tracking-uri > $MLFLOW_TRACKING_URI > config > the default; relative paths made absolute.
+def redact_secrets(text: str) -> str:
+    """Hide every password in ``text``: ``scheme://user:password@host`` and ``password=`` query values.
 
-    Absolute paths matter: Ray may change the working directory, and ``search show`` may run elsewhere.
+    The one redaction rule, for URIs and for messages that contain URIs (an error from a tracking server).
+    It edits the text in place rather than re-joining parsed parts: ``urlunsplit`` turns
+    ``sqlite:////abs/path`` into ``sqlite://abs/path`` (it drops the empty host), a different file.
     """
-    uri = cli_value or os.environ.get("MLFLOW_TRACKING_URI") or config_value or DEFAULT_TRACKING_URI
+    redacted = _URI_PASSWORD.sub(lambda match: f"{match['head']}:{REDACTED}@", text)
+    return _QUERY_PASSWORD.sub(rf"\1{REDACTED}", redacted)
+
+
+def resolve_tracking_uri(
+    explicit: str | None = None, recorded: str | None = None, configured: str | None = None
+) -> str:
+    """Where MLflow lives, by one rule for every command; relative paths are made absolute.
+
+    ``explicit`` (``--tracking-uri``) > ``recorded`` (the store a search already logged to, where its parent
+    run lives; skipped when it was recorded redacted) > ``$MLFLOW_TRACKING_URI`` > ``configured`` (the YAML's
+    ``tracking.tracking_uri``) > ``sqlite:///./mlflow.db``. Absolute paths matter: Ray may change the working
+    directory, and ``search show`` or ``retrain`` may run elsewhere.
+    """
+    usable_record = recorded if recorded and REDACTED not in recorded else None
+    uri = (
+        explicit
+        or usable_record
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or configured
+        or DEFAULT_TRACKING_URI
+    )
     if uri.startswith("sqlite:///"):
         path = uri.removeprefix("sqlite:///")
         if not path.startswith("/"):
@@ -39,25 +67,6 @@ def resolve_tracking_uri(cli_value: str | None = None, config_value: str | None 
     return uri
 
 
-def redact_uri(uri: str) -> str:
-    """Hide the password of ``scheme://user:password@host`` (and any ``password=`` query value).
-
-    Edits the string in place rather than re-joining parsed parts: ``urlunsplit`` turns
-    ``sqlite:////abs/path`` into ``sqlite://abs/path`` (it drops the empty host), a different file.
-    """
-    parts = urlsplit(uri)
-    redacted = uri
-    if "@" in parts.netloc:
-        credentials, host = parts.netloc.rsplit("@", 1)
-        if ":" in credentials:
-            user = credentials.split(":", 1)[0]
-            redacted = redacted.replace(parts.netloc, f"{user}:***@{host}", 1)
-    head, separator, tail = redacted.partition("?")
-    if separator:
-        redacted = head + separator + re.sub(r"(password=)[^&#]*", r"\1***", tail, flags=re.IGNORECASE)
-    return redacted
-
-
 def artifact_location_for(tracking_uri: str) -> str | None:
     """``./mlartifacts`` beside a sqlite db; None (the server's default) for http(s) servers."""
     if tracking_uri.startswith("sqlite:///"):
@@ -66,26 +75,24 @@ def artifact_location_for(tracking_uri: str) -> str | None:
     return None
 
 
-def bound_http_retries() -> None:
-    """Cap MLflow's HTTP retries for a search (the user's own settings win).
-
-    MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) stall a call for minutes while a server
-    is down — in Tune's event loop, that stalls every trial. The search's callback queues and replays
-    updates instead, so a call may fail fast.
-    """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+# MLflow's HTTP defaults (7 retries, backoff factor 2, 120 s timeout) stall a call for minutes while a server
+# is down — in Tune's event loop, that stalls every trial. The search's callback queues and replays updates
+# instead, so a call may fail fast. Set for the duration of a search; the user's own settings win.
+BOUNDED_HTTP_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
 
 
 def make_client(tracking_uri: str) -> Any:
+    """An ``MlflowClient`` for ``tracking_uri``.
+
+    Callers run inside ``fracture_tune.search.environment.command_environment``, which keeps a leaked
+    ``MLFLOW_RUN_ID`` out (mlflow#15713) and MLflow's per-run "View run … at: URL" lines off stdout.
+    """
     from mlflow.tracking import MlflowClient
 
-    # A leaked MLFLOW_RUN_ID would be picked up as the active run by anything fluent (mlflow#15713).
-    os.environ.pop("MLFLOW_RUN_ID", None)
-    # With an http(s) server MLflow prints a "View run … at: URL" line per ended run: one per trial
-    # drowns the progress lines; the parent's URL is printed once by the search.
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     return MlflowClient(tracking_uri=tracking_uri)
 
 
@@ -99,37 +106,8 @@ def ensure_experiment(client: Any, name: str, tracking_uri: str) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
-def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for package in ("ray", "optuna", "torch", "mlflow", "numpy"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "missing"
-    return versions
-
-
-def code_version(repo_dir: Path | None = None) -> str:
-    """The git commit (``+dirty`` when the tree has local changes), or ``unknown`` outside git."""
-    import subprocess
-
-    where = str(repo_dir or Path(__file__).resolve().parents[1])
-    try:
-        commit = subprocess.run(
-            ["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{commit}+dirty" if dirty else commit
+class TrackingUnreachable(Exception):
+    """The tracking store did not answer; the message is already redacted."""
 
 
 class ParentRun:
@@ -141,6 +119,26 @@ class ParentRun:
         self.experiment_id = experiment_id
         self.run_id = run_id
         self.lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls, tracking_uri: str, experiment_name: str, search_name: str, existing_run_id: str = ""
+    ) -> ParentRun:
+        """The experiment (created if missing) and the search's run in it (reopened on resume).
+
+        Raises ``TrackingUnreachable`` (message redacted) when the store does not answer.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client = make_client(tracking_uri)
+            experiment_id = ensure_experiment(client, experiment_name, tracking_uri)
+            return cls.start(tracking_uri, experiment_id, search_name, existing_run_id)
+        except (MlflowException, OSError) as error:
+            first_line = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+            raise TrackingUnreachable(
+                f"cannot reach MLflow at {redact_secrets(tracking_uri)}: {redact_secrets(first_line)}"
+            ) from error
 
     @classmethod
     def start(
@@ -168,6 +166,10 @@ class ParentRun:
             for file_name, text in artifacts.items():
                 self.client.log_text(self.run_id, text, file_name)
 
+    def log_artifact(self, path: str) -> None:
+        with self.lock:
+            self.client.log_artifact(self.run_id, path)
+
     def finish(self, status: str, tags: dict[str, str], metrics: dict[str, float]) -> None:
         with self.lock:
             for key, value in tags.items():
@@ -175,3 +177,176 @@ class ParentRun:
             for metric_name, metric_value in metrics.items():
                 self.client.log_metric(self.run_id, metric_name, metric_value)
             self.client.set_terminated(self.run_id, status=status)
+
+
+SKIPPED_RESULT_KEYS = frozenset(
+    {
+        "epoch",
+        "training_iteration",
+        "done",
+        "timestamp",
+        "time_this_iter_s",
+        "time_total_s",
+        "time_since_restore",
+        "iterations_since_restore",
+        "pid",
+    }
+)
+
+
+def run_name_for(config: dict[str, Any], index: int) -> str:
+    """``tunable_cnn lr=3.2e-03 bs=32 #0007``: readable in the MLflow run list, unique per trial."""
+    parts = [str(config.get("model", "model"))]
+    if "lr" in config:
+        parts.append(f"lr={float(config['lr']):.1e}")
+    if "batch_size" in config:
+        parts.append(f"bs={config['batch_size']}")
+    parts.append(f"#{index:04d}")
+    return " ".join(parts)
+
+
+def stop_reason(epochs_run: int, planned_epochs: int) -> str:
+    """FINISHED when a trial ran its planned epochs, else KILLED (ASHA stopped it)."""
+    return "FINISHED" if epochs_run >= planned_epochs else "KILLED"
+
+
+class TrialRunLogger:
+    """Child runs keyed by trial id; all MLflow calls under the parent run's lock."""
+
+    def __init__(self, parent: ParentRun, search_name: str, metric: str, planned_epochs: int) -> None:
+        self.parent = parent
+        self.search_name = search_name
+        self.metric = metric
+        self.planned_epochs = planned_epochs
+        self.run_ids: dict[str, str] = {}
+        self.logged_steps: dict[str, int] = {}
+
+    @property
+    def client(self) -> Any:
+        return self.parent.client
+
+    # Tune pickles its callbacks into the experiment folder (tuner.pkl); on resume the unpickled logger
+    # reconnects to the same parent run. Caches are dropped: child runs are looked up again by tag.
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "tracking_uri": self.parent.tracking_uri,
+            "experiment_id": self.parent.experiment_id,
+            "parent_run_id": self.parent.run_id,
+            "search_name": self.search_name,
+            "metric": self.metric,
+            "planned_epochs": self.planned_epochs,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        parent = ParentRun(
+            make_client(state["tracking_uri"]),
+            state["experiment_id"],
+            state["parent_run_id"],
+            state["tracking_uri"],
+        )
+        self.__init__(parent, state["search_name"], state["metric"], state["planned_epochs"])  # type: ignore[misc]
+
+    def run_for(self, trial_id: str, config: dict[str, Any], index: int = 0) -> str:
+        if trial_id in self.run_ids:
+            return self.run_ids[trial_id]
+        with self.parent.lock:
+            found = self.client.search_runs(
+                [self.parent.experiment_id],
+                filter_string=f"tags.`{TRIAL_ID_TAG}` = '{trial_id}' "
+                f"and tags.`{PARENT_TAG}` = '{self.parent.run_id}'",
+                max_results=1,
+            )
+            if found:
+                run_id = found[0].info.run_id
+                history = self.client.get_metric_history(run_id, self.metric)
+                self.logged_steps[trial_id] = max((m.step for m in history), default=0)
+                if found[0].info.status != "RUNNING":
+                    self.client.update_run(run_id, status="RUNNING")
+            else:
+                run_id = self._create(trial_id, config, index)
+                self.logged_steps[trial_id] = 0
+        self.run_ids[trial_id] = run_id
+        return run_id
+
+    def _create(self, trial_id: str, config: dict[str, Any], index: int) -> str:
+        from mlflow.entities import Param
+
+        tags = {
+            PARENT_TAG: self.parent.run_id,
+            TRIAL_ID_TAG: trial_id,
+            SEARCH_NAME_TAG: self.search_name,
+            "trial_index": str(index),
+        }
+        run = self.client.create_run(
+            self.parent.experiment_id, run_name=run_name_for(config, index), tags=tags
+        )
+        params = [Param(key, str(value)[:500]) for key, value in sorted(config.items())]
+        if params:
+            self.client.log_batch(run.info.run_id, params=params)
+        return str(run.info.run_id)
+
+    def log_result(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
+        from mlflow.entities import Metric
+
+        run_id = self.run_for(trial_id, config)
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+        if epoch <= self.logged_steps.get(trial_id, 0):
+            return  # replayed after a resume: this epoch is already in MLflow
+        timestamp = int(float(result.get("timestamp", 0)) * 1000)
+        metrics = [
+            Metric(key, float(value), timestamp, epoch)
+            for key, value in result.items()
+            if key not in SKIPPED_RESULT_KEYS
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        ]
+        with self.parent.lock:
+            self.client.log_batch(run_id, metrics=metrics)
+            if epoch == 1 or trial_id not in self.logged_steps:
+                self.client.set_tag(run_id, "node_id", str(result.get("node_id", "")))
+                self.client.set_tag(run_id, "node_ip", str(result.get("node_ip", "")))
+        self.logged_steps[trial_id] = epoch
+
+    def finish(
+        self,
+        trial_id: str,
+        config: dict[str, Any],
+        epochs_run: int,
+        error: str | None = None,
+        error_detail: str = "",
+    ) -> str:
+        run_id = self.run_for(trial_id, config)
+        with self.parent.lock:
+            self.client.set_tag(run_id, "epochs_completed", str(epochs_run))
+            if error is not None:
+                self.client.set_tag(run_id, "error", error[:4000])
+                if error_detail:
+                    self.client.log_text(run_id, error_detail, "error.txt")
+                self.client.set_terminated(run_id, status="FAILED")
+                return "FAILED"
+            status = stop_reason(epochs_run, self.planned_epochs)
+            if status == "KILLED":
+                self.client.set_tag(run_id, "stopped_by", "asha")
+                self.client.set_tag(run_id, "stopped_at_epoch", str(epochs_run))
+            self.client.set_terminated(run_id, status=status)
+        return status
+
+
+def is_transient(error: BaseException) -> bool:
+    """Server down, timed out or failing (5xx): worth retrying. A 4xx or a bug will fail again: drop it."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(error, MlflowException):
+        return error.get_http_status_code() >= 500
+    return isinstance(error, OSError | TimeoutError)
+
+
+def attach_mlflow_ids(rows: list[dict[str, Any]], parent: ParentRun) -> None:
+    """Fill each results row's ``mlflow_run_id`` from the trial runs under the search's parent run."""
+    with parent.lock:
+        runs = parent.client.search_runs(
+            [parent.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.run_id}'", max_results=5000
+        )
+    by_trial = {run.data.tags.get(TRIAL_ID_TAG): run.info.run_id for run in runs}
+    for row in rows:
+        row["mlflow_run_id"] = by_trial.get(row["trial_id"], "")

@@ -1,17 +1,17 @@
 """Assemble and run the Ray Tune search: OptunaSearch (seeded TPE) + ASHA + resources + budgets.
 
-``build_tuner`` is the one place the Tune objects are put together; ``search.run`` drives a whole search
-(data, MLflow, the Tuner, results) and its resume.
+``build_tuner`` is the one place the Tune objects are put together; ``fracture_tune.search.run`` drives a
+whole search (data, MLflow, the Tuner, results) and its resume.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
+from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig
 from fracture_tune.search.space import DefineByRunSpace
 
@@ -74,13 +74,12 @@ def short_trial_dirname(trial: Any) -> str:
 def tune_result_loggers() -> list[Any]:
     """Tune's CSV and JSON result files (Tune's ResultGrid and ``search show`` read them), not TensorBoard's.
 
-    Tune adds a TensorBoard logger by default; its ``import tensorboardX`` imports torch, 1.5 s of every
-    search's start in a driver that otherwise never needs torch, for event files nothing here reads (MLflow
-    is the tracking UI). The variable stops Tune adding its defaults; resumed searches set it again.
+    Tune's default TensorBoard logger imports torch in the driver for event files nothing here reads (MLflow
+    is the tracking UI); a search runs with ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1`` (``run._search_call``)
+    and these two explicitly.
     """
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     return [CSVLoggerCallback(), JsonLoggerCallback()]
 
 
@@ -148,13 +147,10 @@ def restore_tuner(config: ExperimentConfig, arrays: Any, run_dir: Path) -> Any:
     from ray import tune
 
     if not tune.Tuner.can_restore(str(run_dir)):
-        from fracture_tune.data.errors import FractureTuneError
-
         raise FractureTuneError(
             f"{run_dir} holds no resumable Ray Tune state",
             hint="the search may have been killed before its first snapshot; start it again without --resume",
         )
-    tune_result_loggers()  # the pickled run config brings the loggers back; keep Tune from adding more
     return tune.Tuner.restore(
         str(run_dir), trainable=build_trainable(config, arrays), resume_unfinished=True, resume_errored=True
     )

@@ -1,4 +1,4 @@
-"""Shared fixtures. Real data lives in ../shared/data/fracatlas (read-only)."""
+"""Shared fixtures. The FracAtlas images are read from $FRACATLAS_DIR (read-only; README: Data credit)."""
 
 from __future__ import annotations
 

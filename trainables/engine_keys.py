@@ -78,7 +78,10 @@ class EngineKey:
         except ValueError as error:
             return str(error)
         if self.choices is not None and value not in self.choices:
-            return f"{self.name}={value!r} is not one of {', '.join(map(str, self.choices))}"
+            guess = did_you_mean(str(value), map(str, self.choices))
+            return f"{self.name}={value!r} is not one of {', '.join(map(str, self.choices))}" + (
+                f" (did you mean {guess!r}?)" if guess else ""
+            )
         if self.kind in (int, float):
             if not math.isfinite(value):
                 return f"{self.name}={value!r} must be finite"
@@ -131,7 +134,9 @@ MODEL_KEYS: dict[str, dict[str, EngineKey]] = {
         EngineKey("dropout", float, 0.3, "dropout before the last layer", low=0, high=1),
     ),
     "resnet18": _table(
-        EngineKey("pretrained_path", str, "", "absolute path of a local ResNet-18 state_dict ('' = from scratch)"),
+        EngineKey(
+            "pretrained_path", str, "", "absolute path of a local ResNet-18 state_dict ('' = from scratch)"
+        ),
     ),
     "tiny_cnn": _table(EngineKey("width", int, 4, "channels (a model for tests and smoke runs)", low=1)),
 }
@@ -158,7 +163,7 @@ ENGINE_KEYS: dict[str, EngineKey] = _table(
     EngineKey("grad_clip", float, 0.0, "max gradient norm (0 = off)", low=0),
     EngineKey("aug_strength", float, 0.0, "multiplier of the seed notebook's augmentation (0 = none)", low=0),
     EngineKey("aug_factor", int, 1, "epoch multiplier: each train image seen this often per epoch", low=1),
-    EngineKey("input_size", int, 0, "side the model sees, resized on the device (0 = the cache's size)", low=0),
+    EngineKey("input_size", int, 0, "image side the model sees (0 = the cache's size)", low=0),
     EngineKey("seed", int, 0, "training seed"),
     EngineKey("train_limit", int, 0, "seeded slice of the train split (0 = all)", low=0),
     EngineKey("val_limit", int, 0, "seeded slice of the validation split (0 = all)", low=0),
@@ -173,7 +178,7 @@ ENGINE_KEYS: dict[str, EngineKey] = _table(
     EngineKey("cudnn_benchmark", bool, True, "CUDA: cuDNN times its convolution algorithms per batch shape"),
 )  # fmt: skip
 
-# What the engine reports after every epoch (a search's ``metric`` is one of these); lower is better for losses.
+# What the engine reports after every epoch (a search's ``metric`` is one); lower is better for losses.
 REPORTED_METRICS: frozenset[str] = frozenset(
     {
         "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy", "val_auroc",
@@ -208,8 +213,8 @@ def input_size_problem(model: str, input_size: int) -> str | None:
     """Why ``model`` cannot take ``input_size`` x ``input_size`` images, or None."""
     if model in FLATTENING_MODELS and (input_size < INPUT_MULTIPLE or input_size % INPUT_MULTIPLE):
         return (
-            f"model {model!r} flattens after three 2x2 pools: its input size must be a multiple of "
-            f"{INPUT_MULTIPLE}, got {input_size}"
+            f"input_size {input_size} does not suit model {model!r}: it flattens after three 2x2 pools, so "
+            f"the side must be a multiple of {INPUT_MULTIPLE}"
         )
     return None
 

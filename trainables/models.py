@@ -3,6 +3,8 @@
 A model factory takes its hyperparameters as keyword arguments (what a search space samples) plus
 ``input_size``, which the engine always passes: models that flatten a fixed-size feature map (the seed's
 CNNs) need it; the others ignore it. Input is [B, 1, S, S] normalised grayscale, output logits [B, 2].
+Each model's parameters, types, defaults and bounds live in the key table (``engine_keys.MODEL_KEYS``):
+``register_model`` refuses a factory whose keyword arguments differ from its table entry.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 
 from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.engine_keys import INPUT_MULTIPLE, MODEL_KEYS, defaults, input_size_problem
 
 ModelFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, ModelFactory] = {}
@@ -23,11 +26,26 @@ NUM_CLASSES = 2
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator: make ``factory`` buildable as ``build_model(name, ...)``."""
+    """Decorator: make ``factory`` buildable as ``build_model(name, ...)``.
+
+    The factory's keyword-only parameters (besides ``input_size``) must be exactly the model's entry in
+    ``engine_keys.MODEL_KEYS``, which holds their types, defaults and bounds.
+    """
 
     def decorate(factory: ModelFactory) -> ModelFactory:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
+        if name not in MODEL_KEYS:
+            raise ValueError(f"model {name!r} has no entry in trainables/engine_keys.py MODEL_KEYS")
+        taken = {
+            param.name
+            for param in inspect.signature(factory).parameters.values()
+            if param.name != "input_size" and param.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+        if taken != set(MODEL_KEYS[name]):
+            raise ValueError(
+                f"model {name!r} takes {sorted(taken)} but MODEL_KEYS lists {sorted(MODEL_KEYS[name])}"
+            )
         _REGISTRY[name] = factory
         return factory
 
@@ -49,35 +67,38 @@ def _factory(name: str) -> ModelFactory:
 
 def model_params(name: str) -> dict[str, Any]:
     """The hyperparameters model ``name`` accepts, with their defaults (``input_size`` excluded)."""
-    signature = inspect.signature(_factory(name))
-    return {
-        param.name: param.default
-        for param in signature.parameters.values()
-        if param.name != "input_size" and param.kind is inspect.Parameter.KEYWORD_ONLY
-    }
+    _factory(name)
+    return defaults(MODEL_KEYS[name])
 
 
 def build_model(name: str, *, input_size: int = 128, **kwargs: Any) -> nn.Module:
-    """Build model ``name``; unknown keyword arguments are rejected by name."""
-    accepted = model_params(name)
-    unknown = sorted(set(kwargs) - set(accepted))
+    """Build model ``name``: table defaults for what ``kwargs`` leaves out; unknown or bad values rejected."""
+    factory = _factory(name)
+    keys = MODEL_KEYS[name]
+    unknown = sorted(set(kwargs) - set(keys))
     if unknown:
         raise FractureTuneError(
             f"model {name!r} does not accept {', '.join(map(repr, unknown))}; "
-            f"it accepts: {', '.join(accepted) or '(no parameters)'}",
+            f"it accepts: {', '.join(keys) or '(no parameters)'}",
             hint="remove the key or pick a model that has it",
         )
-    return _factory(name)(input_size=input_size, **kwargs)
+    values = {**defaults(keys), **kwargs}
+    for key_name, value in values.items():
+        problem = keys[key_name].problem(value)
+        if problem:
+            allowed = keys[key_name].describe()
+            raise FractureTuneError(f"model {name!r}: {problem}", hint=f"allowed: {allowed}")
+    problem = input_size_problem(name, input_size)
+    if problem:
+        raise FractureTuneError(
+            problem, hint="use a multiple of 8 (e.g. 64, 128, 224), or deep_cnn / resnet18 (globally pooled)"
+        )
+    return factory(input_size=input_size, **{key: keys[key].coerce(value) for key, value in values.items()})
 
 
 def _flat_features(channels: int, input_size: int) -> int:
     """Features after three 2x2 max-pools, as the seed's flatten layer computes them."""
-    if input_size < 8 or input_size % 8:
-        raise FractureTuneError(
-            f"input_size {input_size} does not suit the seed's CNNs (flatten after three 2x2 pools)",
-            hint="use a multiple of 8 (e.g. 64, 128, 224) or a globally pooled model (deep_cnn, resnet18)",
-        )
-    return channels * (input_size // 8) ** 2
+    return channels * (input_size // INPUT_MULTIPLE) ** 2
 
 
 class SeedCNN(nn.Module):
@@ -120,27 +141,19 @@ def enhanced_cnn(*, input_size: int = 128) -> nn.Module:
 
 
 @register_model("tunable_cnn")
-def tunable_cnn(
-    *, c1: int = 16, c2: int = 32, c3: int = 64, dropout: float = 0.5, input_size: int = 128
-) -> nn.Module:
+def tunable_cnn(*, c1: int, c2: int, c3: int, dropout: float, input_size: int = 128) -> nn.Module:
     """The seed's tuned CNN: the enhanced CNN with conv widths and dropout as parameters.
 
     The defaults equal ``enhanced_cnn``; the seed's Optuna winner was c1=32, c2=128, c3=256, dropout=0.7.
     """
-    return SeedCNN((int(c1), int(c2), int(c3)), input_size, batch_norm=True, dropout=float(dropout))
+    return SeedCNN((c1, c2, c3), input_size, batch_norm=True, dropout=dropout)
 
 
 class DeepCNN(nn.Module):
     """Stacked conv blocks (width doubling every block, capped at 8x) with global average pooling."""
 
     def __init__(self, depth: int, width: int, kernel_size: int, batch_norm: bool, dropout: float):
-        super().__init__()
-        if depth < 1 or width < 1 or kernel_size < 1 or kernel_size % 2 == 0:
-            raise FractureTuneError(
-                f"deep_cnn needs depth >= 1, width >= 1 and an odd kernel_size; got depth={depth}, "
-                f"width={width}, kernel_size={kernel_size}",
-                hint="e.g. depth=4, width=32, kernel_size=3",
-            )
+        super().__init__()  # bounds (depth >= 1, odd kernel_size, ...) are checked by build_model
         layers: list[nn.Module] = []
         in_channels = 1
         for block in range(depth):
@@ -163,20 +176,14 @@ class DeepCNN(nn.Module):
 
 @register_model("deep_cnn")
 def deep_cnn(
-    *,
-    depth: int = 4,
-    width: int = 32,
-    kernel_size: int = 3,
-    batch_norm: bool = True,
-    dropout: float = 0.3,
-    input_size: int = 128,
+    *, depth: int, width: int, kernel_size: int, batch_norm: bool, dropout: float, input_size: int = 128
 ) -> nn.Module:
     """A deeper CNN with global average pooling (any input size)."""
-    return DeepCNN(int(depth), int(width), int(kernel_size), bool(batch_norm), float(dropout))
+    return DeepCNN(depth, width, kernel_size, batch_norm, dropout)
 
 
 @register_model("resnet18")
-def resnet18(*, pretrained_path: str = "", input_size: int = 128) -> nn.Module:
+def resnet18(*, pretrained_path: str, input_size: int = 128) -> nn.Module:
     """torchvision ResNet-18 with a 1-channel stem and a 2-class head, randomly initialised.
 
     ``pretrained_path``: a local state_dict file (never downloaded). A 3-channel stem is summed to one
@@ -217,13 +224,13 @@ def _load_pretrained(model: nn.Module, path: Path) -> None:
 
 
 @register_model("tiny_cnn")
-def tiny_cnn(*, width: int = 4, input_size: int = 128) -> nn.Module:
+def tiny_cnn(*, width: int, input_size: int = 128) -> nn.Module:
     """A few hundred parameters: for tests and smoke runs only."""
     return nn.Sequential(
-        nn.Conv2d(1, int(width), kernel_size=3, padding=1),
-        nn.BatchNorm2d(int(width)),
+        nn.Conv2d(1, width, kernel_size=3, padding=1),
+        nn.BatchNorm2d(width),
         nn.ReLU(inplace=True),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        nn.Linear(int(width), NUM_CLASSES),
+        nn.Linear(width, NUM_CLASSES),
     )

@@ -24,7 +24,7 @@ from fracture_tune.trainables.config import TrainConfig
 def build_optimizer(parameters: Iterable[nn.Parameter], config: TrainConfig,
                     device: torch.device) -> torch.optim.Optimizer:
     # The fused kernels are CUDA's fastest path; on CPU torch picks its single-tensor loop (foreach measured
-    # no faster for these models: BENCHMARKS.md "Search efficiency", the layout probe).
+    # no faster for these models on the 2-core VM).
     fused = True if device.type == "cuda" else None
     params = list(parameters)
     if config.optimizer == "adam":

@@ -57,7 +57,8 @@ class EpochTrainer:
         self.loss_fn = build_loss(config, labels, device)
         self.step_model = compile_model(model, config)
         # Both draw on the CPU: randperm is cheap there, and augmentation's per-image parameters (~200 tiny
-        # operations a batch) would each be a kernel launch on a GPU (data/augment.py; BENCHMARKS.md "GPU").
+        # operations a batch) would each be a kernel launch on a GPU (data/augment.py; BENCHMARKS.md
+        # "Where a GPU step's time goes").
         self.shuffle_rng = torch.Generator().manual_seed(config.seed)
         self.augment_rng = torch.Generator().manual_seed(config.seed + 1)
 

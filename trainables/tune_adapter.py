@@ -32,11 +32,11 @@ def freeze_long_lived_objects() -> None:
 
     A worker holds hundreds of thousands of gc-tracked objects once torch and Ray are imported (~480k when
     scikit-learn was imported too; much of it lazily, during its first trial); the collection at the end of
-    every trial walked all of them — 0.25–0.3 s on the 2-core VM, a quarter of a 1-s trial (BENCHMARKS.md,
-    "Overheads"). Frozen, later collections scan only what trials create. Not earlier: at the first trial's
-    end its model is still referenced (an ASHA-stopped trial ends inside ``tune.report`` and its frames are
-    alive in the ``finally``), and a frozen object in a reference cycle is never collected; by the second
-    trial's start it is gone.
+    every trial walked all of them — 0.25–0.3 s on the 2-core VM, a quarter of a 1-s trial (what is left:
+    BENCHMARKS.md, "Overheads"). Frozen, later collections scan only what trials create. Not earlier: at the
+    first trial's end its model is still referenced (an ASHA-stopped trial ends inside ``tune.report`` and its
+    frames are alive in the ``finally``), and a frozen object in a reference cycle is never collected; by the
+    second trial's start it is gone.
     """
     global _trials_started
     _trials_started += 1

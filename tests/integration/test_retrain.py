@@ -74,7 +74,7 @@ def test_report_has_test_metrics_with_intervals_threshold_and_baseline(retrained
 def test_mlflow_run_is_nested_and_records_model_hash(retrained: dict[str, Any]) -> None:
     from mlflow import MlflowClient
 
-    from fracture_tune.search.registry import sha256_of_file
+    from fracture_tune.search.classifier.package import sha256_of_file
 
     client = MlflowClient(tracking_uri=retrained["uri"])
     run = client.get_run(retrained["report"]["mlflow"]["run_id"])
@@ -120,7 +120,7 @@ def test_registered_model_predicts_the_same_in_a_fresh_process(retrained: dict[s
     # MLflow's own pt2 flavour, loaded in a fresh process, gives the same logits as our loader.
     script = (
         "import sys, mlflow.pytorch, torch;"
-        "from fracture_tune.search.predict import load_classifier, classifier_inputs;"
+        "from fracture_tune.search.classifier.predict import load_classifier, classifier_inputs;"
         "import numpy as np; mlflow.set_tracking_uri(sys.argv[1]);"
         "c = load_classifier('models:/fracture-classifier@champion', sys.argv[1]);"
         "x = classifier_inputs(c, np.random.default_rng(0).integers(0, 255, (4, 32, 32), dtype=np.uint8));"

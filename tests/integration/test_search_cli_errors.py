@@ -32,6 +32,35 @@ def test_bad_key_exits_2_naming_the_key_without_starting_ray(tmp_path: Path) -> 
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.parametrize(
+    ("sets", "key", "said"),
+    [
+        (["training.optimizer=adamm"], "training.optimizer", "did you mean 'adam'?"),
+        (
+            ["training.model=tunable_cnn", "space.params.dropout={type: float, low: 0.2, high: 1.5}"],
+            "space.params.dropout.high",
+            "the range reaches 1.5",
+        ),
+    ],
+    ids=["typo-in-a-training-choice", "space-range-outside-the-engine"],
+)
+def test_values_every_trial_would_reject_exit_2_before_ray(
+    tmp_path: Path, sets: list[str], key: str, said: str
+) -> None:
+    """Each would fail every trial of the search after Ray started; they fail here instead, in seconds."""
+    overrides = [item for value in sets for item in ("--set", value)]
+    done = subprocess.run(
+        search_command("--config", "quickstart", "--name", "bad", *overrides),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "error: " in done.stderr and key in done.stderr and said in done.stderr
+    assert "Started a local Ray instance" not in done.stderr and not (tmp_path / ".fracture-tune").exists()
+
+
 def test_bad_set_override_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "ok.yaml"
     config.write_text(yaml.safe_dump({"training": {"model": "tunable_cnn"}}))

@@ -16,8 +16,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
 from mlflow.tracking import MlflowClient
 
-from fracture_tune.search.mlflow_callback import MlflowTrialCallback, TrialRunLogger, is_transient
-from fracture_tune.search.tracking import ParentRun, ensure_experiment
+from fracture_tune.search.callbacks import MlflowTrialCallback
+from fracture_tune.search.tracking import ParentRun, TrialRunLogger, ensure_experiment, is_transient
 
 
 class FlakyClient:
@@ -106,7 +106,7 @@ def test_gap_left_at_the_end_is_reported_with_the_backfill_command(
     mlflow_callback, flaky, _ = callback
     flaky.down = True
     mlflow_callback.on_trial_start(0, [], _trial("t3"))
-    with caplog.at_level(logging.WARNING, logger="fracture_tune.search.mlflow_callback"):
+    with caplog.at_level(logging.WARNING, logger="fracture_tune.search.callbacks"):
         mlflow_callback.on_experiment_end([])
     assert "fracture-tune search sync-mlflow q" in caplog.text and "missing 1 update" in caplog.text
 

@@ -11,12 +11,13 @@ import ast
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_runs import REPO_ROOT, Observe
 
 from fracture_tune.data.errors import FractureTuneError
-from fracture_tune.search.tracking import redact_uri
+from fracture_tune.search.tracking import redact_secrets
 
 SOURCE_PACKAGES = ("data", "trainables", "search", "cluster", "benchmarks")
 
@@ -81,7 +82,7 @@ def test_no_torch_load_without_weights_only(observe: Observe) -> None:
     ],
 )
 def test_redact_uri_hides_passwords_and_keeps_paths(uri: str, expected: str) -> None:
-    assert redact_uri(uri) == expected
+    assert redact_secrets(uri) == expected
 
 
 def test_tracking_password_never_reaches_mlflow_params(tmp_path: Path, observe: Observe) -> None:
@@ -90,7 +91,7 @@ def test_tracking_password_never_reaches_mlflow_params(tmp_path: Path, observe: 
     from search_fixtures import write_search_config
 
     from fracture_tune.search.config import load_config
-    from fracture_tune.search.driver import SearchOptions, open_parent_run
+    from fracture_tune.search.run import SearchOptions, open_parent_run
 
     secret_uri = "postgresql://mlflow:hunter2@db.invalid/mlflow"
     config = load_config(write_search_config(tmp_path, tracking={"tracking_uri": secret_uri}))
@@ -129,16 +130,25 @@ def test_cluster_services_bind_loopback_and_auth_is_on_by_default(tmp_path: Path
     assert ray_auth_env(True, str(token))["RAY_AUTH_MODE"] == "token"
 
 
-def test_local_search_starts_ray_without_a_dashboard() -> None:
-    source = (REPO_ROOT / "search" / "driver.py").read_text(encoding="utf-8")
-    assert "include_dashboard=False" in source
+def test_local_search_starts_ray_without_a_dashboard(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    from fracture_tune.search import run
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    run._start_ray(run.SearchOptions(name="local"))
+    run._start_ray(run.SearchOptions(name="cluster", address="127.0.0.1:6379"))
+    assert calls[0]["include_dashboard"] is False and "address" not in calls[0]
+    assert calls[1]["address"] == "127.0.0.1:6379" and "include_dashboard" not in calls[1]
 
 
 def test_predict_refuses_a_model_whose_weights_changed_after_retrain(
     tmp_path: Path, observe: Observe
 ) -> None:
-    from fracture_tune.search.predict import load_classifier
-    from fracture_tune.search.registry import METADATA_FILE, WEIGHTS_FILE, sha256_of_file
+    from fracture_tune.search.classifier.package import METADATA_FILE, WEIGHTS_FILE, sha256_of_file
+    from fracture_tune.search.classifier.predict import load_classifier
 
     model = tmp_path / "retrain" / "model"
     (model / "extra_files").mkdir(parents=True)

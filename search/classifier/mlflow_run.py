@@ -1,0 +1,286 @@
+"""The retrain's MLflow run: a child of the search's parent run with params, final metrics, per-epoch curves,
+the report as artifacts and the classifier logged with MLflow's PyTorch flavour (``pt2`` export).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fracture_tune.search.classifier.package import (
+    WEIGHTS_FILE,
+    classifier_metadata,
+    model_inputs,
+    sha256_of_file,
+    write_package_files,
+)
+from fracture_tune.search.classifier.report import LoggedModel, RegistryEntry, TrackingRef, flat_metrics
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from torch import nn
+
+    from fracture_tune.data.dataset import DatasetArrays
+    from fracture_tune.search.classifier.report import RetrainReport
+    from fracture_tune.search.classifier.retrain import RetrainOptions, TrainedModel
+    from fracture_tune.search.classifier.source import RetrainSource
+
+MODEL_ARTIFACT_NAME = "model"
+
+
+@dataclass(frozen=True)
+class LoggedClassifier:
+    model_uri: str
+    local_dir: Path
+    model_sha256: str
+    weights_sha256: str
+
+
+def log_classifier(
+    *, run_id: str, model: nn.Module, example_batch: np.ndarray, metadata: dict[str, Any], local_dir: Path
+) -> LoggedClassifier:
+    """Log ``model`` (eval mode, CPU) to run ``run_id`` and copy the logged folder to ``local_dir``.
+
+    ``example_batch``: float32 [B>1, 1, S, S], already normalised (what forward takes); B > 1 so the
+    exported graph keeps a dynamic batch dimension.
+    """
+    import mlflow
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    cpu_model = copy.deepcopy(model).cpu().to(memory_format=torch.contiguous_format).eval()
+    with torch.no_grad():
+        example_logits = cpu_model(torch.from_numpy(example_batch)).numpy()
+    with tempfile.TemporaryDirectory(prefix="fracture-tune-model-") as scratch, _prediction_device("cpu"):
+        # The pt2 export holds CPU weights and cannot be moved to a GPU: MLflow's check of the input
+        # example must load it on the CPU even where a GPU is visible (it defaults to cuda there).
+        metadata_path, weights_path = write_package_files(Path(scratch), cpu_model, metadata)
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pytorch.log_model(
+                cpu_model,
+                name=MODEL_ARTIFACT_NAME,
+                signature=infer_signature(example_batch, example_logits),
+                input_example=example_batch,
+                serialization_format="pt2",
+                # Explicit, so MLflow does not spawn a process to infer requirements.
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                metadata={"fracture_tune": metadata},
+                extra_files=[str(metadata_path), str(weights_path)],
+            )
+    local_dir = Path(local_dir)
+    local_dir.mkdir(parents=True, exist_ok=True)
+    downloaded = Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=str(local_dir))
+    )
+    return LoggedClassifier(
+        model_uri=info.model_uri,
+        local_dir=downloaded,
+        model_sha256=sha256_of_file(downloaded / "data" / "model.pt2"),
+        weights_sha256=sha256_of_file(downloaded / "extra_files" / WEIGHTS_FILE),
+    )
+
+
+@contextlib.contextmanager
+def _prediction_device(device: str) -> Iterator[None]:
+    """Set ``MLFLOW_DEFAULT_PREDICTION_DEVICE`` (where MLflow's pyfunc loads a model) for a block."""
+    previous = os.environ.get("MLFLOW_DEFAULT_PREDICTION_DEVICE")
+    os.environ["MLFLOW_DEFAULT_PREDICTION_DEVICE"] = device
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_DEFAULT_PREDICTION_DEVICE", None)
+        else:
+            os.environ["MLFLOW_DEFAULT_PREDICTION_DEVICE"] = previous
+
+
+def start_child_run(
+    client: MlflowClient, *, experiment_id: str, parent_run_id: str, run_name: str, tags: dict[str, str]
+) -> str:
+    """A run tagged as the child of ``parent_run_id`` (explicit ids: no fluent nesting, mlflow#15713)."""
+    run_tags = dict(tags)
+    if parent_run_id:
+        run_tags["mlflow.parentRunId"] = parent_run_id
+    return str(client.create_run(experiment_id, run_name=run_name, tags=run_tags).info.run_id)
+
+
+def log_run_values(
+    client: MlflowClient,
+    run_id: str,
+    *,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    history: dict[str, list[dict[str, float]]],
+) -> None:
+    """Params, final metrics (finite only) and per-epoch curves (``<prefix><key>`` at step = epoch)."""
+    import time
+
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    param_list = [Param(key, str(value)[:6000]) for key, value in sorted(params.items())]
+    metric_list = [
+        Metric(key, float(value), now, 0) for key, value in sorted(metrics.items()) if math.isfinite(value)
+    ]
+    for prefix, rows in history.items():
+        for row in rows:
+            step = int(row["epoch"])
+            metric_list += [
+                Metric(f"{prefix}{key}", float(value), now, step)
+                for key, value in row.items()
+                if key != "epoch" and math.isfinite(value)
+            ]
+    for start in range(0, max(len(param_list), 1), 100):
+        client.log_batch(run_id, params=param_list[start : start + 100])
+    for start in range(0, len(metric_list), 1000):
+        client.log_batch(run_id, metrics=metric_list[start : start + 1000])
+
+
+def record_retrain(
+    options: RetrainOptions,
+    source: RetrainSource,
+    data: DatasetArrays,
+    primary: TrainedModel,
+    report: RetrainReport,
+    out_dir: Path,
+) -> None:
+    """The retrain's MLflow run (a child of the search's parent run), the logged model and its registration;
+    fills ``report.mlflow``, ``report.model`` and ``report.registry``."""
+    import mlflow
+
+    from fracture_tune.search.records import code_version
+    from fracture_tune.search.tracking import (
+        SEARCH_NAME_TAG,
+        ensure_experiment,
+        make_client,
+        redact_secrets,
+        resolve_tracking_uri,
+    )
+
+    record = source.record
+    uri = resolve_tracking_uri(options.tracking_uri, record.tracking_uri if record else None)
+    mlflow.set_tracking_uri(uri)
+    client = make_client(uri)
+    experiment_id = (
+        record.experiment_id if record else ensure_experiment(client, "fracture-tune-retrain", uri)
+    )
+    parent = record.parent_run_id if record else ""
+    tags = {
+        SEARCH_NAME_TAG: source.search_name,
+        "fracture_tune.kind": "retrain",
+        "fracture_tune.trial_id": source.trial.trial_id if source.trial else "",
+        "dataset_key": data.dataset_key,
+        "split_hash": data.split_hash,
+        "code_version": code_version(),
+    }
+    run_id = start_child_run(
+        client,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        run_name=f"retrain-{source.search_name or 'config'}",
+        tags=tags,
+    )
+    report.mlflow = TrackingRef(redact_secrets(uri), experiment_id, run_id, parent)
+    try:
+        _log_and_register(client, run_id, options, source, data, primary, report, out_dir)
+        client.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+
+
+def _log_and_register(
+    client: Any,
+    run_id: str,
+    options: RetrainOptions,
+    source: RetrainSource,
+    data: DatasetArrays,
+    primary: TrainedModel,
+    report: RetrainReport,
+    out_dir: Path,
+) -> None:
+    import shutil
+
+    from fracture_tune.search.classifier.registry import register_version
+    from fracture_tune.search.classifier.report_files import write_report
+    from fracture_tune.trainables.config import TrainConfig
+
+    history = {"": primary.history}
+    if "baseline" in report.history:
+        history["baseline_"] = report.history["baseline"]
+    log_run_values(
+        client,
+        run_id,
+        params={
+            **primary.config,
+            "train_on": options.train_on,
+            "target_sensitivity": options.target_sensitivity,
+        },
+        metrics=flat_metrics(report),
+        history=history,
+    )
+    threshold = report.optimized.threshold.value
+    test_auroc = report.optimized.test["auroc"].value
+    metadata = classifier_metadata(
+        TrainConfig.from_flat(primary.config),
+        image_size=data.image_size,
+        threshold=threshold,
+        class_names=data.class_names,
+        dataset_key=data.dataset_key,
+        split_hash=data.split_hash,
+        test_auroc=test_auroc,
+        source_run_id=run_id,
+        search=source.search_name,
+        threshold_rule=f"sensitivity >= {options.target_sensitivity} on validation",
+    )
+    example = model_inputs(data.images[data.indices("train")[:2]], metadata["input_size"]).numpy()
+    shutil.rmtree(out_dir / "model", ignore_errors=True)
+    logged = log_classifier(
+        run_id=run_id,
+        model=primary.model,
+        example_batch=example,
+        metadata=metadata,
+        local_dir=out_dir / "model",
+    )
+    client.set_tag(run_id, "model_sha256", logged.model_sha256)
+    client.set_tag(run_id, "weights_sha256", logged.weights_sha256)
+    report.model = LoggedModel(
+        logged.model_uri, str(logged.local_dir), logged.model_sha256, logged.weights_sha256
+    )
+    if options.register:
+        registration = register_version(
+            client,
+            model_uri=logged.model_uri,
+            name=options.register_name,
+            run_id=run_id,
+            test_auroc=test_auroc,
+            split_hash=data.split_hash,
+            policy=options.promote,
+            version_tags={
+                "dataset_key": data.dataset_key,
+                "threshold": repr(threshold),
+                "model_sha256": logged.model_sha256,
+                "search": source.search_name,
+            },
+        )
+        report.registry = RegistryEntry(
+            name=registration.name,
+            version=registration.version,
+            champion=registration.decision.promote,
+            decision=registration.decision.reason,
+            uri=f"models:/{registration.name}/{registration.version}",
+        )
+    for path in write_report(out_dir, report):
+        client.log_artifact(run_id, str(path), "report")
+    for name in [*report.plots.values(), "test_predictions.csv"]:
+        client.log_artifact(run_id, str(out_dir / name), "report")

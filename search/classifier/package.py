@@ -1,0 +1,133 @@
+"""The on-disk model package, both ways: what ``retrain`` writes beside MLflow's model and what ``predict``
+reads back.
+
+A logged model folder (MLflow's PyTorch flavour, ``pt2`` export: safe to load, no pickle) carries two files
+of ours under ``extra_files/``:
+- ``fracture_tune_model.json`` — the preprocessing (image size, normalisation), class names, the operating
+  threshold and the training config: everything ``predict`` needs besides the weights;
+- ``weights.pt`` — the state_dict, so the eager model can be rebuilt (Grad-CAM needs module hooks, which an
+  exported graph does not have).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fracture_tune.data.errors import FractureTuneError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from fracture_tune.trainables.config import TrainConfig
+
+METADATA_FILE = "fracture_tune_model.json"
+WEIGHTS_FILE = "weights.pt"
+FORMAT_VERSION = 1
+# pixels / 255, then (x - mean) / std: what the engine feeds a model (trainables/device.py).
+NORMALISATION = {"scale": 1 / 255, "mean": 0.5, "std": 0.5}
+
+
+def classifier_metadata(
+    config: TrainConfig,
+    *,
+    image_size: int,
+    threshold: float,
+    class_names: tuple[str, str] | list[str],
+    dataset_key: str = "",
+    split_hash: str = "",
+    **extra: Any,
+) -> dict[str, Any]:
+    """What a model needs besides its weights to be used like it was trained (stored with it)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": config.to_flat(),
+        "model_kwargs": dict(config.model_kwargs),
+        "image_size": int(image_size),
+        "input_size": int(config.input_size or image_size),
+        "normalisation": dict(NORMALISATION),
+        "threshold": float(threshold),
+        "class_names": list(class_names),
+        "dataset_key": dataset_key,
+        "split_hash": split_hash,
+        **extra,
+    }
+
+
+def write_package_files(folder: Path, model: nn.Module, metadata: dict[str, Any]) -> tuple[Path, Path]:
+    """The two files ``predict`` reads (metadata JSON, state_dict), written into ``folder``."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights_path = folder / WEIGHTS_FILE
+    torch.save({key: value.contiguous() for key, value in model.state_dict().items()}, weights_path)
+    metadata_path = folder / METADATA_FILE
+    metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    return metadata_path, weights_path
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_package(local: Path) -> Path | None:
+    """The model folder at or under ``local`` (a model folder, a retrain folder, a search's run folder)."""
+    for candidate in (local, local / "model", local / "retrain" / "model"):
+        if (candidate / "extra_files" / METADATA_FILE).is_file():
+            return candidate
+    return None
+
+
+def verify_recorded_hash(folder: Path) -> None:
+    """Refuse weights whose sha256 differs from what ``retrain`` recorded in ``report.json`` beside them."""
+    report = folder.parent / "report.json"
+    if not report.is_file():
+        return  # a downloaded or copied model folder: nothing recorded to compare with
+    try:
+        recorded = json.loads(report.read_text(encoding="utf-8"))["model"]["weights_sha256"]
+    except (ValueError, KeyError, TypeError):
+        return
+    weights = folder / "extra_files" / WEIGHTS_FILE
+    if recorded and weights.is_file() and sha256_of_file(weights) != recorded:
+        raise FractureTuneError(
+            f"{weights}: sha256 {sha256_of_file(weights)[:16]}... differs from {str(recorded)[:16]}... "
+            f"recorded by retrain in {report}",
+            hint="the model file changed after retrain: restore it or run `fracture-tune retrain` again",
+        )
+
+
+def read_package(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The eager model (CPU, eval mode) and its metadata from a model folder."""
+    import torch
+
+    from fracture_tune.trainables.models import build_model
+
+    verify_recorded_hash(folder)
+    metadata = json.loads((folder / "extra_files" / METADATA_FILE).read_text(encoding="utf-8"))
+    state = torch.load(folder / "extra_files" / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    model_kwargs = dict(metadata.get("model_kwargs", {}))
+    # The stored weights replace any pretrained start; the original file need not exist here.
+    model_kwargs.pop("pretrained_path", None)
+    model = build_model(metadata["config"]["model"], input_size=int(metadata["input_size"]), **model_kwargs)
+    model.load_state_dict(state)
+    model.eval()
+    return model, metadata
+
+
+def model_inputs(images: np.ndarray, input_size: int) -> torch.Tensor:
+    """uint8 [N, S, S] → the normalised float [N, 1, S', S'] forward takes (the engine's own functions)."""
+    import numpy as np
+    import torch
+
+    from fracture_tune.trainables.device import images_to_device, normalise, to_unit_range
+
+    on_cpu = images_to_device(np.ascontiguousarray(images), int(input_size), torch.device("cpu"))
+    return normalise(to_unit_range(on_cpu), channels_last=False)

@@ -1,0 +1,580 @@
+"""Run a search, resume it, read it back, backfill its MLflow runs: the library calls behind ``fracture-tune
+search`` (and ``fracture_tune.run_search`` & co.).
+
+One search: pre-flight checks → the prepared dataset → the MLflow parent run → the run folder's records →
+Ray → the Tuner → the results table, ``best_trial.json`` and the parent run's summary. Calls raise
+``FractureTuneError`` (``SearchFailed`` when no trial reported the metric), print nothing unless given a
+``progress`` output, and leave the process environment as they found it; Ray is shut down again when the
+call started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.config import ExperimentConfig, config_to_yaml, load_config
+from fracture_tune.search.environment import call_environment
+from fracture_tune.search.preflight import check_before_ray, check_cluster_resources
+from fracture_tune.search.records import (
+    DEFAULT_RUNS_ROOT,
+    RESOLVED_CONFIG_FILE,
+    RESULTS_PARQUET_FILE,
+    BestTrial,
+    SearchRecord,
+    code_version,
+    library_versions,
+    read_best_trial,
+    read_search_record,
+    write_search_record,
+)
+from fracture_tune.search.results import choose_best, format_summary, read_results, trial_rows, write_results
+from fracture_tune.search.space import space_summary
+from fracture_tune.search.tracking import (
+    BOUNDED_HTTP_RETRIES,
+    ParentRun,
+    TrackingUnreachable,
+    attach_mlflow_ids,
+    redact_secrets,
+    resolve_tracking_uri,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fracture_tune.data.prepare import PrepareResult
+
+logger = logging.getLogger(__name__)
+
+Progress = bool | Callable[[str], None]
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass
+class SearchOptions:
+    """Where and how a search runs, besides its config."""
+
+    name: str
+    storage: Path = DEFAULT_RUNS_ROOT  # the runs root; the run folder is storage / name
+    address: str | None = None  # a Ray cluster; None starts a local Ray
+    tracking_uri: str | None = None
+    num_cpus: int | None = None  # local Ray only
+    progress: Callable[[str], None] | None = None  # where progress lines go; None: nowhere
+
+    @property
+    def run_dir(self) -> Path:
+        return (Path(self.storage).expanduser() / self.name).resolve()
+
+    def say(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress(line)
+
+
+@dataclass
+class SearchResult:
+    """A search as it stands on disk: its results table, best trial and where its records are."""
+
+    name: str
+    status: str  # running | finished | failed | interrupted
+    run_dir: Path
+    results: pd.DataFrame  # one row per trial (results.parquet); empty before the search has finished
+    best_trial: BestTrial | None
+    metric: str
+    mode: str
+    dataset_key: str
+    split_hash: str
+    tracking_uri: str  # redacted
+    experiment_id: str
+    parent_run_id: str
+
+    def summary(self, top: int = 5) -> str:
+        """Status counts and the top trials, as ``fracture-tune search show`` prints them."""
+        return format_summary(self.results, self.metric, self.mode, top)
+
+
+class SearchFailed(FractureTuneError):
+    """The search ran but no trial reported its metric (every trial failed); ``result`` is what is on disk."""
+
+    def __init__(self, message: str, result: SearchResult, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.result = result
+
+
+def make_options(
+    name: str,
+    *,
+    storage: str | os.PathLike[str] = DEFAULT_RUNS_ROOT,
+    address: str | None = None,
+    tracking_uri: str | None = None,
+    num_cpus: int | None = None,
+    progress: Progress = False,
+) -> SearchOptions:
+    if not _NAME.fullmatch(name or ""):
+        raise FractureTuneError(
+            f"search name {name!r} is not usable as a folder name",
+            hint="letters, digits, '.', '_' and '-', starting with a letter or digit, e.g. fa-2026-11-30",
+        )
+    printer = (lambda line: print(line, flush=True)) if progress is True else (progress or None)
+    return SearchOptions(name, Path(storage), address, tracking_uri, num_cpus, printer)
+
+
+def run_search(
+    config: ExperimentConfig | str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    storage: str | os.PathLike[str] = DEFAULT_RUNS_ROOT,
+    tracking_uri: str | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: Progress = False,
+) -> SearchResult:
+    """Run a search and return its results.
+
+    ``config``: an ``ExperimentConfig`` (``load_config``), a YAML path or a shipped config's name
+    (``"quickstart"``). ``name`` names the run folder (``storage/name``) and the MLflow parent run (default
+    ``search-<timestamp>``). ``address``: a Ray cluster (``auto``, ``host:6379``, ``ray://host:10001``);
+    without it a local Ray is started for the call. ``tracking_uri``: MLflow (default
+    ``$MLFLOW_TRACKING_URI``, else the config's, else ``sqlite:///./mlflow.db``). ``progress``: True prints
+    progress lines, a callable receives them.
+    """
+    if not isinstance(config, ExperimentConfig):
+        config = load_config(config)
+    name = name or time.strftime("search-%Y%m%d-%H%M%S")
+    options = make_options(
+        name,
+        storage=storage,
+        address=address,
+        tracking_uri=tracking_uri,
+        num_cpus=num_cpus,
+        progress=progress,
+    )
+    with _search_call(options):
+        return _run(config, options)
+
+
+def resume_search(
+    name: str,
+    *,
+    storage: str | os.PathLike[str] = DEFAULT_RUNS_ROOT,
+    tracking_uri: str | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: Progress = False,
+) -> SearchResult:
+    """Continue an interrupted search with its saved config: finished trials are not rerun, running ones
+    continue from their checkpoints, the Optuna sampler keeps its history, MLflow runs are reused."""
+    options = make_options(
+        name,
+        storage=storage,
+        address=address,
+        tracking_uri=tracking_uri,
+        num_cpus=num_cpus,
+        progress=progress,
+    )
+    with _search_call(options):
+        return _resume(options)
+
+
+def load_search(name: str, *, storage: str | os.PathLike[str] = DEFAULT_RUNS_ROOT) -> SearchResult:
+    """A search's records as they stand on disk (finished, failed, interrupted or still running)."""
+    import pandas as pd
+
+    run_dir = make_options(name, storage=storage).run_dir
+    record = read_search_record(run_dir)
+    results = read_results(run_dir) if (run_dir / RESULTS_PARQUET_FILE).exists() else pd.DataFrame()
+    best = read_best_trial(run_dir) if (run_dir / "best_trial.json").exists() else None
+    return _result(record, results, best)
+
+
+def sync_mlflow(
+    name: str,
+    *,
+    storage: str | os.PathLike[str] = DEFAULT_RUNS_ROOT,
+    tracking_uri: str | None = None,
+    progress: Progress = False,
+) -> int:
+    """Backfill MLflow from Tune's results on disk (e.g. after the driver lost its tracking server).
+
+    Returns the number of trials synced; epochs already in MLflow are not logged twice.
+    """
+    options = make_options(name, storage=storage, tracking_uri=tracking_uri, progress=progress)
+    with call_environment(BOUNDED_HTTP_RETRIES):
+        return _sync(options)
+
+
+def search_environment(local: bool) -> dict[str, str]:
+    """The environment variables a search runs with, where the user has not set them."""
+    defaults = {
+        **BOUNDED_HTTP_RETRIES,
+        # Ray 2.60's new output still prints a config box and per-trial lines at verbose=0; the legacy
+        # reporter is silent at verbose=0, and ProgressCallback prints our own plain lines.
+        "RAY_AIR_NEW_OUTPUT": "0",
+        # Tune adds a TensorBoard logger by default; its ``import tensorboardX`` imports torch, 1.5 s of every
+        # search's start in a driver that otherwise never needs torch, for event files nothing here reads.
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    }
+    if local:
+        # Ray starts one idle worker per CPU for the first driver; Tune's trials run in actors, which get
+        # workers of their own, so on a laptop those idle workers only compete with the first trials for
+        # the CPUs while they start (BENCHMARKS.md "Start-up").
+        defaults["RAY_prestart_worker_first_driver"] = "0"
+    return defaults
+
+
+@contextlib.contextmanager
+def _search_call(options: SearchOptions) -> Iterator[None]:
+    """The environment a search runs in, its progress output, and a Ray of its own unless one is running."""
+    with call_environment(search_environment(local=not options.address)):
+        # Imported inside: importing Ray sets environment variables of its own (RAY_CLIENT_MODE).
+        from fracture_tune.search.callbacks import set_progress_output
+
+        ray_was_running = _ray_is_running()
+        set_progress_output(options.name, options.progress)
+        try:
+            yield
+        finally:
+            set_progress_output(options.name, None)
+            if not ray_was_running and _ray_is_running():  # this call started it: leave none behind
+                import ray
+
+                ray.shutdown()
+
+
+def _ray_is_running() -> bool:
+    import sys
+
+    ray = sys.modules.get("ray")  # not imported: not running in this process
+    return bool(ray is not None and ray.is_initialized())
+
+
+def _start_ray(options: SearchOptions) -> None:
+    """Connect to ``options.address``, or start a local Ray for this call (unless one is running)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    # Workers log "Checkpoint successfully created" every epoch at INFO; keep their warnings only.
+    settings: dict[str, Any] = {
+        "logging_config": ray.LoggingConfig(log_level="WARNING"),
+        "log_to_driver": options.progress is not None,
+    }
+    if options.address:
+        ray.init(address=options.address, **settings)
+    else:
+        ray.init(num_cpus=options.num_cpus, include_dashboard=False, **settings)
+
+
+def prepare_search_dataset(config: ExperimentConfig) -> PrepareResult:
+    """Prepare (or reuse) the dataset cache; the synthetic set is generated into image files first."""
+    from fracture_tune.data.prepare import prepare_dataset
+    from fracture_tune.data.sources import expand_source_path
+    from fracture_tune.data.synth import generate_synthetic_dataset
+
+    dataset = config.dataset
+    source = Path("synthetic") if dataset.is_synthetic else expand_source_path(dataset.path)
+    if dataset.is_synthetic:
+        size = max(32, dataset.image_size)  # generated at the training size: prepare has nothing to shrink
+        folder = (
+            Path(dataset.cache_root).parent
+            / "synthetic"
+            / f"n{dataset.synthetic_n}-seed{dataset.synthetic_seed}-size{size}"
+        )
+        source = generate_synthetic_dataset(
+            folder, n=dataset.synthetic_n, seed=dataset.synthetic_seed, size=size
+        )
+    elif not source.exists():
+        raise FractureTuneError(
+            f"dataset.path: {source} does not exist",
+            hint="point it at an image folder, e.g. --set dataset.path=/data/xrays",
+        )
+    return prepare_dataset(
+        source,
+        cache_root=dataset.cache_root,
+        image_size=dataset.image_size,
+        val_fraction=dataset.val_fraction,
+        test_fraction=dataset.test_fraction,
+        seed=dataset.split_seed,
+    )
+
+
+def open_parent_run(
+    config: ExperimentConfig, options: SearchOptions, prepared: PrepareResult, existing_run_id: str = ""
+) -> ParentRun:
+    """The search's MLflow parent run with its setup logged: params, provenance tags, config and space."""
+    tracking_uri = resolve_tracking_uri(options.tracking_uri, configured=config.tracking.tracking_uri)
+    try:
+        parent = ParentRun.open(tracking_uri, config.tracking.experiment_name, options.name, existing_run_id)
+    except TrackingUnreachable as error:  # before anything is written: fail with a clear line
+        raise FractureTuneError(
+            str(error),
+            hint="start the tracking server (or `fracture-tune cluster up`), or pass another --tracking-uri, "
+            "e.g. sqlite:///./mlflow.db",
+        ) from error
+    shown = redacted_config(config)  # MLflow params and artifacts never carry a tracking password
+    params = {f"search.{key}": value for key, value in flat_config(shown).items()}
+    tags = {
+        "dataset_key": prepared.dataset.key,
+        "split_hash": prepared.dataset.split_hash,
+        "code_version": code_version(),
+        "metric": config.metric,
+        "mode": config.metric_mode,
+        **{f"version.{name}": value for name, value in library_versions().items()},
+    }
+    artifacts = {
+        RESOLVED_CONFIG_FILE: config_to_yaml(shown),
+        "search_space.txt": "\n".join(
+            f"{k}: {v}" for k, v in space_summary(config.space.resolved_params()).items()
+        ),
+    }
+    parent.log_setup(params, tags, artifacts)
+    return parent
+
+
+def redacted_config(config: ExperimentConfig) -> ExperimentConfig:
+    """The config with ``tracking.tracking_uri``'s password (if any) replaced by ``***``."""
+    uri = config.tracking.tracking_uri
+    if not uri or redact_secrets(uri) == uri:
+        return config
+    tracking = config.tracking.model_copy(update={"tracking_uri": redact_secrets(uri)})
+    return config.model_copy(update={"tracking": tracking})
+
+
+def flat_config(config: ExperimentConfig) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, child in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), child)
+        else:
+            flat[prefix] = value
+
+    walk("", config.model_dump(mode="json"))
+    return flat
+
+
+def _run(config: ExperimentConfig, options: SearchOptions) -> SearchResult:
+    run_dir = options.run_dir
+    if (run_dir / RESOLVED_CONFIG_FILE).exists():
+        raise FractureTuneError(
+            f"a search named {options.name!r} already exists in {run_dir}",
+            hint=f"continue it with --resume {options.name}, or choose another --name",
+        )
+    check_before_ray(config, options.address)
+    prepared = prepare_search_dataset(config)
+    parent = open_parent_run(config, options, prepared)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RESOLVED_CONFIG_FILE).write_text(config_to_yaml(config), encoding="utf-8")
+    record = _new_record(config, options, prepared, parent)
+    write_search_record(run_dir, record)
+    options.say(
+        f"search {options.name}: {config.budget.num_trials} trials, metric {config.metric} "
+        f"({config.metric_mode}); run folder {run_dir}; MLflow {record.tracking_uri} run {parent.run_id}"
+    )
+    _start_ray(options)
+    check_cluster_resources(config)
+    from fracture_tune.search.tuner import build_tuner
+
+    tuner = build_tuner(
+        config,
+        prepared.dataset.arrays,
+        options.name,
+        Path(options.storage).expanduser().resolve(),
+        search_callbacks(config, options, parent),
+    )
+    return _fit_and_finish(tuner, config, options, parent, record)
+
+
+def _resume(options: SearchOptions) -> SearchResult:
+    config, record = _saved_search(options)
+    uri = resolve_tracking_uri(options.tracking_uri, record.tracking_uri, config.tracking.tracking_uri)
+    options = replace(options, tracking_uri=uri)
+    prepared = prepare_search_dataset(config)
+    if prepared.dataset.split_hash != record.split_hash:
+        raise FractureTuneError(
+            f"the dataset changed since search {options.name!r} started (split hash "
+            f"{prepared.dataset.split_hash} != {record.split_hash})",
+            hint="resume needs the same data; start a new search instead",
+        )
+    check_before_ray(config, options.address)  # e.g. the weights file may have moved since the search started
+    parent = open_parent_run(config, options, prepared, existing_run_id=record.parent_run_id)
+    write_search_record(options.run_dir, replace(record, status="running"))
+    options.say(f"resuming search {options.name} from {options.run_dir}")
+    _start_ray(options)
+    from fracture_tune.search.tuner import restore_tuner
+
+    tuner = restore_tuner(config, prepared.dataset.arrays, options.run_dir)
+    return _fit_and_finish(tuner, config, options, parent, record)
+
+
+def search_callbacks(config: ExperimentConfig, options: SearchOptions, parent: ParentRun) -> list[Any]:
+    """The Tune callbacks of a search: the MLflow mirror and the progress line."""
+    from fracture_tune.search.callbacks import MlflowTrialCallback, ProgressCallback
+    from fracture_tune.search.tracking import TrialRunLogger
+
+    trial_logger = TrialRunLogger(parent, options.name, config.metric, config.planned_epochs)
+    progress = ProgressCallback(
+        options.name, config.metric, config.metric_mode, config.budget.num_trials, config.planned_epochs
+    )
+    return [MlflowTrialCallback(trial_logger), progress]
+
+
+def _fit_and_finish(
+    tuner: Any, config: ExperimentConfig, options: SearchOptions, parent: ParentRun, record: SearchRecord
+) -> SearchResult:
+    try:
+        result_grid = tuner.fit()
+    except KeyboardInterrupt:
+        write_search_record(options.run_dir, replace(record, status="interrupted"))
+        options.say(f"interrupted; continue with: fracture-tune search --resume {options.name}")
+        raise
+    frame, best = finish_search(result_grid, config, options.run_dir, parent)
+    record = replace(
+        record,
+        status="finished" if best is not None else "failed",
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    write_search_record(options.run_dir, record)
+    result = _result(record, frame, best)
+    options.say(result.summary())
+    if best is None:
+        raise SearchFailed(
+            f"search {options.name}: no trial reported {config.metric}; every trial failed",
+            result,
+            hint=f"read the trials' errors: fracture-tune search show {options.name}, or the MLflow runs",
+        )
+    options.say(
+        f"best trial {best.trial_id}: {config.metric}={best.metric_value:.4f} at epoch {best.best_epoch} "
+        f"-> {options.run_dir / 'best_trial.json'}"
+    )
+    return result
+
+
+def finish_search(
+    result_grid: Any, config: ExperimentConfig, run_dir: Path, parent: ParentRun
+) -> tuple[pd.DataFrame, BestTrial | None]:
+    """The results table, ``best_trial.json`` and the parent run's summary (MLflow best effort)."""
+    rows = trial_rows(result_grid, config)
+    # MLflow may be unreachable now: the results table and best_trial.json are written regardless.
+    _mlflow_best_effort(run_dir, attach_mlflow_ids, rows, parent)
+    frame = write_results(run_dir, rows)
+    best = choose_best(rows, config, run_dir)
+    tags = {"num_trials": str(len(rows))}
+    metrics: dict[str, float] = {}
+    if best is not None:
+        tags.update(
+            {
+                "best_trial_id": best.trial_id,
+                "best_mlflow_run_id": best.mlflow_run_id,
+                "best_config": str(best.config),
+                "best_epoch": str(best.best_epoch),
+            }
+        )
+        metrics[f"best_{config.metric}"] = best.metric_value
+    _mlflow_best_effort(run_dir, parent.finish, "FINISHED" if best is not None else "FAILED", tags, metrics)
+    _mlflow_best_effort(run_dir, parent.log_artifact, str(run_dir / "results.csv"))
+    return frame, best
+
+
+def _mlflow_best_effort(run_dir: Path, function: Any, *args: Any) -> None:
+    try:
+        function(*args)
+    except Exception as error:  # noqa: BLE001 - results on disk matter more than their MLflow copy
+        logger.warning(
+            "MLflow unreachable at the end of the search (%s); results on disk are complete: "
+            "backfill with `fracture-tune search sync-mlflow %s`",
+            redact_secrets(str(error).splitlines()[0][:200]),
+            run_dir.name,
+        )
+
+
+def _new_record(
+    config: ExperimentConfig, options: SearchOptions, prepared: PrepareResult, parent: ParentRun
+) -> SearchRecord:
+    return SearchRecord(
+        name=options.name,
+        run_dir=str(options.run_dir),
+        dataset_cache_dir=str(Path(prepared.dataset.root).resolve()),
+        dataset_key=prepared.dataset.key,
+        split_hash=prepared.dataset.split_hash,
+        metric=config.metric,
+        mode=config.metric_mode,
+        best_trial_rule=config.best_trial.model_dump(),
+        tracking_uri=redact_secrets(parent.tracking_uri),
+        experiment_name=config.tracking.experiment_name,
+        experiment_id=parent.experiment_id,
+        parent_run_id=parent.run_id,
+        code_version=code_version(),
+        library_versions=library_versions(),
+        status="running",
+        num_trials_planned=config.budget.num_trials,
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+
+
+def _result(record: SearchRecord, results: pd.DataFrame, best: BestTrial | None) -> SearchResult:
+    return SearchResult(
+        name=record.name,
+        status=record.status,
+        run_dir=Path(record.run_dir),
+        results=results,
+        best_trial=best,
+        metric=record.metric,
+        mode=record.mode,
+        dataset_key=record.dataset_key,
+        split_hash=record.split_hash,
+        tracking_uri=record.tracking_uri,
+        experiment_id=record.experiment_id,
+        parent_run_id=record.parent_run_id,
+    )
+
+
+def _saved_search(options: SearchOptions) -> tuple[ExperimentConfig, SearchRecord]:
+    run_dir = options.run_dir
+    if not (run_dir / RESOLVED_CONFIG_FILE).exists():
+        raise FractureTuneError(
+            f"no search named {options.name!r} under {Path(options.storage).expanduser().resolve()}",
+            hint="list runs with `ls .fracture-tune/runs`, or pass --storage",
+        )
+    return load_config(run_dir / RESOLVED_CONFIG_FILE), read_search_record(run_dir)
+
+
+def _sync(options: SearchOptions) -> int:
+    from ray.tune import ExperimentAnalysis
+
+    from fracture_tune.search.tracking import TrialRunLogger
+
+    config, record = _saved_search(options)
+    uri = resolve_tracking_uri(options.tracking_uri, record.tracking_uri, config.tracking.tracking_uri)
+    parent = ParentRun.start(uri, record.experiment_id, options.name, record.parent_run_id)
+    trial_logger = TrialRunLogger(parent, options.name, config.metric, config.planned_epochs)
+    analysis = ExperimentAnalysis(str(options.run_dir))
+    synced = 0
+    for trial in analysis.trials:
+        frame = analysis.trial_dataframes.get(trial.trial_id)
+        config_values = dict(trial.config)
+        for _, row in frame.iterrows() if frame is not None else []:
+            trial_logger.log_result(trial.trial_id, config_values, row.to_dict())
+        epochs = (
+            int(frame["epoch"].max()) if frame is not None and "epoch" in frame.columns and len(frame) else 0
+        )
+        if trial.status == "ERROR":
+            trial_logger.finish(
+                trial.trial_id, config_values, epochs, error="trial failed (synced from disk)"
+            )
+        elif trial.status == "TERMINATED":
+            trial_logger.finish(trial.trial_id, config_values, epochs)
+        synced += 1
+    # Reopening the parent set it RUNNING; put back what the search itself ended with.
+    ended = {"finished": "FINISHED", "failed": "FAILED"}.get(record.status, "KILLED")
+    parent.finish(ended, {}, {})
+    options.say(f"synced {synced} trials of {options.name} into MLflow run {parent.run_id}")
+    return synced

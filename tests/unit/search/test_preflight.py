@@ -1,0 +1,59 @@
+"""Pre-flight checks before Ray starts: weights files named by ``pretrained_path`` wherever a config puts
+them, and ``--address`` (a malformed one names the forms Ray accepts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_runs import REPO_ROOT
+
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.config import ExperimentConfig, load_config
+from fracture_tune.search.preflight import check_pretrained_files, check_ray_address
+
+REPO = REPO_ROOT
+
+
+def _conditional(weights: str) -> ExperimentConfig:
+    """configs/fracatlas.yaml with resnet18 trials starting from ``weights`` (README: Pretrained start)."""
+    spec = "{type: categorical, choices: [" + weights + "], when: {model: [resnet18]}}"
+    return load_config(REPO / "configs" / "fracatlas.yaml", [f"space.params.pretrained_path={spec}"])
+
+
+def test_a_missing_file_in_a_conditional_space_choice_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "resnet18.pth"
+    with pytest.raises(FractureTuneError, match=r"space\.params\.pretrained_path=.*no such file"):
+        check_pretrained_files(_conditional(str(missing)), address=None)
+    missing.write_bytes(b"weights")
+    check_pretrained_files(_conditional(str(missing)), address=None)
+
+
+def test_a_cluster_search_checks_the_path_form_but_not_the_local_disk() -> None:
+    """With --address the file lives on the cluster's nodes, maybe not here; it must still be absolute."""
+    remote = "127.0.0.1:6379"
+    check_pretrained_files(_conditional("/data/weights/resnet18.pth"), remote)
+    with pytest.raises(FractureTuneError, match="is a relative path"):
+        check_pretrained_files(_conditional("weights/resnet18.pth"), remote)
+
+
+@pytest.mark.parametrize("address", ["localhost", "127.0.0.1:port", "ray://head"])
+def test_an_address_without_a_port_is_rejected(address: str) -> None:
+    with pytest.raises(FractureTuneError, match="is not host:port"):
+        check_ray_address(address)
+
+
+def test_auto_and_no_address_are_left_to_ray() -> None:
+    check_ray_address(None)
+    check_ray_address("auto")
+
+
+def test_a_listening_port_passes() -> None:
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        host, port = server.getsockname()
+        check_ray_address(f"{host}:{port}")
+        check_ray_address(f"ray://{host}:{port}")

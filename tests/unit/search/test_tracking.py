@@ -1,0 +1,64 @@
+"""Tracking URIs, redaction and run names: what users see in MLflow and the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fracture_tune.search.results import trial_index
+from fracture_tune.search.tracking import (
+    artifact_location_for,
+    redact_secrets,
+    resolve_tracking_uri,
+    run_name_for,
+    stop_reason,
+)
+
+
+def test_default_tracking_uri_is_an_absolute_sqlite_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert artifact_location_for(resolve_tracking_uri()) == (tmp_path.resolve() / "mlartifacts").as_uri()
+
+
+def test_one_precedence_for_every_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--tracking-uri > the store a search recorded (where its parent run lives) > $MLFLOW_TRACKING_URI >
+    the YAML's > sqlite; a recorded URI that was redacted cannot be used and is skipped."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://env:5000")
+    assert resolve_tracking_uri("http://cli:5000", "http://rec:5000", "http://cfg:5000") == "http://cli:5000"
+    assert resolve_tracking_uri(None, "http://rec:5000", "http://cfg:5000") == "http://rec:5000"
+    assert resolve_tracking_uri(None, "http://ann:***@rec:5000", "http://cfg:5000") == "http://env:5000"
+    assert resolve_tracking_uri(None, None, "http://cfg:5000") == "http://env:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert resolve_tracking_uri(configured="http://cfg:5000") == "http://cfg:5000"
+    assert artifact_location_for("http://cfg:5000") is None
+
+
+def test_passwords_never_shown() -> None:
+    assert redact_secrets("https://ann:s3cret@mlflow.example.org/") == "https://ann:***@mlflow.example.org/"
+    assert (
+        redact_secrets("postgresql://u:pw@db:5432/mlflow?password=x")
+        == "postgresql://u:***@db:5432/mlflow?password=***"
+    )
+    assert redact_secrets("sqlite:////abs/mlflow.db") == "sqlite:////abs/mlflow.db"
+    assert redact_secrets("http://token@host:5000") == "http://token@host:5000"
+    # A password holding '@', and URIs inside a message (an error from the tracking server): one rule.
+    assert redact_secrets("http://ann:p@ss@host:5000/x") == "http://ann:***@host:5000/x"
+    message = "Max retries for url http://ann:s3cret@10.0.0.2:5000/api (caused by http://bo:pw@proxy:3128)"
+    assert redact_secrets(message) == (
+        "Max retries for url http://ann:***@10.0.0.2:5000/api (caused by http://bo:***@proxy:3128)"
+    )
+
+
+def test_run_names_come_from_the_config() -> None:
+    config = {"model": "tunable_cnn", "lr": 0.0032, "batch_size": 32}
+    assert run_name_for(config, 7) == "tunable_cnn lr=3.2e-03 bs=32 #0007"
+    assert trial_index("12_lr=0.003,c1=8") == 12 and trial_index("") == 0
+
+
+def test_stop_reason_tells_asha_stops_from_finished_trials() -> None:
+    assert stop_reason(2, 6) == "KILLED" and stop_reason(6, 6) == "FINISHED"

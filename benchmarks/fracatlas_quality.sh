@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The FracAtlas quality table (issue #5): for each split seed, on the same leak-safe 70/15/15 grouped split,
-#   (a) the seed's base recipe and (b) the seed's tuned recipe (SEED_RECIPES.md), 30 epochs each
+#   (a) the seed's base recipe and (b) the seed's tuned recipe (docs/seed_recipes.md), 30 epochs each
 #       — one `retrain --config-json` per split seed: (b) is its model, (a) its base-recipe row;
 #   (c) `fracture-tune search` (configs/fracatlas-h100.yaml) then `retrain --search` of its best trial.
 # Test metrics with 95 % bootstrap CIs come from each retrain's report.json; benchmarks/fracatlas_table.py
@@ -15,12 +15,13 @@
 #
 # PHASE=search starts the CUDA MPS daemon first (MPS=0: without), so the trials sharing the GPU overlap.
 #
-# Needs the project's dependencies (ray, optuna, mlflow for PHASE=search; mlflow, not ray, for baselines).
+# Needs the project's dependencies (ray, optuna, mlflow for PHASE=search; mlflow, not ray, for baselines) and
+# the package importable as fracture_tune. Data: $DATA, else $FRACATLAS_DIR (default: the Makefile's).
 set -uo pipefail
 
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:?set OUT to the folder the results go to}
-DATA=${DATA:-../shared/data/fracatlas}
+DATA=${DATA:-${FRACATLAS_DIR:-../shared/data/fracatlas}}
 PHASE=${PHASE:-all}
 SPLIT_SEEDS=${SPLIT_SEEDS:-0 1 2}
 CONFIG=${CONFIG:-configs/fracatlas-h100.yaml}
@@ -35,7 +36,7 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-600}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT" "$WORK"
 LOG="$OUT/fracatlas_quality.log"
-FT=("$PYTHON" -m search.cli)
+FT=("$PYTHON" -m fracture_tune.search.cli)
 log() { echo "[quality $(date +%H:%M:%S)] $*" | tee -a "$LOG"; }
 
 SEARCH_SETS=(--set "dataset.path=$DATA" --set "dataset.image_size=$IMAGE_SIZE" --set "training.device=$DEVICE")
@@ -54,7 +55,7 @@ fi
 status=0
 
 run_baselines() {
-  # The seed's tuned recipe, SEED_RECIPES.md: tunable_cnn 32/128/256, dropout 0.7, Adam 0.0058, batch 32,
+  # The seed's tuned recipe, docs/seed_recipes.md: tunable_cnn 32/128/256, dropout 0.7, Adam 0.0058, batch 32,
   # augmentation factor 10, 128 px; retrain adds the seed's base recipe (base_cnn, Adam 1e-3, batch 16,
   # no augmentation) as its comparison row, same split, same epochs, same input size.
   cat >"$WORK/seed_tuned.json" <<JSON
@@ -83,7 +84,8 @@ print(p('$DATA', image_size=$IMAGE_SIZE, seed=$seed).cache_dir)" 2>>"$LOG" | tai
 
 start_mps() {
   # Eight trials share the GPU: under CUDA MPS their kernels run side by side instead of time-slicing
-  # (4 packed trials summed 17.0k vs 11.4k images/s on an H100, BENCHMARKS.md "GPU"). MPS=0 skips it.
+  # (4 packed trials summed 17.0k vs 11.4k images/s on an H100, BENCHMARKS.md "Training throughput").
+  # MPS=0 skips it.
   [ "$DEVICE" = cuda ] && [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null || return 0
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/ft-mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/ft-mps-log
   mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
@@ -115,7 +117,7 @@ collect() {
   [ -n "$(ls "$WORK"/s*/*/report.json 2>/dev/null)" ] || return 0
   "$PYTHON" benchmarks/fracatlas_table.py --work "$WORK" --out "$OUT/fracatlas_table.json" \
     2>&1 | tee "$OUT/fracatlas_table.md" | tee -a "$LOG"
-  # Reports, search results and logs in one archive (the device tool returns at most 8 files).
+  # Reports, search results and logs in one archive: one file to copy back from the GPU machine.
   tar -czf "$OUT/fracatlas_$PHASE.tar.gz" --exclude='*/model/*' --exclude='*.pt' \
     "$WORK"/*.log "$WORK"/s*/ .fracture-tune/runs/"$NAME_PREFIX"-s*/results.* \
     .fracture-tune/runs/"$NAME_PREFIX"-s*/best_trial.json 2>/dev/null

@@ -1,15 +1,18 @@
-"""Pack what a bare GPU box needs to run a search: wheels it lacks (pruned) and the images, under .gpu/.
+"""Pack what a GPU machine without network access needs to run a search: the wheels it lacks (pruned) and
+the images, under .gpu/.
 
-    python benchmarks/gpu_bundle.py --wheels /tmp/wheels312 --data ../shared/data/fracatlas
+    python benchmarks/gpu_bundle.py --wheels /tmp/wheels312 --data $FRACATLAS_DIR --present present.txt
 
-The device tool carries at most 64 MiB a call, so the bundle is split in two folders, each under that:
-  .gpu/part1/  the images (data/<class>/...) and every wheel but Ray's
+The bundle is split in two folders of under 64 MiB each, for machines that take files in pieces that size:
+  .gpu/part1/  the images (data/<class>/...) and every wheel but Ray's (wheels/)
   .gpu/part2/  Ray's wheel
 Pruned, with their RECORD entries: Ray's Java jars (31 MiB; Python never loads them) and its dashboard's
 source map, MLflow's web UI bundle (7 MiB; the search logs to MLflow, nobody browses it there).
-``--present`` lists packages the box already has (names as pip normalises them); their wheels are left out.
-Get the wheels with ``pip download --only-binary=:all: --python-version 3.12 --platform manylinux...``
-(the device README's command, without --no-deps, then this script drops what is already there).
+``--present`` lists packages the GPU machine already has (names as pip normalises them); their wheels are
+left out. Get the wheels of the dependencies in pyproject.toml with ``pip download --only-binary=:all:
+--python-version 3.12 --platform manylinux... -d /tmp/wheels312 <requirements>`` (their dependencies
+included: this script drops what is present).
+BENCHMARKS.md, "Running the GPU checks", says how to install them there.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wheels", type=Path, required=True, help="folder of downloaded cp312 wheels")
     parser.add_argument("--data", type=Path, required=True, help="image folder with class sub-folders")
-    parser.add_argument("--present", type=Path, help="file: packages already on the box, one per line")
+    parser.add_argument("--present", type=Path, help="file: packages the GPU machine has, one per line")
     parser.add_argument("--out", type=Path, default=Path(".gpu"))
     args = parser.parse_args()
     present = set()

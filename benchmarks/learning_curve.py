@@ -1,6 +1,6 @@
 """Learning curve: test AUROC of one fixed recipe trained on growing slices of the train split.
 
-    python benchmarks/learning_curve.py --out bench/learning_curve     # ~17 min on 2 cores (64 px)
+    python benchmarks/learning_curve.py --data $FRACATLAS_DIR     # ~20 min on 2 cores (64 px)
 
 Asks what a search cannot answer: how much of the gap to a quality goal is configuration and how much is
 labelled data. For each split seed, the recipe trains on a seeded slice of the train split (``--fractions``
@@ -19,15 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
+import numpy as np
+from bench_report import default_out, fracatlas_dir
 
-import numpy as np  # noqa: E402
+from fracture_tune.data.prepare import prepare_dataset
+from fracture_tune.search.classifier.evaluation import bootstrap_metrics
+from fracture_tune.trainables.engine import fit, predict_proba
 
-from fracture_tune.data.prepare import prepare_dataset  # noqa: E402
-from fracture_tune.search.evaluation import bootstrap_metrics  # noqa: E402
-from fracture_tune.trainables.engine import fit, predict_proba  # noqa: E402
-
-FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
 # A mid-sized member of the search space (configs/fracatlas.yaml): tunable CNN 32/64/128 at 64 px.
 RECIPE: dict[str, Any] = {
     "model": "tunable_cnn", "c1": 32, "c2": 64, "c3": 128, "dropout": 0.5, "optimizer": "adam", "lr": 2e-3,
@@ -59,15 +57,19 @@ def run_one(arrays: Any, fraction: float, args: argparse.Namespace) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=FRACATLAS)
+    parser.add_argument("--data", type=Path, default=fracatlas_dir(),
+                        help="image folder with class sub-folders (default: $FRACATLAS_DIR)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--aug-factor", type=int, default=4, help="views per image per epoch at fraction 1")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     parser.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--resamples", type=int, default=1000)
-    parser.add_argument("--out", type=Path, default=Path("bench/learning_curve"))
+    parser.add_argument("--out", type=Path,
+                        help="folder for learning_curve.json "
+                             "(default: bench/learning-curve_<data>-<size>px_<machine>_<date>)")
     args = parser.parse_args()
+    args.out = args.out or default_out(f"learning-curve_{args.data.name}-{args.image_size}px")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for split_seed in args.split_seeds:

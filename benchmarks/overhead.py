@@ -1,6 +1,6 @@
 """Overhead of Ray Tune + MLflow + checkpointing per trial and per epoch vs the bare engine, one run.
 
-    python benchmarks/overhead.py --trials 6 --epochs 1 6 --out bench/overhead.json
+    python benchmarks/overhead.py --trials 6 --epochs 1 6 --out overhead_<machine>_<date>.json
 
 The quickstart config's first point (the seed's enhanced CNN, scaled down) on the quickstart's synthetic
 set, one 1-thread trial at a time (max_concurrent_trials 1), nothing stopped by ASHA. Cases, interleaved
@@ -26,21 +26,23 @@ import argparse
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+from bench_report import write_report
+from ray import tune
 
-from bench_report import write_report  # noqa: E402
-from ray import tune  # noqa: E402
-
-from fracture_tune.data.dataset import DatasetArrays  # noqa: E402
-from fracture_tune.search.config import ExperimentConfig, config_from_dict, load_config  # noqa: E402
-from fracture_tune.search.driver import SearchOptions, open_parent_run, prepare_search_dataset  # noqa: E402
-from fracture_tune.trainables.engine import fit  # noqa: E402
+from fracture_tune.data.dataset import DatasetArrays
+from fracture_tune.search.config import ExperimentConfig, config_from_dict, load_config
+from fracture_tune.search.run import (
+    SearchOptions,
+    open_parent_run,
+    prepare_search_dataset,
+    search_environment,
+)
+from fracture_tune.trainables.engine import fit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +93,7 @@ def tune_seconds(case: str, config: ExperimentConfig, prepared: Any, scratch: Pa
     """One search of ``config.budget.num_trials`` identical trials; per-trial wall and in-trial times."""
     from ray.tune.schedulers import ASHAScheduler
 
-    from fracture_tune.search.execute import callbacks_for
+    from fracture_tune.search.run import search_callbacks
     from fracture_tune.search.tuner import build_run_config, build_searcher, fixed_trial_values
     from fracture_tune.trainables.tune_adapter import train_trial
 
@@ -100,7 +102,7 @@ def tune_seconds(case: str, config: ExperimentConfig, prepared: Any, scratch: Pa
     callbacks: list[Any] = []
     if "mlflow" in case:
         options = SearchOptions(name=name, storage=scratch, tracking_uri=f"sqlite:///{scratch / 'mlflow.db'}")
-        callbacks = callbacks_for(config, options, open_parent_run(config, options, prepared))
+        callbacks = search_callbacks(config, options, open_parent_run(config, options, prepared))
     starts = TrialStarts()
     callbacks.append(starts)
     trainable = train_trial if "ckpt" in case else report_only_trial
@@ -206,7 +208,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for key, value in search_environment(local=True).items():  # as a search runs
+        os.environ.setdefault(key, value)
     import ray
 
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Scaling: trials/hour with 1 vs 2 concurrent trials here, and on 1 vs 2 Ray nodes of a local cluster.
 
-    python benchmarks/scaling.py --trials 8 --epochs 4 --out bench/scaling.json
+    python benchmarks/scaling.py --trials 8 --epochs 4 --out scaling_<machine>_<date>.json
     python benchmarks/scaling.py --skip-cluster ...     # only the concurrency comparison
 
 The same trial set every time: ``--trials`` configurations drawn once (seeded) from the quickstart space
@@ -25,16 +25,13 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
-
-from bench_report import write_report  # noqa: E402
-from search_runs import CLI, REPO_ROOT, run_search_cli, trial_span  # noqa: E402
+from bench_report import write_report
+from search_runs import CLI, REPO_ROOT, run_search_cli, trial_span
 
 
 def trial_set_config(trials: int, epochs: int, concurrency: int, seed: int) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Search efficiency: the seed's sequential Optuna protocol vs ``fracture-tune search``, side by side.
 
-    python benchmarks/search_efficiency.py --out bench/efficiency            # ~20-30 min on 2 cores
-    python benchmarks/search_efficiency.py --quick --out bench/efficiency    # ~5 min
+    FRACATLAS_DIR=/data/fracatlas python benchmarks/search_efficiency.py     # ~20-30 min on 2 cores
+    python benchmarks/search_efficiency.py --quick                           # ~5 min, synthetic only
 
 For each dataset (fracatlas at 64x64, the synthetic set), with the same trial budget, the same search
 space (the seed's, conv widths divided by ``--width-scale``), the same train slice (``--slice-images``
@@ -17,7 +17,8 @@ the same objective (validation AUROC; accuracy reported too):
 Each side's best configuration is then retrained identically (engine, full train split, same epochs,
 training seeds 0..``--retrain-seeds``-1) and scored once per seed on the test split; medians reported.
 Prints the side-by-side table, writes results.json and an
-anytime curve (best validation metric vs wall time) PNG per dataset.
+anytime curve (best validation metric vs wall time) PNG per dataset into ``--out`` (default:
+``bench/search-efficiency_<datasets>-<slice>-slice-seed<seed>_<machine>_<date>``).
 """
 
 from __future__ import annotations
@@ -33,23 +34,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+import numpy as np
+from bench_report import default_out, fracatlas_dir
+from search_runs import anytime_curve, run_search_cli, time_to_reach
+from seed_protocol import SEED_LR_RANGE, SeedProtocolSettings, run_seed_protocol, scaled_space
 
-import numpy as np  # noqa: E402
-from search_runs import anytime_curve, run_search_cli, time_to_reach  # noqa: E402
-from seed_protocol import SEED_LR_RANGE, SeedProtocolSettings, run_seed_protocol, scaled_space  # noqa: E402
+from fracture_tune.data.dataset import PreparedDataset
+from fracture_tune.search.config import config_from_dict
+from fracture_tune.search.run import prepare_search_dataset
+from fracture_tune.trainables.engine import fit, predict_proba
+from fracture_tune.trainables.metrics import binary_metrics
 
-from fracture_tune.data.dataset import PreparedDataset  # noqa: E402
-from fracture_tune.search.config import config_from_dict  # noqa: E402
-from fracture_tune.search.driver import prepare_search_dataset  # noqa: E402
-from fracture_tune.trainables.engine import fit, predict_proba  # noqa: E402
-from fracture_tune.trainables.metrics import binary_metrics  # noqa: E402
-
-FRACATLAS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fracatlas"
+FRACATLAS = fracatlas_dir()  # $FRACATLAS_DIR
 # CLI imports, data, MLflow store, ray.init and the Tuner before Tune's clock starts: 6.0 s, median of 5 runs
-# of benchmarks/startup.py (5.8-7.3 s; 2026-11-27, session 6; ~8-9 s before its start-up cuts). Whether the
-# search reached the seed's best in time is read from result times since the command started, not from
-# this budget, which only ends the search about then.
+# of benchmarks/startup.py (5.8-7.3 s on the 2-core VM, 2026-11-27; ~8-9 s before that day's start-up cuts).
+# Whether the search reached the seed's best in time is read from result times since the command started,
+# not from this budget, which only ends the search about then.
 STARTUP_ALLOWANCE_S = 7.0
 
 
@@ -249,11 +249,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--grace-period", type=int, default=1, help="the search's ASHA grace period")
     parser.add_argument("--reduction-factor", type=float, default=2.0, help="the search's ASHA factor")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("bench/search_efficiency"))
+    parser.add_argument("--out", type=Path, help="results folder (default: bench/search-efficiency_..., "
+                        "named for the datasets, slice, seed, machine and date)")
     args = parser.parse_args()
     if args.quick:
         args.datasets, args.trials, args.slice_images, args.retrain_epochs = ["synthetic"], 4, 200, 3
         args.val_limit = 100
+    what = f"search-efficiency_{'-'.join(args.datasets)}-{args.slice_images}-slice-seed{args.seed}"
+    args.out = args.out or default_out(what + ("-quick" if args.quick else ""))
     return args
 
 

@@ -1,4 +1,4 @@
-"""The seed notebook's input pipeline and training loop, re-implemented from SEED_RECIPES.md.
+"""The seed notebook's input pipeline and training loop, re-implemented from docs/seed_recipes.md.
 
 This is the baseline the benchmarks compare against: torchvision ``ImageFolder`` decoding every JPEG with
 PIL every epoch, ``Resize((128, 128))`` + ``Grayscale(1)`` (+ the seed's augmentation) + ``ToTensor`` +

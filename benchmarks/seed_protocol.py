@@ -1,4 +1,4 @@
-"""The seed's sequential Optuna protocol (SEED_RECIPES.md), re-implemented for side-by-side benchmarks.
+"""The seed's sequential Optuna protocol (docs/seed_recipes.md), re-implemented for side-by-side benchmarks.
 
 One process, one trial at a time: ``optuna`` TPE (``TPESampler(seed)``, Optuna's defaults) with
 ``MedianPruner``, ``trial.report`` / ``trial.should_prune`` after every epoch. Each trial trains the
@@ -34,7 +34,7 @@ from fracture_tune.trainables.models import build_model
 
 log = logging.getLogger(__name__)
 
-# The seed's space (SEED_RECIPES.md); ``width_scale`` divides the conv widths to fit a time budget.
+# The seed's space (docs/seed_recipes.md); ``width_scale`` divides the conv widths to fit a time budget.
 SEED_SPACE: dict[str, list[Any]] = {
     "dropout": [0.3, 0.5, 0.7], "c1": [16, 32, 64], "c2": [32, 64, 128], "c3": [64, 128, 256],
     "batch_size": [32, 64, 128],

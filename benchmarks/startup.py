@@ -38,11 +38,11 @@ MARKS = {
     "first_result": lambda line: line.startswith("[") and "best val_auroc=0" in line,
     "results": lambda line: line.startswith("best trial "),
 }
-# Run inside the search process: stamps when each start-up step of search/execute.py ends, on stdout.
+# Run inside the search process: stamps when each start-up step of search/run.py ends, on stdout.
 PHASE_WRAPPER = """
 import sys, time
 started = time.perf_counter()
-import fracture_tune.search.execute as execute
+import fracture_tune.search.run as run
 import fracture_tune.search.tuner as tuner
 def stamped(module, name):
     function = getattr(module, name)
@@ -51,8 +51,8 @@ def stamped(module, name):
         print(f"@phase {name} {time.perf_counter() - started:.3f}", flush=True)
         return result
     setattr(module, name, wrapper)
-for name in ("check_local_gpus", "prepare_search_dataset", "open_parent_run", "start_ray"):
-    stamped(execute, name)
+for name in ("check_before_ray", "prepare_search_dataset", "open_parent_run", "_start_ray"):
+    stamped(run, name)
 stamped(tuner, "build_tuner")
 print(f"@phase imports {time.perf_counter() - started:.3f}", flush=True)
 from fracture_tune.search.cli import main
@@ -60,8 +60,8 @@ sys.argv[0] = "fracture-tune"
 sys.exit(main())
 """
 # (stamp, what the time since the previous stamp was spent on)
-PHASES = (("imports", "imports"), ("check_local_gpus", "cli_and_config"), ("prepare_search_dataset", "data"),
-          ("open_parent_run", "mlflow"), ("start_ray", "ray_init"), ("build_tuner", "tuner"))  # fmt: skip
+PHASES = (("imports", "imports"), ("check_before_ray", "cli_and_config"), ("prepare_search_dataset", "data"),
+          ("open_parent_run", "mlflow"), ("_start_ray", "ray_init"), ("build_tuner", "tuner"))  # fmt: skip
 SEARCH_ARGS = [
     "--set", "budget.num_trials=2", "--set", "training.epochs=1", "--set", "scheduler.max_t=1",
     "--set", "best_trial.min_epochs=1",

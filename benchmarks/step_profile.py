@@ -1,14 +1,14 @@
 """Where one training step of the engine spends its time: augmentation, forward + loss, backward, optimiser.
 
-    python benchmarks/step_profile.py --device cuda --out step_profile.json       # on a GPU box (~1 min)
+    python benchmarks/step_profile.py --device cuda --out step_profile.json       # on a GPU (~1 min)
     python benchmarks/step_profile.py --device cpu --steps 5 --batch-sizes 8       # CPU smoke
 
 For the seed's tuned CNN (tunable_cnn 32/128/256, its augmentation, Adam) at 128 px on random uint8 images,
 for each batch size: the median time of each phase over ``--steps`` steps (CUDA events on the GPU, so the
 phases are device time; wall clock on CPU), the step's wall time with one synchronisation at the end (how
 the engine runs), and the number of kernels (CUDA) or operators (CPU) each phase launches, from
-torch.profiler. The H100 throughput run (BENCHMARKS.md, "GPU") found batch-32 steps launch-bound (fp32 ≈
-bf16 at 6.4 ms a step); this says which phase launches what. Needs only torch, torchvision and numpy.
+torch.profiler. On an H100 batch-32 steps are launch-bound (BENCHMARKS.md, "Training throughput"); this
+says which phase launches what. Needs only torch, torchvision and numpy.
 """
 
 from __future__ import annotations
@@ -16,29 +16,26 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
-
-from fracture_tune.data.augment import SEED_AUGMENTATION  # noqa: E402
-from fracture_tune.trainables.config import TrainConfig  # noqa: E402
-from fracture_tune.trainables.device import (  # noqa: E402
+from fracture_tune.data.augment import SEED_AUGMENTATION
+from fracture_tune.trainables.config import TrainConfig
+from fracture_tune.trainables.device import (
     autocast,
     configure_cuda,
     images_to_device,
     normalise,
     to_unit_range,
 )
-from fracture_tune.trainables.models import build_model  # noqa: E402
-from fracture_tune.trainables.trainer import EpochTrainer  # noqa: E402
+from fracture_tune.trainables.models import build_model
+from fracture_tune.trainables.trainer import EpochTrainer
 
 TUNED = {"model": "tunable_cnn", "c1": 32, "c2": 128, "c3": 256, "dropout": 0.7, "lr": 0.0058,
          "aug_strength": 1.0, "channels_last": True, "amp": True, "epochs": 1}

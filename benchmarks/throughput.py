@@ -1,6 +1,7 @@
 """Training throughput: the seed's input pipeline vs the engine, same images, same model, one run.
 
-    python benchmarks/throughput.py --data ../shared/data/fracatlas --device cpu --seconds 10 --out t.json
+    python benchmarks/throughput.py --data $FRACATLAS_DIR --device cpu --seconds 10 \
+        --out throughput_<machine>_<date>.json
 
 (a) the seed: ImageFolder + PIL decode/resize/normalise per sample every epoch, DataLoader num_workers=0,
     ``loss.item()`` every step, NCHW (benchmarks/seed_pipeline.py);
@@ -30,16 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(Path(__file__).resolve().parent)]
+import numpy as np
+import torch
+from bench_report import fracatlas_dir
+from seed_pipeline import SeedTrainer, seed_loader
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from seed_pipeline import SeedTrainer, seed_loader  # noqa: E402
-
-from fracture_tune.data.dataset import DatasetArrays  # noqa: E402
-from fracture_tune.trainables.engine import fit  # noqa: E402
-from fracture_tune.trainables.models import build_model  # noqa: E402
+from fracture_tune.data.dataset import DatasetArrays
+from fracture_tune.trainables.engine import fit
+from fracture_tune.trainables.models import build_model
 
 CASES: dict[str, dict[str, Any]] = {
     # The seed's base CNN recipe: batch 16, no augmentation.
@@ -245,7 +244,7 @@ def _rows(name: str, labels: list[str], batches: list[int], rates: list[list[flo
 def _sequential_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, args: argparse.Namespace,
                      device: str, threads: int, variants: list[tuple[str, dict[str, Any]]]
                      ) -> list[dict[str, Any]]:
-    """The seed's windows, then each engine variant as one uninterrupted run (a dedicated GPU box)."""
+    """The seed's windows, then each engine variant as one uninterrupted run (a dedicated GPU)."""
     seed = seed_trainer(case, args.data, device)
     window_images = seed.warmup(args.seconds)
     rates = [[seed.window(window_images) for _ in range(args.windows)]]
@@ -319,7 +318,8 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "fracatlas")
+    parser.add_argument("--data", type=Path, default=fracatlas_dir(),
+                        help="image folder with class sub-folders (default: $FRACATLAS_DIR)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the seed's warm-up window")
     parser.add_argument("--windows", type=int, default=5, help="timed windows per pipeline (median, >= 3)")

@@ -18,22 +18,24 @@ import logging
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+from overhead import fixed_config
+from ray import tune
 
-from overhead import fixed_config  # noqa: E402
-from ray import tune  # noqa: E402
-
-from fracture_tune.data.dataset import DatasetArrays  # noqa: E402
-from fracture_tune.search.driver import SearchOptions, open_parent_run, prepare_search_dataset  # noqa: E402
-from fracture_tune.search.execute import callbacks_for  # noqa: E402
-from fracture_tune.search.tuner import build_run_config, build_searcher, fixed_trial_values  # noqa: E402
-from fracture_tune.trainables.tune_adapter import train_trial  # noqa: E402
+from fracture_tune.data.dataset import DatasetArrays
+from fracture_tune.search.run import (
+    SearchOptions,
+    open_parent_run,
+    prepare_search_dataset,
+    search_callbacks,
+    search_environment,
+)
+from fracture_tune.search.tuner import build_run_config, build_searcher, fixed_trial_values
+from fracture_tune.trainables.tune_adapter import train_trial
 
 EVENTS = Path(tempfile.mkdtemp(prefix="bench-timeline-")) / "events.jsonl"
 
@@ -69,7 +71,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for key, value in search_environment(local=True).items():  # as a search runs
+        os.environ.setdefault(key, value)
     import ray
     from ray.tune.schedulers import ASHAScheduler
 
@@ -79,7 +82,8 @@ def main() -> None:
     scratch = EVENTS.parent
     tracking_uri = f"sqlite:///{scratch / 'mlflow.db'}"
     options = SearchOptions(name="timeline", storage=scratch, tracking_uri=tracking_uri)
-    callbacks = [DriverStamps(), *callbacks_for(config, options, open_parent_run(config, options, prepared))]
+    parent = open_parent_run(config, options, prepared)
+    callbacks = [DriverStamps(), *search_callbacks(config, options, parent)]
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(stamped_trial, data=prepared.dataset.arrays), {"cpu": 1}),
         param_space=fixed_trial_values(config),

@@ -71,7 +71,9 @@ def connect(address: str, cluster_dir: Path) -> JobSubmissionClient:
 
 
 # The fracture_tune package's own parts, wherever it is installed (a wheel, or a checkout in editable mode).
-PACKAGE_PARTS = ("__init__.py", "py.typed", "data", "trainables", "search", "cluster", "configs")
+PACKAGE_PARTS = (
+    "__init__.py", "__main__.py", "py.typed", "data", "trainables", "search", "cluster", "configs",
+)  # fmt: skip
 
 
 def stage_package(scratch: Path) -> Path:

@@ -79,8 +79,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Every value within its key's type, bounds and choices (the key table)."""
+        keys = keys_for(self.model)
         for name, value in self.to_flat().items():
-            key = keys_for(self.model).get(name)
+            key = keys.get(name)
             problem = key.problem(value) if key is not None else f"unknown key {name!r}"
             if problem:
                 raise FractureTuneError(problem, hint=f"allowed: {key.describe()}" if key else None)

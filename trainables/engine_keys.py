@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fracture_tune.data.errors import did_you_mean
+from fracture_tune.data.errors import FractureTuneError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -189,12 +189,12 @@ LOWER_IS_BETTER: frozenset[str] = frozenset({"train_loss", "val_loss"})
 
 
 def model_keys(model: str) -> dict[str, EngineKey]:
-    """The parameters of ``model``; an unknown name raises ValueError listing the registered ones."""
+    """The parameters of ``model``; an unknown name raises ``FractureTuneError``."""
     if model not in MODEL_KEYS:
         guess = did_you_mean(model, MODEL_KEYS)
-        raise ValueError(
-            f"unknown model {model!r}{f' (did you mean {guess!r}?)' if guess else ''}; "
-            f"registered models: {', '.join(sorted(MODEL_KEYS))}"
+        raise FractureTuneError(
+            f"unknown model {model!r}{f' (did you mean {guess!r}?)' if guess else ''}",
+            hint=f"registered models: {', '.join(sorted(MODEL_KEYS))}",
         )
     return MODEL_KEYS[model]
 

@@ -52,7 +52,7 @@ def test_the_job_ships_the_package_under_its_import_name(tmp_path: Path) -> None
     package = stage_package(tmp_path)
     assert package.name == "fracture_tune"
     assert sorted(path.name for path in package.iterdir()) == sorted(
-        ["__init__.py", "py.typed", "data", "trainables", "search", "cluster", "configs"]
+        ["__init__.py", "__main__.py", "py.typed", "data", "trainables", "search", "cluster", "configs"]
     )
     assert (package / "search" / "cli.py").is_file() and (package / "configs" / "quickstart.yaml").is_file()
     assert not list(package.rglob("__pycache__"))

@@ -1,6 +1,6 @@
 """How long a search takes to start: command start → first trial result, side by side for checkouts.
 
-    python benchmarks/startup.py --repeats 3                       # this checkout
+    python benchmarks/startup.py --repeats 3                       # the installed code
     python benchmarks/startup.py --checkout /tmp/old --checkout .  # before/after, runs alternating
 
 Each run is ``fracture-tune search`` (quickstart config, 2 trials of 1 epoch, cached data) as a subprocess
@@ -12,11 +12,14 @@ with a fresh run folder and a fresh MLflow SQLite store, its output read line by
 - ``cpu_to_first_result``: CPU seconds the whole machine spent from the start to the first result (all
   cores, every process: the search, Ray's daemons and workers; from /proc/stat, so run it on an otherwise
   idle machine). Steadier than wall time on a small VM, and what start-up work costs when cores are few;
-- ``phase_*``: how long each start-up step of ``search/execute.py`` took (imports; argument parsing and
+- ``phase_*``: how long each start-up step of ``search/run.py`` took (imports; argument parsing and
   config validation, which imported torch until 2026-11-27; the data cache; the MLflow parent run;
   ``ray.init``; building the Tuner), stamped inside the search process.
 
-Every checkout runs with this repository's virtual environment; the dataset cache is warmed once first.
+Every checkout runs with this repository's virtual environment, whose ``fracture_tune`` is the installed
+(editable) code: a checkout of the current layout measures that code. A checkout from before the package
+was named ``fracture_tune`` (top-level ``search/execute.py``) runs as ``python -m search.cli`` from its own
+folder, without phase stamps. The dataset cache is warmed once first.
 """
 
 from __future__ import annotations
@@ -77,8 +80,10 @@ def busy_cpu_seconds() -> float:
 
 def one_run(checkout: Path, workdir: Path, name: str) -> dict[str, float]:
     """Seconds from the command's start to each mark, and to exit."""
+    legacy = (checkout / "search" / "execute.py").exists()  # the layout before the fracture_tune package
+    launcher = ["-m", "search.cli"] if legacy else ["-c", PHASE_WRAPPER]
     command = [
-        sys.executable, "-c", PHASE_WRAPPER, "search",
+        sys.executable, *launcher, "search",
         "--config", str(checkout / "configs" / "quickstart.yaml"), "--name", name,
         "--storage", str(workdir / "runs"), "--tracking-uri", f"sqlite:///{workdir / name / 'mlflow.db'}",
         *SEARCH_ARGS,

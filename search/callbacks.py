@@ -12,17 +12,16 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 from ray.tune import Callback
 
+from fracture_tune.search.environment import progress_output
 from fracture_tune.search.results import trial_index
 from fracture_tune.search.tracking import TrialRunLogger, is_transient
 
 logger = logging.getLogger(__name__)
 
-Emit = Callable[[str], None]
 
 
 # While the tracking server is unreachable, queued updates are retried at most this often, so an outage
@@ -159,20 +158,6 @@ def progress_line(
     )
 
 
-# Where each running search's progress lines go (set by the call that runs it; a search without an entry is
-# silent). Looked up by name, because Tune pickles its callbacks into the run folder and a resumed search gets
-# the pickled ones back: a printer cannot travel in the pickle, a search name can.
-_PROGRESS_OUTPUTS: dict[str, Emit] = {}
-
-
-def set_progress_output(search_name: str, emit: Emit | None) -> None:
-    """Send ``search_name``'s progress lines to ``emit`` (None: silence them)."""
-    if emit is None:
-        _PROGRESS_OUTPUTS.pop(search_name, None)
-    else:
-        _PROGRESS_OUTPUTS[search_name] = emit
-
-
 class ProgressCallback(Callback):
     def __init__(
         self, search_name: str, metric: str, mode: str, planned_trials: int, planned_epochs: int,
@@ -216,7 +201,7 @@ class ProgressCallback(Callback):
 
     def _emit(self, trials: list[Any]) -> None:
         self.last_emit = time.monotonic()
-        emit = _PROGRESS_OUTPUTS.get(self.search_name)
+        emit = progress_output(self.search_name)
         if emit is None:
             return
         emit(

@@ -1,16 +1,17 @@
-"""Process environment for one library call: set what the call needs, put everything back afterwards.
+"""Process state for one library call: set what the call needs, put everything back afterwards.
 
 Ray, Tune and MLflow read settings from environment variables (and ``mlflow.set_tracking_uri`` writes one).
 A command line process exits after one command, but a notebook runs many calls in one process: every API
 call (``run_search``, ``retrain``, ``load_classifier``…) runs inside ``call_environment`` and leaves
-``os.environ`` and MLflow's tracking URI as it found them.
+``os.environ`` and MLflow's tracking URI as it found them. A search's progress lines go where its call says
+(``set_progress_output``), nowhere otherwise. Standard library only: importing this imports no Ray.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 # Always, for any call that talks to MLflow:
 # - a leaked MLFLOW_RUN_ID would be picked up as the active run by anything fluent (mlflow#15713);
@@ -55,3 +56,22 @@ def _restore_mlflow_tracking_uri(saved: object) -> None:
     utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
     if utils is not None:
         utils._tracking_uri = saved  # type: ignore[attr-defined]
+
+
+# Where each running search's progress lines go (set by the call that runs it; a search without an entry is
+# silent). Looked up by name, because Tune pickles its callbacks into the run folder and a resumed search gets
+# the pickled ones back: a printer cannot travel in the pickle, a search name can.
+_PROGRESS_OUTPUTS: dict[str, Callable[[str], None]] = {}
+
+
+def set_progress_output(search_name: str, emit: Callable[[str], None] | None) -> None:
+    """Send ``search_name``'s progress lines to ``emit`` (None: silence them)."""
+    if emit is None:
+        _PROGRESS_OUTPUTS.pop(search_name, None)
+    else:
+        _PROGRESS_OUTPUTS[search_name] = emit
+
+
+def progress_output(search_name: str) -> Callable[[str], None] | None:
+    """Where ``search_name``'s progress lines go, or None."""
+    return _PROGRESS_OUTPUTS.get(search_name)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig, config_to_yaml, load_config
-from fracture_tune.search.environment import call_environment
+from fracture_tune.search.environment import call_environment, set_progress_output
 from fracture_tune.search.preflight import check_before_ray, check_cluster_resources
 from fracture_tune.search.records import (
     DEFAULT_RUNS_ROOT,
@@ -233,9 +233,6 @@ def search_environment(local: bool) -> dict[str, str]:
 def _search_call(options: SearchOptions) -> Iterator[None]:
     """The environment a search runs in, its progress output, and a Ray of its own unless one is running."""
     with call_environment(search_environment(local=not options.address)):
-        # Imported inside: importing Ray sets environment variables of its own (RAY_CLIENT_MODE).
-        from fracture_tune.search.callbacks import set_progress_output
-
         ray_was_running = _ray_is_running()
         set_progress_output(options.name, options.progress)
         try:

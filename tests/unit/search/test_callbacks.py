@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from fracture_tune.search.callbacks import ProgressCallback, progress_line, set_progress_output
+from fracture_tune.search.callbacks import ProgressCallback, progress_line
+from fracture_tune.search.environment import set_progress_output
 
 
 def test_progress_line_counts_best_and_eta() -> None:

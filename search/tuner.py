@@ -46,7 +46,7 @@ def build_searcher(config: ExperimentConfig) -> Any:
             n_startup_trials=config.searcher.n_startup_trials,
         )
     # Ray's OptunaSearch enqueues points_to_evaluate with study.enqueue_trial, which a define-by-run space
-    # honours (suggest_* return the enqueued values); tests/unit/test_search_space.py checks it.
+    # honours (suggest_* return the enqueued values); tests/unit/search/test_space.py checks it.
     return OptunaSearch(
         space=DefineByRunSpace(config.space.resolved_params()),
         metric=config.metric,

@@ -10,7 +10,6 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,17 +36,9 @@ if TYPE_CHECKING:
 MODEL_ARTIFACT_NAME = "model"
 
 
-@dataclass(frozen=True)
-class LoggedClassifier:
-    model_uri: str
-    local_dir: Path
-    model_sha256: str
-    weights_sha256: str
-
-
 def log_classifier(
     *, run_id: str, model: nn.Module, example_batch: np.ndarray, metadata: dict[str, Any], local_dir: Path
-) -> LoggedClassifier:
+) -> LoggedModel:
     """Log ``model`` (eval mode, CPU) to run ``run_id`` and copy the logged folder to ``local_dir``.
 
     ``example_batch``: float32 [B>1, 1, S, S], already normalised (what forward takes); B > 1 so the
@@ -82,9 +73,9 @@ def log_classifier(
     downloaded = Path(
         mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=str(local_dir))
     )
-    return LoggedClassifier(
-        model_uri=info.model_uri,
-        local_dir=downloaded,
+    return LoggedModel(
+        uri=info.model_uri,
+        local_dir=str(downloaded),
         model_sha256=sha256_of_file(downloaded / "data" / "model.pt2"),
         weights_sha256=sha256_of_file(downloaded / "extra_files" / WEIGHTS_FILE),
     )
@@ -254,13 +245,11 @@ def _log_and_register(
     )
     client.set_tag(run_id, "model_sha256", logged.model_sha256)
     client.set_tag(run_id, "weights_sha256", logged.weights_sha256)
-    report.model = LoggedModel(
-        logged.model_uri, str(logged.local_dir), logged.model_sha256, logged.weights_sha256
-    )
+    report.model = logged
     if options.register:
         registration = register_version(
             client,
-            model_uri=logged.model_uri,
+            model_uri=logged.uri,
             name=options.register_name,
             run_id=run_id,
             test_auroc=test_auroc,

@@ -75,9 +75,9 @@ class Classifier:
         """One row per image: ``input``, ``probability`` (of the positive class), ``label`` at the threshold
         (the registered one unless given), ``status`` (ok | rejected | missing) and ``reason``.
 
-        ``images``: a path, a PIL image, a uint8 array [H, W] (one image) or [N, H, W] (a batch), or a list of
-        these. Images of another size are resized like training images; a file that cannot be read becomes a
-        ``rejected`` row, not an exception.
+        ``images``: a path (a file, or a folder searched for image files), a PIL image, a uint8 array [H, W]
+        (one image) or [N, H, W] (a batch), or a list of these. Images of another size are resized like
+        training images; a file that cannot be read becomes a ``rejected`` row, not an exception.
         """
         import pandas as pd
 
@@ -209,7 +209,8 @@ def _each_input(images: ImageInput | Sequence[ImageInput]) -> Iterable[tuple[str
         images = [images]
     for index, item in enumerate(images):
         if isinstance(item, str | os.PathLike):
-            yield printable_path(os.fspath(item)), Path(item).expanduser()
+            for path in expand_inputs([os.fspath(item)]):  # a folder: its image files, recursively
+                yield printable_path(str(path)), path
         elif isinstance(item, np.ndarray):
             yield f"array[{index}]", item
         elif _is_pil_image(item):

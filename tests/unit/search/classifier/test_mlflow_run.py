@@ -35,5 +35,5 @@ def test_logging_validates_the_example_on_cpu_when_a_gpu_is_visible(
                                     local_dir=tmp_path / "model")
     finally:
         mlflow_logger.removeHandler(caplog.handler)
-    assert (logged.local_dir / "data" / "model.pt2").is_file()
+    assert (Path(logged.local_dir) / "data" / "model.pt2").is_file()
     assert not [r for r in caplog.records if "Failed to validate serving input example" in r.getMessage()]

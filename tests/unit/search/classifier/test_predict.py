@@ -104,6 +104,8 @@ def test_predict_takes_paths_pil_images_and_uint8_arrays_alike(tmp_path: Path) -
     assert list(frame.columns) == ["input", "status", "probability", "label", "reason"]
     assert list(frame["status"]) == ["ok", "ok", "ok", "missing"]
     assert frame["input"][0] == str(path) and frame["input"][2] == "array[2]"
+    folder = classifier.predict(tmp_path)  # a folder: each image file in it
+    assert list(folder["input"]) == [str(path)] and folder["probability"][0] == frame["probability"][0]
     expected = predict_proba(classifier.model, decode_image(path, IMAGE_SIZE)[None], classifier.config)[0]
     assert frame["probability"][:3].tolist() == pytest.approx([expected] * 3, abs=1e-7)
     # A batch array is one row per image; a single 2-D array is one image.

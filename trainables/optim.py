@@ -4,8 +4,13 @@ Schedules are multipliers of ``lr`` per optimiser step: a linear warm-up over ``
 - constant: 1;
 - cosine: half a cosine from 1 to 0 over the remaining steps;
 - step: ×0.1 at 50 % and again at 75 % of the remaining steps;
-- onecycle: a 30 % linear rise from 1/25 to 1, then a cosine to 1/25 000 (``torch.optim.OneCycleLR``'s
-  defaults), expressed as a multiplier so warm-up composes with it.
+- onecycle: a 30 % linear rise from 1/25 to 1, then a cosine to 1/25 000, expressed as a multiplier so
+  warm-up composes with it. It starts at 1/25 of the peak like ``torch.optim.lr_scheduler.OneCycleLR``'s
+  ``div_factor=25`` and ends at 1/25 000 of the peak, i.e. torch's ``final_div_factor=1000``, not its default
+  1e4 (which ends at 1/250 000). Two more differences from torch's (``anneal_strategy='cos'``): the rise is
+  linear, not a cosine; and over N steps (0 … N-1, after warm-up) the peak and the end fall at steps 0.3·N
+  and N, not torch's 0.3·N - 1 and N - 1, so the cosine part is torch's one step later and the end is the
+  lr left after the last optimiser step.
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ import torch
 from fracture_tune.data.dataset import DatasetArrays
 from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.trainables.checkpoint import load_checkpoint, save_checkpoint
+from fracture_tune.trainables.config import TrainConfig
 from fracture_tune.trainables.engine import TrainingDiverged, fit, predict_proba, select_indices
 from fracture_tune.trainables.metrics import binary_metrics
-from fracture_tune.trainables.optim import lr_multiplier
+from fracture_tune.trainables.optim import build_scheduler, lr_multiplier
 from fracture_tune.trainables.trainer import batch_bounds
 
 METRIC_KEYS = {
@@ -135,8 +136,44 @@ def test_batches_and_schedules() -> None:
     assert cosine == pytest.approx([1.0, 0.5, 0.0])
     steps = [lr_multiplier(s, total_steps=100, warmup_steps=0, schedule="step") for s in (10, 60, 90)]
     assert steps == pytest.approx([1.0, 0.1, 0.01])
-    onecycle = [lr_multiplier(s, total_steps=100, warmup_steps=0, schedule="onecycle") for s in (0, 30, 100)]
-    assert onecycle == pytest.approx([0.04, 1.0, 4e-5])
+
+
+def test_onecycle_follows_torch_onecycle_lr() -> None:
+    """The onecycle schedule, stepped alongside torch's OneCycleLR (div_factor=25, final_div_factor=1000).
+
+    The conventions differ (trainables/optim.py): over N steps (0 … N-1) ours peaks at step 0.3·N and ends at
+    step N, the lr left after the last step; torch's peaks at 0.3·N - 1 and ends at N - 1. So from the peak
+    on ours is torch's one step later. Torch's rise is a cosine where ours is linear: the rise agrees with it
+    at both ends only, and its linearity is checked on its own.
+    """
+    peak, steps_per_epoch, epochs = 0.2, 25, 4
+    total = steps_per_epoch * epochs
+    peak_step = 30  # 30 % of 100
+    ours_optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    ours_schedule = build_scheduler(ours_optimizer, TrainConfig.from_flat(
+        {"optimizer": "sgd", "lr": peak, "schedule": "onecycle", "epochs": epochs}), steps_per_epoch)
+    torch_optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    torch_schedule = torch.optim.lr_scheduler.OneCycleLR(
+        torch_optimizer, max_lr=peak, total_steps=total, pct_start=0.3, anneal_strategy="cos", div_factor=25,
+        final_div_factor=1000, cycle_momentum=False)
+    # [s]: the lr optimiser step s uses; ours[total] is the lr after the last step.
+    ours, torchs = [ours_optimizer.param_groups[0]["lr"]], [torch_optimizer.param_groups[0]["lr"]]
+    for step in range(total):
+        ours_optimizer.step()
+        ours_schedule.step()
+        ours.append(ours_optimizer.param_groups[0]["lr"])
+        if step < total - 1:  # torch refuses to step past its last step
+            torch_optimizer.step()
+            torch_schedule.step()
+            torchs.append(torch_optimizer.param_groups[0]["lr"])
+
+    assert ours[0] == pytest.approx(peak / 25, rel=1e-12) and torchs[0] == pytest.approx(peak / 25, rel=1e-12)
+    assert int(np.argmax(ours)) == peak_step and ours[peak_step] == pytest.approx(peak, rel=1e-12)
+    assert torchs[peak_step - 1] == pytest.approx(peak, rel=1e-12)
+    assert ours[peak_step:] == pytest.approx(torchs[peak_step - 1:], rel=1e-9, abs=0)
+    assert ours[-1] == pytest.approx(peak / 25_000, rel=1e-9) and torchs[-1] == pytest.approx(peak / 25_000)
+    rise = np.diff(ours[:peak_step + 1])
+    assert np.all(rise > 0) and rise == pytest.approx(np.full(peak_step, (peak - peak / 25) / peak_step))
 
 
 def test_training_options_run_and_stay_finite(arrays: DatasetArrays) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from fracture_tune.data.dataset import DatasetArrays
 from fracture_tune.data.errors import FractureTuneError
@@ -16,7 +19,7 @@ from fracture_tune.trainables.checkpoint import load_checkpoint, save_checkpoint
 from fracture_tune.trainables.config import TrainConfig
 from fracture_tune.trainables.engine import TrainingDiverged, fit, predict_proba, select_indices
 from fracture_tune.trainables.metrics import binary_metrics
-from fracture_tune.trainables.optim import build_scheduler, lr_multiplier
+from fracture_tune.trainables.optim import build_loss, build_scheduler, lr_multiplier
 from fracture_tune.trainables.trainer import batch_bounds
 
 METRIC_KEYS = {
@@ -176,14 +179,100 @@ def test_onecycle_follows_torch_onecycle_lr() -> None:
     assert np.all(rise > 0) and rise == pytest.approx(np.full(peak_step, (peak - peak / 25) / peak_step))
 
 
-def test_training_options_run_and_stay_finite(arrays: DatasetArrays) -> None:
-    config = {"model": "deep_cnn", "depth": 2, "width": 4, "epochs": 2, "batch_size": 16,
-              "optimizer": "sgd", "momentum": 0.9, "schedule": "onecycle", "label_smoothing": 0.1,
-              "class_weighting": "balanced", "grad_clip": 1.0, "aug_strength": 0.5, "input_size": 32,
-              "train_limit": 50, "channels_last": False}
-    history = fit(config, arrays, train_splits=("train", "val"), eval_split="test").history
-    assert all(math.isfinite(v) for row in history for v in row.values())
-    no_eval = fit({"model": "tiny_cnn", "epochs": 1}, arrays, eval_split=None).history
+@contextmanager
+def _optimizer_steps() -> Iterator[list[dict[str, float]]]:
+    """Records, just before every optimiser step, its lr, its momentum and the gradients' total norm."""
+    seen: list[dict[str, float]] = []
+
+    def record(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        group = optimizer.param_groups[0]
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        seen.append({"lr": float(group["lr"]), "momentum": float(group.get("momentum", math.nan)),
+                     "grad_norm": float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))})
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+SMALL = {"model": "tiny_cnn", "epochs": 1, "batch_size": 16, "lr": 0.05, "optimizer": "sgd", "num_threads": 1}
+
+
+def test_sgd_momentum_reaches_the_optimiser(arrays: DatasetArrays) -> None:
+    with _optimizer_steps() as steps:
+        result = fit({**SMALL, "momentum": 0.5}, arrays)  # not the key's default (0.9)
+    assert steps and {step["momentum"] for step in steps} == {0.5}
+    state = result.snapshot()["optimizer"]
+    assert state["param_groups"][0]["momentum"] == 0.5
+    assert all(entry.get("momentum_buffer") is not None for entry in state["state"].values())
+    without = fit({**SMALL, "momentum": 0.0}, arrays).history
+    assert without[0]["train_loss"] != pytest.approx(result.history[0]["train_loss"], rel=1e-6)
+
+
+def test_label_smoothing_and_class_weights_reach_the_loss(arrays: DatasetArrays,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from fracture_tune.trainables import trainer
+
+    built: list[torch.nn.CrossEntropyLoss] = []
+
+    def spy(*args: Any) -> torch.nn.CrossEntropyLoss:  # the loss the trainer builds and trains with
+        built.append(build_loss(*args))
+        return built[-1]
+
+    monkeypatch.setattr(trainer, "build_loss", spy)
+    config = {**SMALL, "label_smoothing": 0.2, "class_weighting": "balanced", "train_limit": 40}
+    shaped = fit(config, arrays).history
+    (loss,) = built
+    assert loss.label_smoothing == 0.2
+    # balanced: each class carries half the total weight, so the mean weight per image is 1
+    labels = arrays.labels[select_indices(arrays, ["train"], 40)]
+    counts = np.bincount(labels, minlength=2)
+    assert counts[0] != counts[1]  # weights of 1 would pass for a balanced slice
+    assert loss.weight is not None
+    assert (loss.weight.numpy() * counts).tolist() == pytest.approx([len(labels) / 2] * 2)
+    # ... and the loss the epoch reports is the one they define
+    plain = fit({**SMALL, "train_limit": 40}, arrays).history
+    smoothed_only = fit({**config, "class_weighting": "none"}, arrays).history
+    assert len({round(run[0]["train_loss"], 9) for run in (shaped, plain, smoothed_only)}) == 3
+
+
+def test_grad_clip_bounds_the_gradient_norm_of_every_step(arrays: DatasetArrays) -> None:
+    with _optimizer_steps() as unclipped:
+        fit(SMALL, arrays)
+    with _optimizer_steps() as clipped:
+        fit({**SMALL, "grad_clip": 0.05}, arrays)
+    assert max(step["grad_norm"] for step in unclipped) > 0.1  # the clip has work to do
+    assert len(clipped) == len(unclipped)
+    assert all(step["grad_norm"] <= 0.05 * (1 + 1e-5) for step in clipped)
+
+
+def test_schedule_and_warmup_set_the_lr_of_every_step(arrays: DatasetArrays) -> None:
+    # 96 images / batch 16 = 6 steps an epoch; 1 warm-up epoch, then "step" over the 4 remaining epochs
+    with _optimizer_steps() as steps:
+        history = fit({**SMALL, "epochs": 5, "lr": 0.01, "schedule": "step", "warmup_epochs": 1},
+                      arrays).history
+    lrs = [step["lr"] for step in steps]
+    assert len(lrs) == 30
+    assert lrs[:6] == pytest.approx([0.01 * (s + 1) / 6 for s in range(6)])  # linear warm-up
+    assert lrs[6:] == pytest.approx([0.01] * 12 + [0.001] * 6 + [0.0001] * 6)  # ×0.1 at 50 % and 75 %
+    assert [row["lr"] for row in history] == pytest.approx([0.01, 0.01, 0.001, 0.0001, 0.0001])  # after each
+    with _optimizer_steps() as constant:
+        fit({**SMALL, "epochs": 2, "lr": 0.01}, arrays)
+    assert {step["lr"] for step in constant} == {0.01}
+
+
+def test_train_and_eval_splits_are_the_ones_named(arrays: DatasetArrays) -> None:
+    config = {"model": "tiny_cnn", "epochs": 1, "batch_size": 16, "num_threads": 1}
+    with _optimizer_steps() as steps:
+        result = fit(config, arrays, train_splits=("train", "val"), eval_split="test")
+    assert len(steps) == (96 + 32) // 16
+    test_rows = select_indices(arrays, ["test"], 0)
+    probabilities = predict_proba(result.model, arrays.images[test_rows], config)
+    on_test = binary_metrics(arrays.labels[test_rows], probabilities)
+    assert result.history[0]["val_loss"] == pytest.approx(on_test["loss"], abs=1e-6)
+    no_eval = fit(config, arrays, eval_split=None).history
     assert "val_loss" not in no_eval[0] and "train_loss" in no_eval[0]
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -205,25 +207,69 @@ def test_predict_on_mixed_folder_and_sixteen_bit_png(workspace: dict[str, Any], 
     )
 
 
+class _HangUpServer:
+    """A TCP port that reads each HTTP request, counts it and hangs up without an answer.
+
+    To MLflow's client that is a tracking server it cannot reach, and every attempt it makes is counted.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._socket.settimeout(0.2)
+        self.port = int(self._socket.getsockname()[1])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(10)
+                try:
+                    head = connection.recv(65536)
+                except OSError:
+                    head = b""
+                if head:
+                    self.requests.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
 def test_unreachable_tracking_server_fails_fast_without_leaking_the_password(
     tmp_path: Path, observe: Observe
 ) -> None:
-    import time
-
-    from cli_runs import free_port
+    from fracture_tune.search.tracking import BOUNDED_HTTP_RETRIES
 
     config = write_search_config(tmp_path)
-    uri = f"http://alice:hunter2@127.0.0.1:{free_port()}"  # nothing listens there
-    started = time.monotonic()
-    done = fracture_tune(
-        "search", "--config", str(config), "--name", "u", "--tracking-uri", uri, cwd=tmp_path
-    )
-    elapsed = time.monotonic() - started
+    server = _HangUpServer()
+    uri = f"http://alice:hunter2@127.0.0.1:{server.port}"
+    try:
+        done = fracture_tune(
+            "search", "--config", str(config), "--name", "u", "--tracking-uri", uri, cwd=tmp_path,
+            timeout=600,  # a hang guard; the bound itself is the request count below
+        )
+    finally:
+        server.close()
     error = _assert_clean_failure(done, "cannot reach MLflow", "alice:***@127.0.0.1")
     assert "hunter2" not in done.stdout + done.stderr
-    assert elapsed < 90, f"{elapsed:.0f} s: MLflow's default retries were not bounded"
+    # "Fails fast" as a count, not a duration: the first MLflow call gives up after the bounded retries
+    # (MLflow's defaults would make 1 + 7 attempts, minutes apart); nothing else is tried afterwards.
+    retries = int(BOUNDED_HTTP_RETRIES["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
+    assert len(server.requests) == 1 + retries, server.requests
+    assert len(set(server.requests)) == 1, server.requests  # the same call, retried
     assert not (tmp_path / ".fracture-tune" / "runs" / "u").exists()
     observe(
         fault="search with an unreachable MLflow server (URI with a password)",
-        observed=f"exit 2 after {elapsed:.0f} s: `{error[:75]}...`; password never printed; no run folder",
+        observed=(
+            f"exit 2 after {len(server.requests)} HTTP attempts (1 + {retries} retries): `{error[:75]}...`; "
+            "password never printed; no run folder"
+        ),
     )

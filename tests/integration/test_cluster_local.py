@@ -27,30 +27,39 @@ pytestmark = [pytest.mark.cluster, pytest.mark.integration, pytest.mark.timeout(
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PROBE_JOB = """
-import json, pathlib, tempfile, time, ray
+import json, pathlib, shutil, tempfile, time, ray
 ray.init()
 
+def wait_until(predicate, timeout_s=60, interval_s=0.05):
+    # A poll, not a fixed sleep: a sleep can end before a loaded 2-core machine has started the other
+    # worker. On timeout the task returns anyway and the test's assertions name what did not happen.
+    deadline = time.time() + timeout_s
+    while not predicate() and time.time() < deadline:
+        time.sleep(interval_s)
+
 @ray.remote(num_cpus=1)
-def cpu_task(i):
-    time.sleep(1.0)
-    return ray.get_runtime_context().get_node_id()
+def cpu_task(i, probe, node_count):
+    # Each task holds its CPU until a task has run on every node: the tasks the busy node cannot take
+    # must go to the other one. Tasks Ray kept on one node wait out the deadline; the test sees one node.
+    node = ray.get_runtime_context().get_node_id()
+    pathlib.Path(probe, f"cpu-{node}").touch()
+    wait_until(lambda: len(list(pathlib.Path(probe).glob("cpu-*"))) >= node_count)
+    return node
 
 @ray.remote(num_cpus=0, num_gpus=0.5)
-def half_gpu_task(i, tag):
-    # Each task waits (up to 60 s) for the other to start: on a loaded machine a fixed sleep can end
-    # before the second worker process is up; tasks Ray serialised would still not overlap.
+def half_gpu_task(i, probe):
+    # Each task waits for the other to start, so they overlap if Ray runs them at once: when one stops
+    # waiting the other has recorded its start. Tasks Ray serialised wait out the deadline, no overlap.
     start = time.time()
-    pathlib.Path(f"{tag}-{i}").touch()
-    deadline = time.time() + 60
-    while not pathlib.Path(f"{tag}-{1 - i}").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
+    pathlib.Path(probe, f"gpu-{i}").touch()
+    wait_until(lambda: pathlib.Path(probe, f"gpu-{1 - i}").exists())
     return ray.get_runtime_context().get_node_id(), start, time.time(), ray.get_gpu_ids()
 
 nodes = {n["NodeID"]: n["Resources"].get("GPU", 0) for n in ray.nodes() if n["Alive"]}
-cpu_nodes = ray.get([cpu_task.remote(i) for i in range(6)])
-tag = f"{tempfile.gettempdir()}/ft-gpu-probe-{time.time_ns()}"
-gpu_runs = ray.get([half_gpu_task.remote(i, tag) for i in range(2)])
+probe = tempfile.mkdtemp(prefix="ft-probe-")  # one machine: every node's workers see it
+cpu_nodes = ray.get([cpu_task.remote(i, probe, len(nodes)) for i in range(6)])
+gpu_runs = ray.get([half_gpu_task.remote(i, probe) for i in range(2)])
+shutil.rmtree(probe)
 print("PROBE " + json.dumps({"nodes": nodes, "cpu_nodes": cpu_nodes, "gpu_runs": gpu_runs}))
 """
 
@@ -150,6 +159,7 @@ def test_failed_job_exits_1_and_no_wait_returns_an_id(
     (tmp_path / "fail.py").write_text("raise SystemExit('deliberate failure')\n")
     failed = _submit(cluster_dir, "python", "fail.py", working_dir=tmp_path)
     assert failed.returncode == 1 and "FAILED" in failed.stdout
+    # The job's sleep is its workload (a job still running when it is stopped), not a wait for anything.
     (tmp_path / "slow.py").write_text("import time; print('started', flush=True); time.sleep(300)\n")
     submitted = fracture_tune(
         "submit",

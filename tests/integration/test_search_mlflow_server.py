@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_runs import free_port, start_mlflow_server, stop_process_group
 from search_fixtures import search_command, write_search_config
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _post(url: str, payload: dict) -> dict:
@@ -33,42 +25,12 @@ def _post(url: str, payload: dict) -> dict:
 
 @pytest.fixture()
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    mlflow = Path(sys.executable).parent / "mlflow"
-    server = subprocess.Popen(
-        [
-            str(mlflow),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--default-artifact-root",
-            str(tmp_path / "server-artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "server.log").open("w"),
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    port = free_port()
+    server = start_mlflow_server(tmp_path, port)  # returns once /health answers (a poll, not a sleep)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "mlflow server did not start in 120 s"
-                time.sleep(1)
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_process_group(server)
 
 
 def test_search_logs_children_under_the_parent_on_a_server(tmp_path: Path, mlflow_server: str) -> None:

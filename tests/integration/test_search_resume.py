@@ -7,11 +7,11 @@ import os
 import pickle
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runs import wait_for
 from search_fixtures import child_runs, metric_steps, search_command, write_search_config
 
 pytestmark = pytest.mark.integration
@@ -75,14 +75,15 @@ def test_resume_after_sigkill_finishes_without_duplicates(tmp_path: Path) -> Non
         stderr=(tmp_path / "driver.log").open("w"),
         start_new_session=True,
     )
-    deadline = time.monotonic() + 300
+
+    def two_trials_done() -> bool:
+        """Two trials finished both in MLflow and in Tune's own snapshot, with the driver still running."""
+        log = (tmp_path / "driver.log").read_text()[-3000:]
+        assert driver.poll() is None, f"the search ended before it could be interrupted:\n{log}"
+        return len(set(_completed_trials(uri, run_dir)) & _terminated_in_tune_snapshot(run_dir)) >= 2
+
     try:
-        # Kill once two trials are finished both in MLflow and in Tune's own snapshot.
-        while len(set(_completed_trials(uri, run_dir)) & _terminated_in_tune_snapshot(run_dir)) < 2:
-            log = (tmp_path / "driver.log").read_text()[-3000:]
-            assert driver.poll() is None, f"the search ended before it could be interrupted:\n{log}"
-            assert time.monotonic() < deadline, "no two trials completed within 5 minutes"
-            time.sleep(0.5)
+        wait_for(two_trials_done, 300, "two trials to complete in MLflow and in Tune's snapshot")
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
         driver.wait(timeout=60)

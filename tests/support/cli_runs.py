@@ -48,6 +48,13 @@ def bytes_under(path: Path, pattern: str = "*") -> int:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    """Poll ``condition`` every ``interval`` s until it returns something truthy, and return that.
+
+    After ``timeout`` s it fails with an AssertionError naming ``what``. Tests wait with this rather than
+    a fixed sleep: a sleep long enough for a loaded 2-core machine is wasted time everywhere else, and one
+    short enough to be cheap can end before the thing it waits for. An assertion inside ``condition``
+    (e.g. "the process is still alive") fails the wait at once.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()

@@ -6,10 +6,10 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from cli_runs import wait_for
 
 from fracture_tune.cluster.auth import apply_local_cluster_auth, create_token_file, masked_token
 from fracture_tune.cluster.local import LocalClusterSpec, start_local_cluster, stop_local_cluster
@@ -61,6 +61,16 @@ def _session_with_children(tmp_path: Path) -> ProcessRecord:
     return start_session_leader("fake-node", ["bash", "-c", script], dict(os.environ), tmp_path / "fake.log")
 
 
+def _wait_for_children(leader: ProcessRecord) -> list[int]:
+    """The session's members once the leader's two children are up (bash forks them after it starts)."""
+
+    def all_up() -> list[int] | None:
+        members = session_members(leader)
+        return members if len(members) >= 3 else None
+
+    return list(wait_for(all_up, 10, "the fake node's two children to start", interval=0.05))
+
+
 def test_state_round_trips_and_is_written_atomically(tmp_path: Path) -> None:
     record = ProcessRecord(label="ray-head", pid=123, start_ticks=456, log_path="/x.log")
     state = _state(tmp_path, [record], mlflow=ProcessRecord("mlflow-server", 9, 8, "/m.log"))
@@ -91,10 +101,7 @@ def test_token_file_is_private_and_never_printed_whole(tmp_path: Path) -> None:
 def test_stop_session_stops_leader_and_children_and_nothing_else(tmp_path: Path) -> None:
     bystander = subprocess.Popen(["sleep", "60"])
     leader = _session_with_children(tmp_path)
-    deadline = time.monotonic() + 5
-    while len(session_members(leader)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    members = session_members(leader)
+    members = _wait_for_children(leader)
     assert leader.pid in members and len(members) == 3
     stopped = stop_session(leader, grace_s=5)
     assert set(stopped) == set(members)
@@ -132,8 +139,7 @@ def test_down_with_stale_state_is_a_noop_with_a_message(
 def test_down_stops_recorded_sessions(tmp_path: Path) -> None:
     head = _session_with_children(tmp_path)
     save_state(_state(tmp_path, [head]), tmp_path)
-    time.sleep(0.3)
-    members = session_members(head)
+    members = _wait_for_children(head)
     report = stop_local_cluster(tmp_path)
     assert report.stopped["fake-node"] and not any(_alive(pid) for pid in members)
     assert not state_path(tmp_path).exists()

@@ -148,7 +148,7 @@ def compare(name: str, args: argparse.Namespace, settings: SeedProtocolSettings,
                              retrain_and_test(seed_best.params, dataset, settings, args.retrain_epochs,
                                               args.retrain_seeds)),
         "search": side_summary(search.wall_seconds, search_best.config, search_best.epochs,
-                               search_counts(search.trials, settings.epochs), search_curve,
+                               search.stop_counts(), search_curve,
                                retrain_and_test(search_best.config, dataset, settings, args.retrain_epochs,
                                                 args.retrain_seeds)),
         "search_seconds_to_seed_best": reach,
@@ -166,11 +166,6 @@ def side_summary(wall: float, config: dict[str, Any], epochs: list[dict[str, flo
             "best_val_accuracy": max(row["val_accuracy"] for row in epochs),
             "val_accuracy_at_best_auroc": best_row["val_accuracy"], "trials": counts,
             "anytime_curve": curve, **test}
-
-
-def search_counts(trials: list[Any], max_epochs: int) -> dict[str, int]:
-    completed = sum(1 for trial in trials if len(trial.epochs) >= max_epochs)
-    return {"COMPLETE": completed, "STOPPED_BY_ASHA": len(trials) - completed}
 
 
 def plot_curves(result: dict[str, Any], path: Path) -> None:

@@ -41,6 +41,15 @@ class SearchRun:
     trials: list[SearchTrial]
     output_tail: str
 
+    def stop_counts(self) -> dict[str, int]:
+        """Trials by why they ended, as the search recorded it (``results.csv``'s status column)."""
+        import pandas as pd
+
+        results = self.run_dir / "results.csv"
+        if not results.exists():
+            return {}
+        return {str(k): int(v) for k, v in pd.read_csv(results)["status"].value_counts().sort_index().items()}
+
     def best_trial(self, metric: str) -> SearchTrial:
         scored = [trial for trial in self.trials if trial.epochs]
         return max(scored, key=lambda trial: (trial.best(metric), -scored.index(trial)))

@@ -8,21 +8,32 @@ time and an ETA extrapolated from the trials finished against the trial budget.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
-import traceback
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
 from fracture_tune.search.environment import progress_output
+from fracture_tune.search.records import MLFLOW_BACKLOG_FILE
 from fracture_tune.search.results import trial_index
-from fracture_tune.search.tracking import TrialRunLogger, is_transient
+from fracture_tune.search.stop_recording import last_epoch, trial_error_text
+from fracture_tune.search.stops import (
+    ERROR,
+    FINISHED,
+    INTERRUPTED,
+    RUNNING,
+    STOPPED_BY_ASHA,
+    TIME_BUDGET,
+    StopLedger,
+    TrialStop,
+)
+from fracture_tune.search.tracking import TrialRunLogger, error_summary, is_transient
 
 logger = logging.getLogger(__name__)
-
-
 
 # While the tracking server is unreachable, queued updates are retried at most this often, so an outage
 # costs the search one bounded failed call (see ``bound_http_retries``) per interval, not one per result.
@@ -33,24 +44,40 @@ class MlflowTrialCallback(Callback):
     """Tune → ``TrialRunLogger``. Logging failures are reported, never allowed to kill the search.
 
     Updates go through a queue, in order: when the server is unreachable they stay queued and are replayed
-    once it answers again (``TrialRunLogger`` skips epochs already logged, so replays never duplicate).
-    Whatever is still queued when the search ends is reported, with the ``sync-mlflow`` command that
-    backfills it from Tune's results on disk.
+    once it answers again (``TrialRunLogger`` skips epochs already logged, so replays never duplicate). An
+    update refused for a reason that will not go away (a 4xx, a bug) is dropped and counted. At the end of the
+    search, what is still queued or was dropped is reported — in the log and in ``mlflow_backlog.json`` in
+    the run folder, which the search's summary reads — with the ``sync-mlflow`` command that backfills it
+    from Tune's results on disk. Why each trial ended comes from the ``StopLedger``.
     """
 
-    def __init__(self, trial_logger: TrialRunLogger, retry_interval_s: float = RETRY_INTERVAL_S) -> None:
+    def __init__(
+        self, trial_logger: TrialRunLogger, ledger: StopLedger, retry_interval_s: float = RETRY_INTERVAL_S
+    ) -> None:
         self.trial_logger = trial_logger
+        self.ledger = ledger
         self.retry_interval_s = retry_interval_s
         self.pending: list[tuple[str, Any, tuple[Any, ...], dict[str, Any]]] = []
+        self.dropped: list[str] = []  # "<action>: <error>" of each update MLflow refused for good
         self.next_attempt = 0.0
         self.failed_attempts = 0
+        self.seen: set[str] = set()  # trials that ran under this driver
+        self.ended: set[str] = set()  # ...and whose run this callback has ended
 
     # Tune pickles callbacks with the Tuner: never carry queued updates into a resumed search.
     def __getstate__(self) -> dict[str, Any]:
-        return {"trial_logger": self.trial_logger, "retry_interval_s": self.retry_interval_s}
+        return {
+            "trial_logger": self.trial_logger,
+            "ledger": self.ledger,
+            "retry_interval_s": self.retry_interval_s,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["trial_logger"], state["retry_interval_s"])  # type: ignore[misc]
+        self.__init__(state["trial_logger"], state["ledger"], state["retry_interval_s"])  # type: ignore[misc]
+
+    @property
+    def backlog_file(self) -> Path:
+        return self.ledger.path.parent / MLFLOW_BACKLOG_FILE
 
     def _safely(self, action: str, function: Any, *args: Any, **kwargs: Any) -> None:
         self.pending.append((action, function, args, kwargs))
@@ -66,15 +93,20 @@ class MlflowTrialCallback(Callback):
             try:
                 function(*args, **kwargs)
             except Exception as error:  # noqa: BLE001 - tracking must not take the search down
+                reason = error_summary(error)
                 if is_transient(error):
                     self.failed_attempts += 1
                     self.next_attempt = time.monotonic() + self.retry_interval_s
                     logger.warning(
                         "MLflow %s failed (%s); %d update(s) queued, retrying in %.0f s",
-                        action, str(error).splitlines()[0][:200], len(self.pending), self.retry_interval_s,
+                        action, reason, len(self.pending), self.retry_interval_s,
                     )  # fmt: skip
                     return
-                logger.warning("MLflow %s failed:\n%s", action, traceback.format_exc())
+                self.dropped.append(f"{action}: {reason}")
+                logger.warning(
+                    "MLflow %s refused (%s); update dropped (%d so far), backfill with `fracture-tune search "
+                    "sync-mlflow %s`", action, reason, len(self.dropped), self.trial_logger.search_name,
+                )  # fmt: skip
             self.pending.pop(0)
         if was_failing:
             logger.warning("MLflow reachable again: queued updates logged (%d failed attempts)",
@@ -82,16 +114,43 @@ class MlflowTrialCallback(Callback):
             self.failed_attempts = 0
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # Tune stops trials for the time budget or an interruption without on_trial_complete: end their runs
+        # here (the StopReasonCallback, listed first, has recorded why).
+        for trial in trials:
+            ran_here = trial.trial_id in self.seen and trial.trial_id not in self.ended
+            if not ran_here or trial.status != "TERMINATED":
+                continue
+            stop = self.ledger.get(trial.trial_id)
+            if stop is not None:
+                self._end(trial, stop)
         self.drain(force=True)
-        if self.pending:
-            name = self.trial_logger.search_name
-            logger.warning(
-                "MLflow is missing %d update(s) of this search (server unreachable); Tune's results on "
-                "disk are complete: backfill with `fracture-tune search sync-mlflow %s`",
-                len(self.pending), name,
-            )  # fmt: skip
+        self._report_backlog()
+
+    def _report_backlog(self) -> None:
+        name = self.trial_logger.search_name
+        missing = len(self.pending) + len(self.dropped)
+        if not missing:
+            self.backlog_file.unlink(missing_ok=True)
+            return
+        record = {
+            "queued_unsent": len(self.pending),
+            "dropped": len(self.dropped),
+            "dropped_reasons": self.dropped[:50],
+            "recover_with": f"fracture-tune search sync-mlflow {name}",
+        }
+        try:
+            self.backlog_file.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        except OSError as error:
+            logger.warning("cannot write %s: %s", self.backlog_file, error)
+        logger.warning(
+            "MLflow is missing %d update(s) of this search (%d still queued: server unreachable; %d "
+            "dropped: refused); Tune's results on disk are complete: backfill with `fracture-tune search "
+            "sync-mlflow %s`",
+            missing, len(self.pending), len(self.dropped), name,
+        )  # fmt: skip
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.seen.add(trial.trial_id)
         self._safely(
             "create run",
             self.trial_logger.run_for,
@@ -101,38 +160,26 @@ class MlflowTrialCallback(Callback):
         )
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self.seen.add(trial.trial_id)
         self._safely("log metrics", self.trial_logger.log_result, trial.trial_id, dict(trial.config), result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        epochs = int((trial.last_result or {}).get("epoch", 0))
-        self._safely("finish run", self.trial_logger.finish, trial.trial_id, dict(trial.config), epochs)
+        stop = self.ledger.get(trial.trial_id) or TrialStop(FINISHED, last_epoch(trial))
+        self._end(trial, stop)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        epochs = int((trial.last_result or {}).get("epoch", 0))
         message, detail = trial_error_text(trial)
+        stop = self.ledger.get(trial.trial_id)
+        if stop is None or stop.reason != ERROR:
+            stop = TrialStop(ERROR, last_epoch(trial), message)
+        self._end(trial, stop, detail)
+
+    def _end(self, trial: Any, stop: TrialStop, error_detail: str = "") -> None:
+        self.seen.add(trial.trial_id)
+        self.ended.add(trial.trial_id)
         self._safely(
-            "finish failed run",
-            self.trial_logger.finish,
-            trial.trial_id,
-            dict(trial.config),
-            epochs,
-            error=message,
-            error_detail=detail,
+            "finish run", self.trial_logger.finish, trial.trial_id, dict(trial.config), stop, error_detail
         )
-
-
-def trial_error_text(trial: Any) -> tuple[str, str]:
-    """(last line of the error, full traceback) from the trial's error file."""
-    detail = ""
-    try:
-        path = trial.error_file
-        if path:
-            with open(path, encoding="utf-8", errors="replace") as stream:
-                detail = stream.read()
-    except OSError:
-        pass
-    lines = [line for line in detail.strip().splitlines() if line.strip()]
-    return (lines[-1] if lines else "trial failed"), detail
 
 
 def format_duration(seconds: float) -> str:
@@ -144,30 +191,48 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+# How the progress line names each way a trial ended (``stops``); zero counts after "errored" are left out.
+PROGRESS_WORDS = (
+    (FINISHED, "finished"),
+    (STOPPED_BY_ASHA, "stopped by ASHA"),
+    (ERROR, "errored"),
+    (TIME_BUDGET, "cut off by the time budget"),
+    (INTERRUPTED, "interrupted"),
+)
+
+
 def progress_line(
     counts: dict[str, int], planned: int, best: tuple[float, str] | None, metric: str, elapsed_s: float
 ) -> str:
-    """One line: ``[2m10s] 3/10 done (2 finished, 1 stopped by ASHA, 0 errored), 2 running | best ...``."""
-    done = counts.get("finished", 0) + counts.get("stopped", 0) + counts.get("errored", 0)
+    """One line: ``[2m10s] 3/10 done (2 finished, 1 stopped by ASHA, 0 errored), 2 running | best ...``.
+
+    ``counts`` is keyed by stop reason (``stops``) plus ``running``; budget cut-offs and interruptions are
+    named only when there are some.
+    """
+    done = sum(count for key, count in counts.items() if key != RUNNING)
     eta = elapsed_s / done * (planned - done) if done else math.nan
     best_text = f"best {metric}={best[0]:.4f} ({best[1]})" if best else f"best {metric}=n/a"
+    parts = [
+        f"{counts.get(key, 0)} {words}"
+        for key, words in PROGRESS_WORDS
+        if key in (FINISHED, STOPPED_BY_ASHA, ERROR) or counts.get(key, 0)
+    ]
     return (
-        f"[{format_duration(elapsed_s)}] {done}/{planned} done ({counts.get('finished', 0)} finished, "
-        f"{counts.get('stopped', 0)} stopped by ASHA, {counts.get('errored', 0)} errored), "
-        f"{counts.get('running', 0)} running | {best_text} | ETA {format_duration(eta)}"
+        f"[{format_duration(elapsed_s)}] {done}/{planned} done ({', '.join(parts)}), "
+        f"{counts.get(RUNNING, 0)} running | {best_text} | ETA {format_duration(eta)}"
     )
 
 
 class ProgressCallback(Callback):
     def __init__(
-        self, search_name: str, metric: str, mode: str, planned_trials: int, planned_epochs: int,
+        self, search_name: str, metric: str, mode: str, planned_trials: int, ledger: StopLedger,
         interval_s: float = 15.0,
     ) -> None:  # fmt: skip
         self.search_name = search_name
         self.metric = metric
         self.mode = mode
         self.planned_trials = planned_trials
-        self.planned_epochs = planned_epochs
+        self.ledger = ledger
         self.interval_s = interval_s
         self.started = time.monotonic()
         self.last_emit = 0.0
@@ -180,15 +245,17 @@ class ProgressCallback(Callback):
         self.best = None
 
     def _counts(self, trials: list[Any]) -> dict[str, int]:
-        counts = {"finished": 0, "stopped": 0, "errored": 0, "running": 0}
+        """Trials by why they ended (from the ledger), plus those running."""
+        stops = self.ledger.all()
+        counts = {key: 0 for key, _ in PROGRESS_WORDS} | {RUNNING: 0}
         for trial in trials:
             if trial.status == "RUNNING":
-                counts["running"] += 1
-            elif trial.status == "ERROR":
-                counts["errored"] += 1
-            elif trial.status == "TERMINATED":
-                epochs = int((trial.last_result or {}).get("epoch", 0))
-                counts["finished" if epochs >= self.planned_epochs else "stopped"] += 1
+                counts[RUNNING] += 1
+            elif trial.status in ("TERMINATED", "ERROR"):
+                stop = stops.get(trial.trial_id)
+                reason = stop.reason if stop is not None else (ERROR if trial.status == "ERROR" else None)
+                if reason is not None:  # a trial being stopped right now is counted once it is recorded
+                    counts[reason] += 1
         return counts
 
     def _update_best(self, trial: Any, result: dict[str, Any]) -> None:
@@ -226,3 +293,6 @@ class ProgressCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._emit(trials)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._emit(trials)  # after the StopReasonCallback has named budget cut-offs and interruptions

@@ -21,6 +21,8 @@ BEST_TRIAL_FILE = "best_trial.json"
 RESOLVED_CONFIG_FILE = "resolved_config.yaml"
 RESULTS_PARQUET_FILE = "results.parquet"
 RESULTS_CSV_FILE = "results.csv"
+# Written when a search ended with updates MLflow does not have; `sync-mlflow` removes it.
+MLFLOW_BACKLOG_FILE = "mlflow_backlog.json"
 
 
 @dataclass
@@ -189,3 +191,25 @@ def code_version(repo_dir: Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return installed
     return f"{commit}+dirty" if dirty else commit
+
+
+def mlflow_updates_missing(run_dir: Path) -> int:
+    """How many of the search's updates MLflow is missing (queued when it ended, or refused); 0 if none."""
+    try:
+        backlog = json.loads((Path(run_dir) / MLFLOW_BACKLOG_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return 0
+    return int(backlog.get("queued_unsent", 0)) + int(backlog.get("dropped", 0))
+
+
+def add_to_mlflow_backlog(run_dir: Path, search_name: str, reason: str) -> None:
+    """Count one more update MLflow did not get (e.g. the parent run's summary at the end of the search)."""
+    path = Path(run_dir) / MLFLOW_BACKLOG_FILE
+    try:
+        backlog = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        backlog = {"queued_unsent": 0, "dropped": 0, "dropped_reasons": []}
+    backlog["dropped"] = int(backlog.get("dropped", 0)) + 1
+    backlog["dropped_reasons"] = [*backlog.get("dropped_reasons", []), reason][:50]
+    backlog["recover_with"] = f"fracture-tune search sync-mlflow {search_name}"
+    path.write_text(json.dumps(backlog, indent=1), encoding="utf-8")

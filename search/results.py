@@ -3,10 +3,12 @@
 Rows come from Tune's ``ResultGrid`` (``trial_rows``); everything after that is pure functions over plain
 rows, unit-tested without Ray.
 
-A row is a dict: ``trial_id``, ``trial_index``, ``status`` (finished | stopped | error | running |
-pending), ``epochs``, ``metric_history`` (metric per epoch, epoch 1 first), ``last_metric``,
-``best_metric``, ``best_epoch``, ``node_id``, ``mlflow_run_id``, ``best_checkpoint``, ``error`` and
-``config`` (the trial's flat config). ``to_frame`` flattens ``config`` into ``config/<key>`` columns.
+A row is a dict: ``trial_id``, ``trial_index``, ``status`` (why the trial ended, as recorded when it
+happened — finished | stopped_by_asha | time_budget | interrupted | error — or ``running`` when nothing was
+recorded: still running, or its driver was killed; see ``stops``), ``stop_detail``, ``epochs``,
+``metric_history`` (metric per epoch, epoch 1 first), ``last_metric``, ``best_metric``, ``best_epoch``,
+``node_id``, ``mlflow_run_id``, ``best_checkpoint``, ``error`` and ``config`` (the trial's flat config).
+``to_frame`` flattens ``config`` into ``config/<key>`` columns.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fracture_tune.search.records import RESULTS_CSV_FILE, RESULTS_PARQUET_FILE, BestTrial, write_best_trial
+from fracture_tune.search.stops import ERROR, RUNNING, StopLedger, TrialStop, describe
 
 if TYPE_CHECKING:
     from fracture_tune.search.config import ExperimentConfig
@@ -33,8 +36,10 @@ def trial_index(experiment_tag: str) -> int:
     return int(head) if head.isdigit() else 0
 
 
-def trial_rows(result_grid: Any, config: ExperimentConfig) -> list[Row]:
-    """One row per trial from a ``ResultGrid`` (histories from each trial's progress on disk)."""
+def trial_rows(result_grid: Any, config: ExperimentConfig, run_dir: Path) -> list[Row]:
+    """One row per trial from a ``ResultGrid`` (histories from each trial's progress on disk, stop reasons
+    from the search's ``StopLedger``)."""
+    stops = StopLedger(run_dir).all()
     rows = []
     for result in result_grid:
         frame = result.metrics_dataframe
@@ -50,13 +55,19 @@ def trial_rows(result_grid: Any, config: ExperimentConfig) -> list[Row]:
         trial_id = str(
             (result.metrics or {}).get("trial_id") or Path(result.path).name.removeprefix("trial_")
         )
-        status = (
-            "error" if result.error else ("finished" if len(history) >= config.planned_epochs else "stopped")
-        )
+        stop = stops.get(trial_id)
+        if result.error and (stop is None or stop.reason != ERROR):
+            stop = TrialStop(ERROR, len(history), str(result.error).strip().splitlines()[-1][:500])
+        status = stop.reason if stop is not None else RUNNING
+        detail = ""
+        if stop is not None:
+            planned = config.planned_epochs
+            detail = stop.detail if stop.reason == ERROR else describe(stop.reason, stop.epoch, planned)
         row: Row = {
             "trial_id": trial_id,
             "trial_index": trial_index(str((result.metrics or {}).get("experiment_tag", ""))),
             "status": status,
+            "stop_detail": detail,
             "metric_history": history,
             "config": dict(result.config or {}),
             "node_id": node,
@@ -186,12 +197,12 @@ def format_summary(frame: Any, metric: str, mode: str, top: int = 5) -> str:
     config_columns = [column for column in frame.columns if column.startswith("config/")]
     varied = [c for c in config_columns if frame[c].astype(str).nunique(dropna=False) > 1]
     lines.append(f"top {min(top, len(ranked))} by {metric} ({mode}):")
-    lines.append(f"  {'trial':<14} {'status':<9} {'best':>8} {'@ep':>4} {'epochs':>6}  config")
+    lines.append(f"  {'trial':<14} {'status':<15} {'best':>8} {'@ep':>4} {'epochs':>6}  config")
     for _, row in ranked.head(top).iterrows():
         # A conditional parameter the trial's model does not take is missing (NaN) in its row: not shown.
         config = " ".join(f"{c.removeprefix('config/')}={_short(row[c])}" for c in varied if _present(row[c]))
         lines.append(
-            f"  {row['trial_id']:<14} {row['status']:<9} {row['best_metric']:>8.4f} "
+            f"  {row['trial_id']:<14} {row['status']:<15} {row['best_metric']:>8.4f} "
             f"{int(row['best_epoch']):>4} {int(row['epochs']):>6}  {config}"
         )
     return "\n".join(lines)

@@ -26,23 +26,28 @@ from fracture_tune.search.environment import call_environment, set_progress_outp
 from fracture_tune.search.preflight import check_before_ray, check_cluster_resources
 from fracture_tune.search.records import (
     DEFAULT_RUNS_ROOT,
+    MLFLOW_BACKLOG_FILE,
     RESOLVED_CONFIG_FILE,
     RESULTS_PARQUET_FILE,
     BestTrial,
     SearchRecord,
+    add_to_mlflow_backlog,
     code_version,
     library_versions,
+    mlflow_updates_missing,
     read_best_trial,
     read_search_record,
     write_search_record,
 )
 from fracture_tune.search.results import choose_best, format_summary, read_results, trial_rows, write_results
 from fracture_tune.search.space import space_summary
+from fracture_tune.search.stops import ERROR, INTERRUPTED, StopLedger, TrialStop
 from fracture_tune.search.tracking import (
     BOUNDED_HTTP_RETRIES,
     ParentRun,
     TrackingUnreachable,
     attach_mlflow_ids,
+    error_summary,
     redact_secrets,
     resolve_tracking_uri,
 )
@@ -94,10 +99,17 @@ class SearchResult:
     tracking_uri: str  # redacted
     experiment_id: str
     parent_run_id: str
+    mlflow_updates_missing: int = 0  # updates MLflow does not have (server down at the end, or refused)
 
     def summary(self, top: int = 5) -> str:
         """Status counts and the top trials, as ``fracture-tune search show`` prints them."""
-        return format_summary(self.results, self.metric, self.mode, top)
+        text = format_summary(self.results, self.metric, self.mode, top)
+        if self.mlflow_updates_missing:
+            text += (
+                f"\nMLflow is missing {self.mlflow_updates_missing} update(s) of this search; the results on "
+                f"disk are complete: fracture-tune search sync-mlflow {self.name}"
+            )
+        return text
 
 
 class SearchFailed(FractureTuneError):
@@ -413,15 +425,18 @@ def _resume(options: SearchOptions) -> SearchResult:
 
 
 def search_callbacks(config: ExperimentConfig, options: SearchOptions, parent: ParentRun) -> list[Any]:
-    """The Tune callbacks of a search: the MLflow mirror and the progress line."""
+    """The Tune callbacks of a search: why trials end (first: the others read it), MLflow, progress."""
     from fracture_tune.search.callbacks import MlflowTrialCallback, ProgressCallback
+    from fracture_tune.search.stop_recording import StopReasonCallback
     from fracture_tune.search.tracking import TrialRunLogger
 
+    ledger = StopLedger(options.run_dir)
     trial_logger = TrialRunLogger(parent, options.name, config.metric, config.planned_epochs)
     progress = ProgressCallback(
-        options.name, config.metric, config.metric_mode, config.budget.num_trials, config.planned_epochs
+        options.name, config.metric, config.metric_mode, config.budget.num_trials, ledger
     )
-    return [MlflowTrialCallback(trial_logger), progress]
+    stops = StopReasonCallback(ledger, config.planned_epochs)
+    return [stops, MlflowTrialCallback(trial_logger, ledger), progress]
 
 
 def _fit_and_finish(
@@ -459,7 +474,7 @@ def finish_search(
     result_grid: Any, config: ExperimentConfig, run_dir: Path, parent: ParentRun
 ) -> tuple[pd.DataFrame, BestTrial | None]:
     """The results table, ``best_trial.json`` and the parent run's summary (MLflow best effort)."""
-    rows = trial_rows(result_grid, config)
+    rows = trial_rows(result_grid, config, run_dir)
     # MLflow may be unreachable now: the results table and best_trial.json are written regardless.
     _mlflow_best_effort(run_dir, attach_mlflow_ids, rows, parent)
     frame = write_results(run_dir, rows)
@@ -485,10 +500,12 @@ def _mlflow_best_effort(run_dir: Path, function: Any, *args: Any) -> None:
     try:
         function(*args)
     except Exception as error:  # noqa: BLE001 - results on disk matter more than their MLflow copy
+        reason = error_summary(error)
+        add_to_mlflow_backlog(run_dir, run_dir.name, f"{getattr(function, '__name__', 'update')}: {reason}")
         logger.warning(
             "MLflow unreachable at the end of the search (%s); results on disk are complete: "
             "backfill with `fracture-tune search sync-mlflow %s`",
-            redact_secrets(str(error).splitlines()[0][:200]),
+            reason,
             run_dir.name,
         )
 
@@ -531,6 +548,7 @@ def _result(record: SearchRecord, results: pd.DataFrame, best: BestTrial | None)
         tracking_uri=record.tracking_uri,
         experiment_id=record.experiment_id,
         parent_run_id=record.parent_run_id,
+        mlflow_updates_missing=mlflow_updates_missing(Path(record.run_dir)),
     )
 
 
@@ -554,22 +572,27 @@ def _sync(options: SearchOptions) -> int:
     parent = ParentRun.start(uri, record.experiment_id, options.name, record.parent_run_id)
     trial_logger = TrialRunLogger(parent, options.name, config.metric, config.planned_epochs)
     analysis = ExperimentAnalysis(str(options.run_dir))
+    stops = StopLedger(options.run_dir).all()
     synced = 0
     for trial in analysis.trials:
         frame = analysis.trial_dataframes.get(trial.trial_id)
+        if trial.status != "ERROR" and (frame is None or not len(frame)):
+            continue  # never started (e.g. the time budget ran out first): no run to write
         config_values = dict(trial.config)
         for _, row in frame.iterrows() if frame is not None else []:
             trial_logger.log_result(trial.trial_id, config_values, row.to_dict())
         epochs = (
             int(frame["epoch"].max()) if frame is not None and "epoch" in frame.columns and len(frame) else 0
         )
-        if trial.status == "ERROR":
-            trial_logger.finish(
-                trial.trial_id, config_values, epochs, error="trial failed (synced from disk)"
-            )
-        elif trial.status == "TERMINATED":
-            trial_logger.finish(trial.trial_id, config_values, epochs)
+        stop = stops.get(trial.trial_id)
+        if trial.status == "ERROR" and (stop is None or stop.reason != ERROR):
+            stop = TrialStop(ERROR, epochs, "trial failed (synced from disk; see its trial folder)")
+        elif trial.status == "TERMINATED" and stop is None:
+            stop = TrialStop(INTERRUPTED, epochs)  # ended with no record: its driver was stopped first
+        if stop is not None:
+            trial_logger.finish(trial.trial_id, config_values, stop)
         synced += 1
+    (options.run_dir / MLFLOW_BACKLOG_FILE).unlink(missing_ok=True)
     # Reopening the parent set it RUNNING; put back what the search itself ended with.
     ended = {"finished": "FINISHED", "failed": "FAILED"}.get(record.status, "KILLED")
     parent.finish(ended, {}, {})

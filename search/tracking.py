@@ -16,12 +16,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from fracture_tune.search.stops import ERROR, MLFLOW_STATUS, TrialStop, describe
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///./mlflow.db"
 TRIAL_ID_TAG = "fracture_tune.trial_id"
 SEARCH_NAME_TAG = "fracture_tune.search"
 PARENT_TAG = "mlflow.parentRunId"
+STOP_REASON_TAG = "stop_reason"  # finished | stopped_by_asha | time_budget | interrupted | error
 REDACTED = "***"
 
 _URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^/:@\s]+):(?P<secret>[^\s/]+)@")
@@ -205,11 +208,6 @@ def run_name_for(config: dict[str, Any], index: int) -> str:
     return " ".join(parts)
 
 
-def stop_reason(epochs_run: int, planned_epochs: int) -> str:
-    """FINISHED when a trial ran its planned epochs, else KILLED (ASHA stopped it)."""
-    return "FINISHED" if epochs_run >= planned_epochs else "KILLED"
-
-
 class TrialRunLogger:
     """Child runs keyed by trial id; all MLflow calls under the parent run's lock."""
 
@@ -307,29 +305,33 @@ class TrialRunLogger:
                 self.client.set_tag(run_id, "node_ip", str(result.get("node_ip", "")))
         self.logged_steps[trial_id] = epoch
 
-    def finish(
-        self,
-        trial_id: str,
-        config: dict[str, Any],
-        epochs_run: int,
-        error: str | None = None,
-        error_detail: str = "",
-    ) -> str:
+    def finish(self, trial_id: str, config: dict[str, Any], stop: TrialStop, error_detail: str = "") -> str:
+        """End the trial's run with the status and tags of why it ended (``stops``); returns the status."""
+        from mlflow.entities import RunTag
+
         run_id = self.run_for(trial_id, config)
+        status = MLFLOW_STATUS[stop.reason]
+        planned = self.planned_epochs
+        detail = stop.detail if stop.reason == ERROR else describe(stop.reason, stop.epoch, planned)
+        tags = [
+            RunTag("epochs_completed", str(stop.epoch)),
+            RunTag(STOP_REASON_TAG, stop.reason),
+            RunTag("stop_detail", detail[:4000]),
+        ]
+        if stop.reason == ERROR:
+            tags.append(RunTag("error", stop.detail[:4000]))
         with self.parent.lock:
-            self.client.set_tag(run_id, "epochs_completed", str(epochs_run))
-            if error is not None:
-                self.client.set_tag(run_id, "error", error[:4000])
-                if error_detail:
-                    self.client.log_text(run_id, error_detail, "error.txt")
-                self.client.set_terminated(run_id, status="FAILED")
-                return "FAILED"
-            status = stop_reason(epochs_run, self.planned_epochs)
-            if status == "KILLED":
-                self.client.set_tag(run_id, "stopped_by", "asha")
-                self.client.set_tag(run_id, "stopped_at_epoch", str(epochs_run))
+            self.client.log_batch(run_id, tags=tags)
+            if error_detail:
+                self.client.log_text(run_id, error_detail, "error.txt")
             self.client.set_terminated(run_id, status=status)
         return status
+
+
+def error_summary(error: BaseException) -> str:
+    """The error's first line (at most 200 characters), with any secret in a URI redacted."""
+    text = str(error)
+    return redact_secrets(text.splitlines()[0][:200] if text.strip() else type(error).__name__)
 
 
 def is_transient(error: BaseException) -> bool:

@@ -1,5 +1,7 @@
 """Assemble and run the Ray Tune search: OptunaSearch (seeded TPE) + ASHA + resources + budgets.
 
+ASHA and the time budget are Ray's own, subclassed only to write down why each trial ends (``stops``).
+
 ``build_tuner`` is the one place the Tune objects are put together; ``fracture_tune.search.run`` drives a
 whole search (data, MLflow, the Tuner, results) and its resume.
 """
@@ -14,6 +16,7 @@ from typing import Any
 from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig
 from fracture_tune.search.space import DefineByRunSpace
+from fracture_tune.search.stops import StopLedger
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +89,14 @@ def tune_result_loggers() -> list[Any]:
 def build_run_config(config: ExperimentConfig, name: str, storage_root: Path, callbacks: list[Any]) -> Any:
     from ray import tune
 
+    from fracture_tune.search.stop_recording import BudgetStopper
+
     # Ray forces an experiment snapshot whenever a trial has written num_to_keep checkpoints since the
     # last one; with second-long epochs that is a snapshot storm. A trial never writes more than max_t
     # checkpoints, so num_to_keep >= max_t keeps everything anyway: pass None (same files, no storm).
     keep = config.checkpoint.num_to_keep
     num_to_keep = None if keep >= config.scheduler.max_t else keep
+    budget = config.budget.time_budget_s
     return tune.RunConfig(
         name=name,
         storage_path=str(storage_root),
@@ -102,6 +108,9 @@ def build_run_config(config: ExperimentConfig, name: str, storage_root: Path, ca
             checkpoint_score_order=config.metric_mode,
         ),
         failure_config=tune.FailureConfig(max_failures=config.max_failures),
+        # budget.time_budget_s as Tune's own TimeoutStopper, noting when it ran out (trials it cuts off are
+        # told apart from ASHA's stops; see stops.py).
+        stop=BudgetStopper(budget, StopLedger(storage_root / name)) if budget else None,
     )
 
 
@@ -109,9 +118,12 @@ def build_tuner(
     config: ExperimentConfig, arrays: Any, name: str, storage_root: Path, callbacks: list[Any]
 ) -> Any:
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
-    scheduler = ASHAScheduler(
+    from fracture_tune.search.stop_recording import RecordingASHA
+
+    scheduler = RecordingASHA(
+        StopLedger(storage_root / name),
+        config.planned_epochs,
         time_attr="training_iteration",
         grace_period=config.scheduler.grace_period,
         max_t=config.scheduler.max_t,
@@ -124,7 +136,6 @@ def build_tuner(
         scheduler=scheduler,
         num_samples=config.budget.num_trials,
         max_concurrent_trials=config.resources.max_concurrent_trials,
-        time_budget_s=config.budget.time_budget_s,
         trial_dirname_creator=short_trial_dirname,
         # Every trial asks for the same resources and train_trial frees its model (and CUDA cache) when it
         # ends, so an actor can run the next trial (resources.reuse_actors; see ResourcesConfig).

@@ -104,7 +104,7 @@ def test_resume_after_sigkill_finishes_without_duplicates(tmp_path: Path) -> Non
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-5000:]
 
     frame = pd.read_parquet(run_dir / "results.parquet")
-    assert len(frame) == 8 and set(frame["status"]) <= {"finished", "stopped"}
+    assert len(frame) == 8 and set(frame["status"]) <= {"finished", "stopped_by_asha"}
     assert _progress_lines(run_dir, list(before)) == lines_before, "a finished trial was run again"
     for trial_id, epochs in before.items():
         assert int(frame.loc[frame["trial_id"] == trial_id, "epochs"].iloc[0]) == epochs
@@ -113,6 +113,9 @@ def test_resume_after_sigkill_finishes_without_duplicates(tmp_path: Path) -> Non
     trial_ids = [run.data.tags["fracture_tune.trial_id"] for run in children]
     assert len(children) == 8 and len(set(trial_ids)) == 8, "a trial appears twice in MLflow"
     assert sorted(trial_ids) == sorted(frame["trial_id"])
+    status = dict(zip(frame["trial_id"], frame["status"], strict=True))
+    recorded = {run.data.tags["fracture_tune.trial_id"]: run.data.tags["stop_reason"] for run in children}
+    assert recorded == status, "MLflow and results.csv disagree on why trials ended"
     for run in children:
         steps = metric_steps(uri, run.info.run_id)
         assert steps == list(range(1, len(steps) + 1)), f"duplicate or missing epochs in {run.info.run_name}"

@@ -47,10 +47,12 @@ def test_every_trial_is_one_child_run_with_per_epoch_metrics(finished_search: di
     for run in children:
         epochs = int(run.data.tags["epochs_completed"])
         assert metric_steps(finished_search["uri"], run.info.run_id) == list(range(1, epochs + 1))
-        if run.info.status == "KILLED":
-            assert run.data.tags["stopped_by"] == "asha" and int(run.data.tags["stopped_at_epoch"]) < 4
+        if run.info.status == "KILLED":  # the budget (600 s) never runs out here: only ASHA stops trials
+            assert run.data.tags["stop_reason"] == "stopped_by_asha" and epochs < 4
+            assert run.data.tags["stop_detail"] == f"stopped by ASHA after epoch {epochs} of 4"
         else:
             assert run.info.status == "FINISHED" and epochs == 4
+            assert run.data.tags["stop_reason"] == "finished"
         statuses.append(run.info.status)
     assert "KILLED" in statuses, "ASHA stopped no trial"
     assert parent.info.status == "FINISHED" and parent.data.tags["best_trial_id"]
@@ -66,7 +68,8 @@ def test_results_table_matches_mlflow(finished_search: dict) -> None:
         run = by_trial[row.trial_id]
         assert row.mlflow_run_id == run.info.run_id
         assert row.epochs == int(run.data.tags["epochs_completed"])
-        assert {"finished": "FINISHED", "stopped": "KILLED"}[row.status] == run.info.status
+        assert row.status == run.data.tags["stop_reason"] and row.stop_detail == run.data.tags["stop_detail"]
+        assert {"finished": "FINISHED", "stopped_by_asha": "KILLED"}[row.status] == run.info.status
         assert run.data.metrics["val_auroc"] == pytest.approx(row.last_metric)
     assert (finished_search["run_dir"] / "results.csv").exists()
 
@@ -120,3 +123,40 @@ def test_sync_mlflow_backfill_is_idempotent(finished_search: dict) -> None:
     for run in after:
         steps = metric_steps(finished_search["uri"], run.info.run_id)
         assert steps == list(range(1, int(run.data.tags["epochs_completed"]) + 1))
+
+
+def test_time_budget_cut_offs_are_told_apart_from_asha_stops(tmp_path: Path) -> None:
+    """A search whose time budget runs out: ASHA's stops and the budget's cut-offs are recorded apart, in
+    MLflow (status and tags), in results.csv and in the progress line."""
+    config = write_search_config(
+        tmp_path,
+        # 30-epoch trials that ASHA promotes are mid-training whenever the 30-s budget runs out.
+        training={"epochs": 30},
+        scheduler={"grace_period": 1, "max_t": 30, "reduction_factor": 2},
+        budget={"num_trials": 40, "time_budget_s": 30},
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run(
+        search_command("--config", str(config), "--name", "budget", "--tracking-uri", uri, "--num-cpus", "2"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    frame = pd.read_csv(tmp_path / ".fracture-tune" / "runs" / "budget" / "results.csv")
+    counts = frame["status"].value_counts().to_dict()
+    assert counts.get("stopped_by_asha", 0) >= 1 and counts.get("time_budget", 0) >= 1, counts
+    assert set(counts) <= {"finished", "stopped_by_asha", "time_budget"}, counts
+    _, children = child_runs(uri)
+    by_trial = {run.data.tags["fracture_tune.trial_id"]: run for run in children}
+    mlflow_status = {"finished": "FINISHED", "stopped_by_asha": "KILLED", "time_budget": "KILLED"}
+    for row in frame.itertuples():
+        if row.trial_id not in by_trial:  # cut off before it started: no MLflow run
+            assert row.status == "time_budget" and row.epochs == 0
+            continue
+        run = by_trial[row.trial_id]
+        assert run.data.tags["stop_reason"] == row.status and run.info.status == mlflow_status[row.status]
+        assert int(run.data.tags["epochs_completed"]) == row.epochs
+        assert run.data.tags["stop_detail"] == row.stop_detail
+    assert any(run.data.tags["stop_reason"] == "time_budget" for run in children), "no running trial was cut"
+    final = [line for line in done.stdout.splitlines() if " done (" in line][-1]
+    assert f"{counts['stopped_by_asha']} stopped by ASHA" in final
+    assert f"{counts['time_budget']} cut off by the time budget" in final

@@ -40,7 +40,7 @@ def test_fifty_trials_four_concurrent_on_two_cpus(tmp_path: Path, observe: Obser
     run_dir = tmp_path / ".fracture-tune" / "runs" / "load"
     frame = pd.read_parquet(run_dir / "results.parquet")
     assert len(frame) == NUM_TRIALS and frame["trial_id"].is_unique
-    assert set(frame["status"]) <= {"finished", "stopped"}, frame["status"].value_counts()
+    assert set(frame["status"]) <= {"finished", "stopped_by_asha"}, frame["status"].value_counts()
     assert len(list(run_dir.glob("trial_*"))) == NUM_TRIALS
 
     parent, children = child_runs(uri)
@@ -51,8 +51,9 @@ def test_fifty_trials_four_concurrent_on_two_cpus(tmp_path: Path, observe: Obser
         run = by_trial[trial_id]
         assert metric_steps(uri, run.info.run_id) == list(range(1, int(epochs) + 1)), trial_id
         assert run.info.status in ("FINISHED", "KILLED")
+        assert run.data.tags["stop_reason"] == frame.loc[frame["trial_id"] == trial_id, "status"].item()
     assert parent.info.status == "FINISHED"
-    stopped = int((frame["status"] == "stopped").sum())
+    stopped = int((frame["status"] == "stopped_by_asha").sum())
     observe(
         fault=f"load: {NUM_TRIALS} trials, 4 concurrent at 0.5 CPU each on 2 CPUs",
         observed=(

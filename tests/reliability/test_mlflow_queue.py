@@ -17,6 +17,8 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UN
 from mlflow.tracking import MlflowClient
 
 from fracture_tune.search.callbacks import MlflowTrialCallback
+from fracture_tune.search.records import mlflow_updates_missing
+from fracture_tune.search.stops import StopLedger
 from fracture_tune.search.tracking import ParentRun, TrialRunLogger, ensure_experiment, is_transient
 
 
@@ -57,7 +59,10 @@ def callback(tmp_path: Path) -> tuple[MlflowTrialCallback, FlakyClient, str]:
     parent_id = client.create_run(experiment_id, run_name="search").info.run_id
     flaky = FlakyClient(client)
     parent = ParentRun(flaky, experiment_id, parent_id, uri)
-    return MlflowTrialCallback(TrialRunLogger(parent, "q", "val_auroc", 3), retry_interval_s=0.0), flaky, uri
+    ledger = StopLedger(tmp_path / "run")
+    ledger.record("t1", "finished", 3)
+    trial_logger = TrialRunLogger(parent, "q", "val_auroc", 3)
+    return MlflowTrialCallback(trial_logger, ledger, retry_interval_s=0.0), flaky, uri
 
 
 def _result(epoch: int) -> dict[str, float]:
@@ -84,6 +89,7 @@ def test_updates_queue_while_down_and_replay_in_order(
         [mlflow_callback.trial_logger.parent.experiment_id], "tags.`fracture_tune.trial_id` = 't1'"
     )
     assert len(run) == 1 and run[0].info.status == "FINISHED"
+    assert run[0].data.tags["stop_reason"] == "finished" and run[0].data.tags["epochs_completed"] == "3"
     assert [m.step for m in client.get_metric_history(run[0].info.run_id, "val_auroc")] == [1, 2, 3]
 
 
@@ -109,6 +115,7 @@ def test_gap_left_at_the_end_is_reported_with_the_backfill_command(
     with caplog.at_level(logging.WARNING, logger="fracture_tune.search.callbacks"):
         mlflow_callback.on_experiment_end([])
     assert "fracture-tune search sync-mlflow q" in caplog.text and "missing 1 update" in caplog.text
+    assert mlflow_updates_missing(mlflow_callback.ledger.path.parent) == 1  # the search's summary says so
 
 
 def test_client_errors_are_dropped_not_retried_forever() -> None:

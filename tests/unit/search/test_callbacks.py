@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from fracture_tune.search.callbacks import ProgressCallback, progress_line
 from fracture_tune.search.environment import set_progress_output
+from fracture_tune.search.stops import StopLedger
 
 
 def test_progress_line_counts_best_and_eta() -> None:
     line = progress_line(
-        {"finished": 1, "stopped": 2, "errored": 0, "running": 2},
+        {"finished": 1, "stopped_by_asha": 2, "error": 0, "running": 2},
         10,
         (0.91, "ab12 epoch 3"),
         "val_auroc",
@@ -21,11 +23,36 @@ def test_progress_line_counts_best_and_eta() -> None:
     assert "ETA ?" in progress_line({}, 10, None, "val_auroc", 5.0)
 
 
-def test_progress_goes_where_the_call_asked_and_nowhere_otherwise() -> None:
+def test_progress_line_names_budget_cut_offs_and_interruptions_apart_from_asha() -> None:
+    counts = {"finished": 1, "stopped_by_asha": 2, "error": 1, "time_budget": 3, "interrupted": 1}
+    line = progress_line(counts, 10, None, "val_auroc", 60.0)
+    assert "8/10 done (1 finished, 2 stopped by ASHA, 1 errored, 3 cut off by the time budget, " in line
+    assert "1 interrupted), 0 running" in line
+
+
+def test_progress_counts_come_from_the_recorded_reasons_not_the_epoch_count(tmp_path: Path) -> None:
+    """Two trials that each ran 2 of 4 epochs: one stopped by ASHA, one cut off by the budget."""
+    ledger = StopLedger(tmp_path)
+    ledger.record("a", "stopped_by_asha", 2)
+    ledger.record("b", "time_budget", 2)
+    callback = ProgressCallback("s2", "val_auroc", "max", 4, ledger)
+    trials = [
+        SimpleNamespace(trial_id="a", status="TERMINATED", last_result={"epoch": 2}),
+        SimpleNamespace(trial_id="b", status="TERMINATED", last_result={"epoch": 2}),
+        SimpleNamespace(trial_id="c", status="RUNNING", last_result={"epoch": 1}),
+    ]
+    assert callback._counts(trials) == {
+        "finished": 0, "stopped_by_asha": 1, "error": 0, "time_budget": 1, "interrupted": 0, "running": 1,
+    }  # fmt: skip
+
+
+def test_progress_goes_where_the_call_asked_and_nowhere_otherwise(tmp_path: Path) -> None:
     """progress=False prints nothing; a resumed (unpickled) callback finds its output by the search's name."""
     import pickle
 
-    callback = ProgressCallback("s1", "val_auroc", "max", planned_trials=4, planned_epochs=2)
+    ledger = StopLedger(tmp_path)
+    ledger.record("t1", "finished", 2)
+    callback = ProgressCallback("s1", "val_auroc", "max", planned_trials=4, ledger=ledger)
     trial = SimpleNamespace(trial_id="t1", status="TERMINATED", last_result={"epoch": 2})
     lines: list[str] = []
     callback.on_trial_complete(0, [trial], trial)

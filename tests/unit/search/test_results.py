@@ -29,7 +29,7 @@ def test_best_epoch_not_last_epoch_decides() -> None:
 
 
 def test_short_trials_spiking_early_are_not_selected() -> None:
-    rows = [_row(0, [0.99], status="stopped"), _row(1, [0.7, 0.8, 0.82])]
+    rows = [_row(0, [0.99], status="stopped_by_asha"), _row(1, [0.7, 0.8, 0.82])]
     assert select_best_trial(rows, "max", min_epochs=2).row["trial_id"] == "t_00001"
     assert select_best_trial(rows, "max", min_epochs=1).row["trial_id"] == "t_00000"
 

@@ -12,7 +12,6 @@ from fracture_tune.search.tracking import (
     redact_secrets,
     resolve_tracking_uri,
     run_name_for,
-    stop_reason,
 )
 
 
@@ -58,7 +57,3 @@ def test_run_names_come_from_the_config() -> None:
     config = {"model": "tunable_cnn", "lr": 0.0032, "batch_size": 32}
     assert run_name_for(config, 7) == "tunable_cnn lr=3.2e-03 bs=32 #0007"
     assert trial_index("12_lr=0.003,c1=8") == 12 and trial_index("") == 0
-
-
-def test_stop_reason_tells_asha_stops_from_finished_trials() -> None:
-    assert stop_reason(2, 6) == "KILLED" and stop_reason(6, 6) == "FINISHED"

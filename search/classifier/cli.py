@@ -37,6 +37,12 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)",
     )
+    parser.add_argument(
+        "--skip-hash-check",
+        action="store_true",
+        help="load a model whose weights retrain did not record (a model from elsewhere): skips only the "
+        "sha256 comparison with retrain's record; weights are still loaded without running code",
+    )
 
 
 def _add_retrain(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -123,6 +129,18 @@ def _interval_text(interval: MetricInterval) -> str:
     return f"{interval.value:.3f} [{interval.lower:.3f}, {interval.upper:.3f}]"
 
 
+def _load_model(args: argparse.Namespace) -> Any:
+    from fracture_tune.search.classifier.predict import load_classifier
+
+    if args.skip_hash_check:
+        print(
+            f"warning: --skip-hash-check: {args.model} is loaded without comparing its weights' sha256 with "
+            "a record from retrain",
+            file=sys.stderr,
+        )
+    return load_classifier(args.model, args.tracking_uri, verify=not args.skip_hash_check)
+
+
 def _add_predict(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser("predict", help="score image files with a trained model")
     parser.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS", help="image files and/or folders")
@@ -137,13 +155,12 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from fracture_tune.search.classifier.predict import (
         expand_inputs,
         format_table,
-        load_classifier,
         predict_files,
         write_explanations,
         write_predictions,
     )
 
-    classifier = load_classifier(args.model, args.tracking_uri)
+    classifier = _load_model(args)
     rows, images, good_rows = predict_files(classifier, expand_inputs(args.inputs), args.threshold)
     print(format_table(rows))
     threshold = classifier.threshold if args.threshold is None else args.threshold
@@ -185,9 +202,9 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
 
     from fracture_tune.data.labels import build_label_map
     from fracture_tune.search.classifier.evaluation import format_intervals, intervals_as_dict
-    from fracture_tune.search.classifier.predict import evaluate_folder, load_classifier
+    from fracture_tune.search.classifier.predict import evaluate_folder
 
-    classifier = load_classifier(args.model, args.tracking_uri)
+    classifier = _load_model(args)
     label_map = build_label_map(args.positive, args.negative) or None
     result = evaluate_folder(
         classifier, args.data, label_map=label_map, threshold=args.threshold, n_resamples=args.resamples
@@ -225,9 +242,8 @@ def _add_export(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run_export_command(args: argparse.Namespace) -> int:
     from fracture_tune.search.classifier.export import export_classifier
-    from fracture_tune.search.classifier.predict import load_classifier
 
-    result = export_classifier(load_classifier(args.model, args.tracking_uri), args.format, args.out)
+    result = export_classifier(_load_model(args), args.format, args.out)
     print(
         f"wrote {result.path} ({result.format}; max abs difference to the eager model "
         f"{result.max_abs_diff:.2g}) and {result.sidecar} (preprocessing, classes, threshold)"

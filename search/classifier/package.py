@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,31 +87,60 @@ def find_package(local: Path) -> Path | None:
     return None
 
 
-def verify_recorded_hash(folder: Path) -> None:
-    """Refuse weights whose sha256 differs from what ``retrain`` recorded in ``report.json`` beside them."""
+# How a user loads a model whose weights nothing recorded (a model from elsewhere), and what that skips.
+SKIP_CHECK_HINT = (
+    "if you trust this model as it is, load it with --skip-hash-check (Python: verify=False); that "
+    "skips only the comparison with retrain's record — the weights are still read with "
+    "torch.load(weights_only=True)"
+)
+
+
+@dataclass(frozen=True)
+class RecordedHash:
+    """The weights' sha256 as ``retrain`` recorded it (None: nothing recorded), and where it was read."""
+
+    sha256: str | None
+    where: str
+
+
+def hash_recorded_beside(folder: Path) -> RecordedHash:
+    """``model.weights_sha256`` of the ``report.json`` retrain wrote beside its ``model/`` folder."""
     report = folder.parent / "report.json"
-    if not report.is_file():
-        return  # a downloaded or copied model folder: nothing recorded to compare with
     try:
         recorded = json.loads(report.read_text(encoding="utf-8"))["model"]["weights_sha256"]
+    except FileNotFoundError:
+        return RecordedHash(None, f"{report} (missing)")
     except (ValueError, KeyError, TypeError):
-        return
+        return RecordedHash(None, f"{report} (unreadable or without model.weights_sha256)")
+    return RecordedHash(str(recorded) if recorded else None, str(report))
+
+
+def verify_weights(folder: Path, recorded: RecordedHash, source: str) -> None:
+    """Refuse the model unless its weights' sha256 equals the one retrain recorded (fail closed)."""
     weights = folder / "extra_files" / WEIGHTS_FILE
-    if recorded and weights.is_file() and sha256_of_file(weights) != recorded:
+    if recorded.sha256 is None:
         raise FractureTuneError(
-            f"{weights}: sha256 {sha256_of_file(weights)[:16]}... differs from {str(recorded)[:16]}... "
-            f"recorded by retrain in {report}",
-            hint="the model file changed after retrain: restore it or run `fracture-tune retrain` again",
+            f"model {source!r}: no sha256 of its weights was recorded by retrain (looked in "
+            f"{recorded.where}); refusing to load weights that cannot be checked",
+            hint=SKIP_CHECK_HINT,
+        )
+    actual = sha256_of_file(weights) if weights.is_file() else "missing"
+    if actual != recorded.sha256:
+        raise FractureTuneError(
+            f"model {source!r}: {WEIGHTS_FILE} sha256 {actual[:16]}... differs from "
+            f"{recorded.sha256[:16]}... recorded by retrain in {recorded.where}: the weights changed after "
+            "retrain",
+            hint="restore the model as retrain wrote it, or retrain it; " + SKIP_CHECK_HINT,
         )
 
 
 def read_package(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The eager model (CPU, eval mode) and its metadata from a model folder."""
+    """The eager model (CPU, eval mode) and its metadata from a model folder (check it first:
+    ``verify_weights``)."""
     import torch
 
     from fracture_tune.trainables.models import build_model
 
-    verify_recorded_hash(folder)
     metadata = json.loads((folder / "extra_files" / METADATA_FILE).read_text(encoding="utf-8"))
     state = torch.load(folder / "extra_files" / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     model_kwargs = dict(metadata.get("model_kwargs", {}))

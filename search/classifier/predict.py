@@ -29,7 +29,14 @@ from fracture_tune.search.classifier.evaluation import (
     bootstrap_metrics,
     confusion_counts,
 )
-from fracture_tune.search.classifier.package import METADATA_FILE, find_package, model_inputs, read_package
+from fracture_tune.search.classifier.package import (
+    METADATA_FILE,
+    find_package,
+    hash_recorded_beside,
+    model_inputs,
+    read_package,
+    verify_weights,
+)
 from fracture_tune.search.classifier.registry import MLFLOW_URI_SCHEMES, download_model
 from fracture_tune.search.environment import call_environment
 
@@ -92,9 +99,19 @@ class Classifier:
         return frame["probability"].astype(float).to_numpy()
 
 
-def load_classifier(model: str | os.PathLike[str], tracking_uri: str | None = None) -> Classifier:
+def load_classifier(
+    model: str | os.PathLike[str], tracking_uri: str | None = None, verify: bool = True
+) -> Classifier:
     """Rebuild the eager model (CPU, eval mode) from ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``,
-    ``runs:/RUN_ID/model`` or a local model folder (a retrain's ``model/`` or its run folder)."""
+    ``runs:/RUN_ID/model`` or a local model folder (a retrain's ``model/`` or its run folder).
+
+    Fail closed: the weights' sha256 must equal what retrain recorded — the ``weights_sha256`` tag of the run
+    that logged a registered or run model (read from the tracking store), or ``report.json`` beside a local
+    folder — else ``FractureTuneError`` (a model with no record is refused too). ``verify=False`` skips only
+    that comparison, for a model from elsewhere that you trust; the weights are still read with
+    ``torch.load(weights_only=True)``, which never runs code from the file.
+    """
+    from fracture_tune.search.classifier.registry import hash_recorded_in_mlflow
     from fracture_tune.search.tracking import resolve_tracking_uri
 
     model_ref = os.fspath(model)
@@ -108,13 +125,18 @@ def load_classifier(model: str | os.PathLike[str], tracking_uri: str | None = No
                     hint="pass the model folder written by `fracture-tune retrain` "
                     "(.fracture-tune/runs/NAME/retrain/model) or a models:/NAME@champion URI",
                 )
+            recorded = hash_recorded_beside(folder)
         elif model_ref.startswith(MLFLOW_URI_SCHEMES):
-            folder = download_model(model_ref, resolve_tracking_uri(tracking_uri), Path(scratch))
+            uri = resolve_tracking_uri(tracking_uri)
+            folder = download_model(model_ref, uri, Path(scratch))
+            recorded = hash_recorded_in_mlflow(model_ref, uri)
         else:
             raise FractureTuneError(
                 f"model {model_ref!r} is neither an existing folder nor an MLflow URI",
                 hint="use models:/fracture-classifier@champion, runs:/RUN_ID/model or a local model folder",
             )
+        if verify:
+            verify_weights(folder, recorded, model_ref)
         network, metadata = read_package(folder)
     return Classifier(model=network, metadata=metadata, source=model_ref)
 

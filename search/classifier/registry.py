@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.search.classifier.package import RecordedHash
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -158,3 +159,35 @@ def download_model(model_uri: str, tracking_uri: str, scratch: Path) -> Path:
             + redact_secrets(str(error)),
             hint="check the name/alias (`mlflow models` UI) and pass --tracking-uri if it lives elsewhere",
         ) from error
+
+
+def hash_recorded_in_mlflow(model_uri: str, tracking_uri: str) -> RecordedHash:
+    """The ``weights_sha256`` tag retrain set on the run that logged the model behind ``model_uri``
+    (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/...``), read from the tracking store —
+    not from the artifact store the weights come from."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from fracture_tune.search.tracking import redact_secrets
+
+    client = MlflowClient(tracking_uri)
+    try:
+        run_id: str | None
+        if model_uri.startswith("runs:/"):
+            run_id = model_uri.removeprefix("runs:/").split("/", 1)[0]
+        elif model_uri.startswith("models:/"):
+            reference = model_uri.removeprefix("models:/")
+            if "@" in reference:
+                name, alias = reference.split("@", 1)
+                run_id = client.get_model_version_by_alias(name, alias.strip("/")).run_id
+            else:
+                name, version = reference.split("/", 1)
+                run_id = client.get_model_version(name, version.strip("/")).run_id
+        else:
+            return RecordedHash(None, f"{model_uri} (no run behind this URI)")
+        if not run_id:
+            return RecordedHash(None, f"{model_uri} (the model version names no run)")
+        tag = client.get_run(run_id).data.tags.get("weights_sha256")
+    except (MlflowException, ValueError) as error:
+        return RecordedHash(None, f"{model_uri} ({redact_secrets(str(error).splitlines()[0][:200])})")
+    return RecordedHash(tag or None, f"the weights_sha256 tag of run {run_id}")

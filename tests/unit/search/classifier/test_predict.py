@@ -12,7 +12,7 @@ from PIL import Image
 
 from fracture_tune.data.decode import decode_image
 from fracture_tune.data.errors import FractureTuneError
-from fracture_tune.search.classifier.package import classifier_metadata, write_package_files
+from fracture_tune.search.classifier.package import classifier_metadata, sha256_of_file, write_package_files
 from fracture_tune.search.classifier.predict import (
     expand_inputs,
     load_classifier,
@@ -35,7 +35,9 @@ def _model_folder(root: Path, threshold: float = 0.5) -> Path:
     metadata = classifier_metadata(config, image_size=IMAGE_SIZE, threshold=threshold,
                                    class_names=("non_fractured", "fractured"), split_hash="h")
     folder = root / "model"
-    write_package_files(folder / "extra_files", model, metadata)
+    _, weights = write_package_files(folder / "extra_files", model, metadata)
+    # retrain's record of the weights, beside the model folder: load_classifier refuses a model without it
+    (root / "report.json").write_text(json.dumps({"model": {"weights_sha256": sha256_of_file(weights)}}))
     return folder
 
 
@@ -122,3 +124,19 @@ def test_predict_rejects_what_is_not_an_image(tmp_path: Path) -> None:
         classifier.predict(np.zeros((2, 8, 8, 3), dtype=np.uint8))
     with pytest.raises(FractureTuneError, match="expected a path, a PIL image or a uint8 array"):
         classifier.predict([42])
+
+
+def test_load_classifier_fails_closed_without_a_record_and_on_changed_weights(tmp_path: Path) -> None:
+    folder = _model_folder(tmp_path)
+    report = tmp_path / "report.json"
+    report.write_text("{not json")
+    with pytest.raises(FractureTuneError, match="no sha256 of its weights was recorded") as unreadable:
+        load_classifier(str(folder))
+    assert "unreadable" in str(unreadable.value) and "--skip-hash-check" in (unreadable.value.hint or "")
+    report.unlink()
+    with pytest.raises(FractureTuneError, match=r"report.json \(missing\)"):
+        load_classifier(str(folder))
+    assert load_classifier(str(folder), verify=False).threshold == 0.5  # the explicit opt-out
+    report.write_text(json.dumps({"model": {"weights_sha256": "0" * 64}}))
+    with pytest.raises(FractureTuneError, match="differs from 0000000000000000... recorded by retrain"):
+        load_classifier(str(folder))

@@ -348,7 +348,7 @@ def open_parent_run(
 
 
 def redacted_config(config: ExperimentConfig) -> ExperimentConfig:
-    """The config with ``tracking.tracking_uri``'s password (if any) replaced by ``***``."""
+    """The config with ``tracking.tracking_uri``'s secrets (user-info, ``password=``…) replaced by ``***``."""
     uri = config.tracking.tracking_uri
     if not uri or redact_secrets(uri) == uri:
         return config
@@ -381,7 +381,8 @@ def _run(config: ExperimentConfig, options: SearchOptions) -> SearchResult:
     prepared = prepare_search_dataset(config)
     parent = open_parent_run(config, options, prepared)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RESOLVED_CONFIG_FILE).write_text(config_to_yaml(config), encoding="utf-8")
+    # Secrets never reach disk: a tracking URI with user-info is saved redacted (resume asks for it again).
+    (run_dir / RESOLVED_CONFIG_FILE).write_text(config_to_yaml(redacted_config(config)), encoding="utf-8")
     record = _new_record(config, options, prepared, parent)
     write_search_record(run_dir, record)
     options.say(

@@ -27,19 +27,38 @@ PARENT_TAG = "mlflow.parentRunId"
 STOP_REASON_TAG = "stop_reason"  # finished | stopped_by_asha | time_budget | interrupted | error
 REDACTED = "***"
 
-_URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^/:@\s]+):(?P<secret>[^\s/]+)@")
-_QUERY_PASSWORD = re.compile(r"(password=)[^&#\s]*", flags=re.IGNORECASE)
+# scheme://USERINFO@host — user, user:password or a token; up to the last "@" before the path.
+_URI_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][\w+.-]*://)[^/\s?#]*@")
+_QUERY_SECRET = re.compile(
+    r"\b(?P<key>password|passwd|pwd|token|access_token|auth_token|api_key|apikey|secret)=[^&#\s]*",
+    flags=re.IGNORECASE,
+)
+# Real tracking URIs (secrets included) of the stores this process talks to, by their redacted form: what is
+# pickled with the Tuner (tuner.pkl) holds only the redacted form and is resolved back here on resume.
+_LIVE_TRACKING_URIS: dict[str, str] = {}
 
 
 def redact_secrets(text: str) -> str:
-    """Hide every password in ``text``: ``scheme://user:password@host`` and ``password=`` query values.
+    """Hide every secret in ``text``: the user-info of any URI (``scheme://user:password@host``,
+    ``scheme://token@host`` → ``scheme://***@host``) and ``password=``/``token=``-like query values.
 
     The one redaction rule, for URIs and for messages that contain URIs (an error from a tracking server).
     It edits the text in place rather than re-joining parsed parts: ``urlunsplit`` turns
     ``sqlite:////abs/path`` into ``sqlite://abs/path`` (it drops the empty host), a different file.
     """
-    redacted = _URI_PASSWORD.sub(lambda match: f"{match['head']}:{REDACTED}@", text)
-    return _QUERY_PASSWORD.sub(rf"\1{REDACTED}", redacted)
+    redacted = _URI_USERINFO.sub(lambda match: f"{match['head']}{REDACTED}@", text)
+    return _QUERY_SECRET.sub(lambda match: f"{match['key']}={REDACTED}", redacted)
+
+
+def remember_tracking_uri(uri: str) -> None:
+    """Let objects unpickled in this process (a resumed search's callbacks) find ``uri`` by its redacted
+    form."""
+    _LIVE_TRACKING_URIS[redact_secrets(uri)] = uri
+
+
+def live_tracking_uri(uri: str) -> str:
+    """The real URI behind a redacted one this process has opened (else ``uri`` itself)."""
+    return _LIVE_TRACKING_URIS.get(uri, uri)
 
 
 def resolve_tracking_uri(
@@ -49,15 +68,17 @@ def resolve_tracking_uri(
 
     ``explicit`` (``--tracking-uri``) > ``recorded`` (the store a search already logged to, where its parent
     run lives; skipped when it was recorded redacted) > ``$MLFLOW_TRACKING_URI`` > ``configured`` (the YAML's
-    ``tracking.tracking_uri``) > ``sqlite:///./mlflow.db``. Absolute paths matter: Ray may change the working
-    directory, and ``search show`` or ``retrain`` may run elsewhere.
+    ``tracking.tracking_uri``; skipped when redacted, as in a search's saved config) >
+    ``sqlite:///./mlflow.db``. Absolute paths matter: Ray may change the working directory, and ``search
+    show`` or ``retrain`` may run elsewhere.
     """
     usable_record = recorded if recorded and REDACTED not in recorded else None
+    usable_config = configured if configured and REDACTED not in configured else None
     uri = (
         explicit
         or usable_record
         or os.environ.get("MLFLOW_TRACKING_URI")
-        or configured
+        or usable_config
         or DEFAULT_TRACKING_URI
     )
     if uri.startswith("sqlite:///"):
@@ -119,6 +140,7 @@ class ParentRun:
     def __init__(self, client: Any, experiment_id: str, run_id: str, tracking_uri: str) -> None:
         self.client = client
         self.tracking_uri = tracking_uri
+        remember_tracking_uri(tracking_uri)
         self.experiment_id = experiment_id
         self.run_id = run_id
         self.lock = threading.Lock()
@@ -224,10 +246,11 @@ class TrialRunLogger:
         return self.parent.client
 
     # Tune pickles its callbacks into the experiment folder (tuner.pkl); on resume the unpickled logger
-    # reconnects to the same parent run. Caches are dropped: child runs are looked up again by tag.
+    # reconnects to the same parent run. Caches are dropped: child runs are looked up again by tag. The URI is
+    # pickled redacted (no secret on disk); the resumed driver has opened the real one first (``_resume``).
     def __getstate__(self) -> dict[str, Any]:
         return {
-            "tracking_uri": self.parent.tracking_uri,
+            "tracking_uri": redact_secrets(self.parent.tracking_uri),
             "experiment_id": self.parent.experiment_id,
             "parent_run_id": self.parent.run_id,
             "search_name": self.search_name,
@@ -236,12 +259,8 @@ class TrialRunLogger:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        parent = ParentRun(
-            make_client(state["tracking_uri"]),
-            state["experiment_id"],
-            state["parent_run_id"],
-            state["tracking_uri"],
-        )
+        uri = live_tracking_uri(state["tracking_uri"])
+        parent = ParentRun(make_client(uri), state["experiment_id"], state["parent_run_id"], uri)
         self.__init__(parent, state["search_name"], state["metric"], state["planned_epochs"])  # type: ignore[misc]
 
     def run_for(self, trial_id: str, config: dict[str, Any], index: int = 0) -> str:

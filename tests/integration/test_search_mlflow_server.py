@@ -1,4 +1,8 @@
-"""A short search against a real ``mlflow server``; the parent/child link checked over the REST API."""
+"""A short search against a real ``mlflow server``; the parent/child link checked over the REST API.
+
+The tracking URI carries a token as user-info (``http://TOKEN@host:port``, how some proxies take one): it must
+reach no console line, no file of the run folder (tuner.pkl included) and no MLflow param or tag.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +37,11 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
         stop_process_group(server)
 
 
+TOKEN = "tok-7f3a9c2e51d4b8"
+
+
 def test_search_logs_children_under_the_parent_on_a_server(tmp_path: Path, mlflow_server: str) -> None:
+    with_token = mlflow_server.replace("http://", f"http://{TOKEN}@")
     config = write_search_config(
         tmp_path,
         budget={"num_trials": 3},
@@ -43,7 +51,7 @@ def test_search_logs_children_under_the_parent_on_a_server(tmp_path: Path, mlflo
     )
     done = subprocess.run(
         search_command(
-            "--config", str(config), "--name", "srv", "--tracking-uri", mlflow_server, "--num-cpus", "2"
+            "--config", str(config), "--name", "srv", "--tracking-uri", with_token, "--num-cpus", "2"
         ),
         cwd=tmp_path,
         capture_output=True,
@@ -64,5 +72,18 @@ def test_search_logs_children_under_the_parent_on_a_server(tmp_path: Path, mlflo
     parent_id = parents[0]["info"]["run_id"]
     children = [tag for tag in tags if "mlflow.parentRunId" in tag]
     assert len(children) == 3 and all(tag["mlflow.parentRunId"] == parent_id for tag in children)
-    record = json.loads((tmp_path / ".fracture-tune" / "runs" / "srv" / "search_record.json").read_text())
-    assert record["tracking_uri"] == mlflow_server and record["parent_run_id"] == parent_id
+    run_dir = tmp_path / ".fracture-tune" / "runs" / "srv"
+    record = json.loads((run_dir / "search_record.json").read_text())
+    redacted = mlflow_server.replace("http://", "http://***@")
+    assert record["tracking_uri"] == redacted and record["parent_run_id"] == parent_id
+    assert f"MLflow {redacted} run" in done.stdout
+
+    # The token, anywhere: console, every file the search wrote (binary ones too), MLflow's params and tags.
+    assert TOKEN not in done.stdout + done.stderr
+    files = [path for path in run_dir.rglob("*") if path.is_file()]
+    assert any(path.name == "tuner.pkl" for path in files) and len(files) > 20
+    holding = [str(path.relative_to(run_dir)) for path in files if TOKEN.encode() in path.read_bytes()]
+    assert holding == [], f"the token was written to {holding}"
+    for run in runs:
+        values = [item["value"] for key in ("params", "tags") for item in run["data"].get(key, [])]
+        assert not [value for value in values if TOKEN in value], run["info"]["run_name"]

@@ -258,7 +258,7 @@ def test_unreachable_tracking_server_fails_fast_without_leaking_the_password(
         )
     finally:
         server.close()
-    error = _assert_clean_failure(done, "cannot reach MLflow", "alice:***@127.0.0.1")
+    error = _assert_clean_failure(done, "cannot reach MLflow", "http://***@127.0.0.1")
     assert "hunter2" not in done.stdout + done.stderr
     # "Fails fast" as a count, not a duration: the first MLflow call gives up after the bounded retries
     # (MLflow's defaults would make 1 + 7 attempts, minutes apart); nothing else is tried afterwards.

@@ -85,13 +85,14 @@ def test_no_torch_load_without_weights_only(observe: Observe) -> None:
     [
         ("sqlite:////abs/path/mlflow.db", "sqlite:////abs/path/mlflow.db"),
         ("sqlite:////abs/x.db?password=hunter2", "sqlite:////abs/x.db?password=***"),
-        ("postgresql://mlflow:hunter2@db:5432/mlflow", "postgresql://mlflow:***@db:5432/mlflow"),
+        ("postgresql://mlflow:hunter2@db:5432/mlflow", "postgresql://***@db:5432/mlflow"),
         (
             "https://alice:hunter2@mlflow.example/?Password=hunter2#x",
-            "https://alice:***@mlflow.example/?Password=***#x",
+            "https://***@mlflow.example/?Password=***#x",
         ),
         ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
-        ("http://token@mlflow.example", "http://token@mlflow.example"),
+        ("http://tok-5ecret@mlflow.example", "http://***@mlflow.example"),  # a token as user-info
+        ("https://mlflow.example/?access_token=tok-5ecret", "https://mlflow.example/?access_token=***"),
     ],
 )
 def test_redact_uri_hides_passwords_and_keeps_paths(uri: str, expected: str) -> None:
@@ -120,10 +121,10 @@ def test_tracking_password_never_reaches_mlflow_params(tmp_path: Path, observe: 
     logged = json.dumps({**run.data.params, **run.data.tags})
     artifact = Path(client.download_artifacts(parent.run_id, "resolved_config.yaml", str(tmp_path)))
     assert "hunter2" not in logged and "hunter2" not in artifact.read_text()
-    assert run.data.params["search.tracking.tracking_uri"] == "postgresql://mlflow:***@db.invalid/mlflow"
+    assert run.data.params["search.tracking.tracking_uri"] == "postgresql://***@db.invalid/mlflow"
     observe(
         fault="tracking URI with a password in the search config",
-        observed="MLflow params, tags, resolved_config.yaml show `user:***@host`; sqlite:////abs kept",
+        observed="MLflow params, tags, resolved_config.yaml show `***@host`; sqlite:////abs kept",
     )
 
 

@@ -30,27 +30,45 @@ def test_one_precedence_for_every_command(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://env:5000")
     assert resolve_tracking_uri("http://cli:5000", "http://rec:5000", "http://cfg:5000") == "http://cli:5000"
     assert resolve_tracking_uri(None, "http://rec:5000", "http://cfg:5000") == "http://rec:5000"
-    assert resolve_tracking_uri(None, "http://ann:***@rec:5000", "http://cfg:5000") == "http://env:5000"
+    assert resolve_tracking_uri(None, "http://***@rec:5000", "http://cfg:5000") == "http://env:5000"
     assert resolve_tracking_uri(None, None, "http://cfg:5000") == "http://env:5000"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert resolve_tracking_uri(configured="http://cfg:5000") == "http://cfg:5000"
+    # A saved config holds its URI redacted: never used as if it were a store.
+    assert resolve_tracking_uri(configured="http://***@cfg:5000").startswith("sqlite:///")
     assert artifact_location_for("http://cfg:5000") is None
 
 
-def test_passwords_never_shown() -> None:
-    assert redact_secrets("https://ann:s3cret@mlflow.example.org/") == "https://ann:***@mlflow.example.org/"
+def test_secrets_never_shown() -> None:
+    """Any URI user-info (user, user:password, a token) and password/token query values become ***."""
+    assert redact_secrets("https://ann:s3cret@mlflow.example.org/") == "https://***@mlflow.example.org/"
+    assert redact_secrets("http://ghp_T0KEN@host:5000") == "http://***@host:5000"
     assert (
-        redact_secrets("postgresql://u:pw@db:5432/mlflow?password=x")
-        == "postgresql://u:***@db:5432/mlflow?password=***"
+        redact_secrets("postgresql://u:pw@db:5432/mlflow?password=x&sslmode=require")
+        == "postgresql://***@db:5432/mlflow?password=***&sslmode=require"
     )
+    assert redact_secrets("http://host/api?token=abc&x=1") == "http://host/api?token=***&x=1"
     assert redact_secrets("sqlite:////abs/mlflow.db") == "sqlite:////abs/mlflow.db"
-    assert redact_secrets("http://token@host:5000") == "http://token@host:5000"
+    assert redact_secrets("http://host:5000/x?u=a@b") == "http://host:5000/x?u=a@b"  # @ after the path
     # A password holding '@', and URIs inside a message (an error from the tracking server): one rule.
-    assert redact_secrets("http://ann:p@ss@host:5000/x") == "http://ann:***@host:5000/x"
-    message = "Max retries for url http://ann:s3cret@10.0.0.2:5000/api (caused by http://bo:pw@proxy:3128)"
+    assert redact_secrets("http://ann:p@ss@host:5000/x") == "http://***@host:5000/x"
+    message = "Max retries for url http://ann:s3cret@10.0.0.2:5000/api (caused by http://tok@proxy:3128)"
     assert redact_secrets(message) == (
-        "Max retries for url http://ann:***@10.0.0.2:5000/api (caused by http://bo:***@proxy:3128)"
+        "Max retries for url http://***@10.0.0.2:5000/api (caused by http://***@proxy:3128)"
     )
+
+
+def test_pickled_trial_logger_holds_no_secret_and_reconnects_in_a_resumed_driver() -> None:
+    import pickle
+
+    from fracture_tune.search.tracking import ParentRun, TrialRunLogger, make_client
+
+    secret_uri = "http://hunter2-token@127.0.0.1:9/"  # a client is created without connecting
+    parent = ParentRun(make_client(secret_uri), "0", "parent", secret_uri)
+    blob = pickle.dumps(TrialRunLogger(parent, "s", "val_auroc", 3))
+    assert b"hunter2" not in blob and b"http://***@127.0.0.1:9/" in blob
+    restored = pickle.loads(blob)  # this process opened the real URI: the redacted one maps back to it
+    assert restored.parent.tracking_uri == secret_uri
 
 
 def test_run_names_come_from_the_config() -> None:

@@ -35,8 +35,9 @@ typecheck: venv
 unit: venv
 	$(VENV)/bin/pytest tests/unit -q
 
+# Everything but the GPU tests, the slow fault-injection ones included: CI runs this on every landing.
 test: venv lint typecheck
-	$(VENV)/bin/pytest -m "not slow and not gpu" -q
+	$(VENV)/bin/pytest -m "not gpu" -q
 
 test-slow: venv
 	$(VENV)/bin/pytest -m "slow" -q

@@ -1,7 +1,9 @@
 """The one preprocessing function for image files: decode, orient, grayscale, resize.
 
 ``prepare`` (every training image) and ``predict`` (every image a user scores) both call
-:func:`decode_image`, so a model never sees pixels prepared differently from the ones it was trained on.
+:func:`decode_image` — or :func:`decode_image_bytes`, the same code for a file's bytes held in memory (what
+the served MLflow model receives) — so a model never sees pixels prepared differently from the ones it was
+trained on.
 
 Choices, so they are written down once:
 - EXIF orientation is applied (``ImageOps.exif_transpose``) before anything else looks at the pixels.
@@ -19,6 +21,7 @@ Choices, so they are written down once:
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -55,35 +58,52 @@ def decode_image(
     Raises :class:`RejectedImage` naming the file and the reason for empty, unreadable, non-image,
     truncated or oversized files.
     """
+    file_path = Path(os.fsdecode(path))
+    return _decode_opened(file_path, file_path, image_size, max_pixels)
+
+
+def decode_image_bytes(
+    content: bytes | bytearray, image_size: int, *, name: str = "bytes", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """An image file's bytes (as read from disk or received over HTTP) → what :func:`decode_image` gives
+    for that file, through the same code; ``name`` is what a :class:`RejectedImage` calls it."""
+    if not isinstance(content, bytes | bytearray):
+        raise TypeError(f"expected an image file's bytes, got {type(content).__name__}")
+    return _decode_opened(io.BytesIO(bytes(content)), name, image_size, max_pixels)
+
+
+def _decode_opened(
+    source: Path | io.BytesIO, name: str | Path, image_size: int, max_pixels: int
+) -> np.ndarray:
     if image_size < 1:
         raise ValueError(f"image_size must be >= 1, got {image_size}")
-    file_path = Path(os.fsdecode(path))
     try:
-        if file_path.stat().st_size == 0:
-            raise RejectedImage(file_path, "empty file (0 bytes)")
+        empty = source.stat().st_size == 0 if isinstance(source, Path) else not source.getbuffer().nbytes
+        if empty:
+            raise RejectedImage(name, "empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(file_path) as image:
-                _check_pixel_count(file_path, image.size, max_pixels)
+            with Image.open(source) as image:
+                _check_pixel_count(name, image.size, max_pixels)
                 gray = _decode_to_gray(image, image_size)
     except RejectedImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise RejectedImage(file_path, f"decompression bomb guard: {error}") from error
+        raise RejectedImage(name, f"decompression bomb guard: {error}") from error
     except UnidentifiedImageError as error:
-        raise RejectedImage(file_path, "not a recognised image format") from error
+        raise RejectedImage(name, "not a recognised image format") from error
     except FileNotFoundError as error:
-        raise RejectedImage(file_path, "file not found") from error
+        raise RejectedImage(name, "file not found") from error
     except (PermissionError, IsADirectoryError) as error:
-        raise RejectedImage(file_path, f"cannot read file: {error.strerror}") from error
+        raise RejectedImage(name, f"cannot read file: {error.strerror}") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # Pillow reports truncated and corrupt data as OSError ("image file is truncated"), and some
         # plugins as SyntaxError/ValueError/EOFError.
-        raise RejectedImage(file_path, f"corrupt or truncated image data: {error}") from error
+        raise RejectedImage(name, f"corrupt or truncated image data: {error}") from error
     return gray
 
 
-def _check_pixel_count(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+def _check_pixel_count(path: str | Path, size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width * height > max_pixels:
         raise RejectedImage(

@@ -1,4 +1,5 @@
-"""decode_image: every mode to 8-bit gray, orientation, and each kind of bad file rejected with a reason."""
+"""decode_image: every mode to 8-bit gray, orientation, and each kind of bad file rejected with a reason;
+decode_image_bytes: the same for a file's bytes in memory."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from image_factory import exif_rotated_jpeg, gradient, png_header_only, truncated_jpeg, write_png
 from PIL import Image
 
-from fracture_tune.data.decode import RejectedImage, decode_image
+from fracture_tune.data.decode import RejectedImage, decode_image, decode_image_bytes
 
 SIZE = 24
 
@@ -112,6 +113,39 @@ def test_bad_files_are_rejected_with_file_and_reason(tmp_path: Path, maker: obje
     assert reason in raised.value.reason
     assert path.name in str(raised.value)
     assert time.perf_counter() - started < 2.0  # the bomb is refused from its header, never allocated
+
+
+def test_bytes_decode_like_the_file_they_came_from(tmp_path: Path) -> None:
+    """What the served model receives (a file's bytes) gives the pixels ``predict`` reads from the file:
+    JPEG draft mode, EXIF orientation, 16-bit scaling and the resize included."""
+    jpeg = tmp_path / "big.jpg"
+    Image.fromarray(np.dstack([gradient(400, 300)] * 3)).save(jpeg, quality=90)
+    sixteen = tmp_path / "deep.png"
+    Image.fromarray(gradient(40, 50).astype(np.uint16) * 200).save(sixteen)
+    rotated = exif_rotated_jpeg(tmp_path / "rotated.jpg")
+    for path in (jpeg, sixteen, rotated, write_png(tmp_path / "g.png", gradient())):
+        from_bytes = decode_image_bytes(path.read_bytes(), SIZE)
+        assert np.array_equal(from_bytes, decode_image(path, SIZE)), path.name
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty file"),
+        (b"this is a text file, not a JPEG\n" * 4, "not a recognised image"),
+        (None, "truncated"),
+    ],
+    ids=["empty", "text", "truncated-jpeg"],
+)
+def test_bad_bytes_are_rejected_with_the_reason_a_file_gets(
+    tmp_path: Path, content: bytes | None, reason: str
+) -> None:
+    data = truncated_jpeg(tmp_path / "cut.jpg").read_bytes() if content is None else content
+    with pytest.raises(RejectedImage) as raised:
+        decode_image_bytes(data, SIZE, name="upload[3]")
+    assert reason in raised.value.reason and "upload[3]" in str(raised.value)
+    with pytest.raises(TypeError, match="expected an image file's bytes, got str"):
+        decode_image_bytes("scan.png", SIZE)  # type: ignore[arg-type]
 
 
 def test_pixel_limit_is_configurable(tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
-"""The on-disk model package, both ways: what ``retrain`` writes beside MLflow's model and what ``predict``
+"""The on-disk model package, both ways: what ``retrain`` writes into MLflow's model and what ``predict``
 reads back.
 
-A logged model folder (MLflow's PyTorch flavour, ``pt2`` export: safe to load, no pickle) carries two files
-of ours under ``extra_files/``:
+A logged model folder (an MLflow pyfunc: ``pyfunc_model.py``) carries two files of ours under
+``artifacts/``, the ones both ``predict`` and MLflow's pyfunc load:
 - ``fracture_tune_model.json`` — the preprocessing (image size, normalisation), class names, the operating
   threshold and the training config: everything ``predict`` needs besides the weights;
-- ``weights.pt`` — the state_dict, so the eager model can be rebuilt (Grad-CAM needs module hooks, which an
-  exported graph does not have).
+- ``weights.pt`` — the state_dict, read with ``torch.load(weights_only=True)`` into the eager model
+  (Grad-CAM needs its module hooks).
+Models logged before the pyfunc (MLflow's PyTorch flavour) hold the same two files under ``extra_files/``;
+they are read from there.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 
 METADATA_FILE = "fracture_tune_model.json"
 WEIGHTS_FILE = "weights.pt"
+# Where a model folder keeps the two files: the pyfunc's artifacts (now), the PyTorch flavour's (before).
+PACKAGE_FOLDERS = ("artifacts", "extra_files")
 FORMAT_VERSION = 1
 # pixels / 255, then (x - mean) / std: what the engine feeds a model (trainables/device.py).
 NORMALISATION = {"scale": 1 / 255, "mean": 0.5, "std": 0.5}
@@ -79,10 +83,36 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Written by MLflow into a folder downloaded from a models:/NAME URI (the name and version): not logged.
+DOWNLOAD_ONLY_FILES = frozenset({"registered_model_meta"})
+
+
+def sha256_of_folder(folder: Path) -> str:
+    """One sha256 for the files of a logged model folder: of the sorted ``relative/path sha256`` lines of
+    every file MLflow logged — all it serves from (MLmodel, python_model.pkl, the two package files, the
+    environment files, the input example) — whether the folder came from a run or the registry."""
+    folder = Path(folder)
+    lines = sorted(
+        f"{path.relative_to(folder).as_posix()} {sha256_of_file(path)}\n"
+        for path in folder.rglob("*")
+        if path.is_file() and path.relative_to(folder).as_posix() not in DOWNLOAD_ONLY_FILES
+    )
+    return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+
+
+def package_file(folder: Path, name: str) -> Path:
+    """``folder``'s ``METADATA_FILE`` or ``WEIGHTS_FILE``, wherever this model's format keeps it (the
+    current place when it is in none)."""
+    for subfolder in PACKAGE_FOLDERS:
+        if (folder / subfolder / name).is_file():
+            return folder / subfolder / name
+    return folder / PACKAGE_FOLDERS[0] / name
+
+
 def find_package(local: Path) -> Path | None:
     """The model folder at or under ``local`` (a model folder, a retrain folder, a search's run folder)."""
     for candidate in (local, local / "model", local / "retrain" / "model"):
-        if (candidate / "extra_files" / METADATA_FILE).is_file():
+        if package_file(candidate, METADATA_FILE).is_file():
             return candidate
     return None
 
@@ -117,7 +147,7 @@ def hash_recorded_beside(folder: Path) -> RecordedHash:
 
 def verify_weights(folder: Path, recorded: RecordedHash, source: str) -> None:
     """Refuse the model unless its weights' sha256 equals the one retrain recorded (fail closed)."""
-    weights = folder / "extra_files" / WEIGHTS_FILE
+    weights = package_file(folder, WEIGHTS_FILE)
     if recorded.sha256 is None:
         raise FractureTuneError(
             f"model {source!r}: no sha256 of its weights was recorded by retrain (looked in "
@@ -137,12 +167,17 @@ def verify_weights(folder: Path, recorded: RecordedHash, source: str) -> None:
 def read_package(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The eager model (CPU, eval mode) and its metadata from a model folder (check it first:
     ``verify_weights``)."""
+    return read_package_files(package_file(folder, METADATA_FILE), package_file(folder, WEIGHTS_FILE))
+
+
+def read_package_files(metadata_file: Path, weights_file: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The eager model (CPU, eval mode) and its metadata from the two package files."""
     import torch
 
     from fracture_tune.trainables.models import build_model
 
-    metadata = json.loads((folder / "extra_files" / METADATA_FILE).read_text(encoding="utf-8"))
-    state = torch.load(folder / "extra_files" / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    metadata = json.loads(Path(metadata_file).read_text(encoding="utf-8"))
+    state = torch.load(weights_file, map_location="cpu", weights_only=True)
     model_kwargs = dict(metadata.get("model_kwargs", {}))
     # The stored weights replace any pretrained start; the original file need not exist here.
     model_kwargs.pop("pretrained_path", None)

@@ -3,8 +3,9 @@
 Every file goes through ``data.decode.decode_image`` — the function that prepared the training images —
 and the engine's ``predict_proba``, so a served image is preprocessed exactly like a training one.
 A file that cannot be decoded (a PDF, a text file named .jpg, a truncated JPEG) becomes a row with
-``status=rejected`` and the reason; the batch goes on. From Python, ``Classifier.predict`` also takes PIL
-images and uint8 arrays, which go through the same grayscale conversion and resize.
+``status=rejected`` and the reason; the batch goes on. From Python, ``Classifier.predict`` also takes an image
+file's bytes (decoded by the same code as the file), PIL images and uint8 arrays, which go through the same
+grayscale conversion and resize.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fracture_tune.data.decode import RejectedImage, decode_image, decode_pil_image, printable_path
+from fracture_tune.data.decode import (
+    RejectedImage,
+    decode_image,
+    decode_image_bytes,
+    decode_pil_image,
+    printable_path,
+)
 from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.search.classifier.evaluation import (
     ConfusionCounts,
@@ -31,6 +38,7 @@ from fracture_tune.search.classifier.evaluation import (
 )
 from fracture_tune.search.classifier.package import (
     METADATA_FILE,
+    PACKAGE_FOLDERS,
     find_package,
     hash_recorded_beside,
     model_inputs,
@@ -48,7 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
-ImageInput = str | os.PathLike[str] | np.ndarray | Any  # a path, a uint8 array or a PIL image
+# a path, an image file's bytes, a uint8 array or a PIL image
+ImageInput = str | os.PathLike[str] | bytes | np.ndarray | Any
 
 
 @dataclass
@@ -82,9 +91,10 @@ class Classifier:
         """One row per image: ``input``, ``probability`` (of the positive class), ``label`` at the threshold
         (the registered one unless given), ``status`` (ok | rejected | missing) and ``reason``.
 
-        ``images``: a path (a file, or a folder searched for image files), a PIL image, a uint8 array [H, W]
-        (one image) or [N, H, W] (a batch), or a list of these. Images of another size are resized like
-        training images; a file that cannot be read becomes a ``rejected`` row, not an exception.
+        ``images``: a path (a file, or a folder searched for image files), an image file's bytes, a PIL
+        image, a uint8 array [H, W] (one image) or [N, H, W] (a batch), or a list of these. Images of another
+        size are resized like training images; a file that cannot be read becomes a ``rejected`` row, not an
+        exception.
         """
         import pandas as pd
 
@@ -121,7 +131,8 @@ def load_classifier(
             folder = find_package(local)
             if folder is None:
                 raise FractureTuneError(
-                    f"{str(local)!r} is not a fracture-tune model folder (no extra_files/{METADATA_FILE})",
+                    f"{str(local)!r} is not a fracture-tune model folder (no {METADATA_FILE} under "
+                    f"{' or '.join(f'{name}/' for name in PACKAGE_FOLDERS)})",
                     hint="pass the model folder written by `fracture-tune retrain` "
                     "(.fracture-tune/runs/NAME/retrain/model) or a models:/NAME@champion URI",
                 )
@@ -227,19 +238,22 @@ def _each_input(images: ImageInput | Sequence[ImageInput]) -> Iterable[tuple[str
         for index, image in enumerate(images):
             yield f"array[{index}]", image
         return
-    if isinstance(images, str | os.PathLike) or _is_pil_image(images):
+    if isinstance(images, str | os.PathLike | bytes | bytearray) or _is_pil_image(images):
         images = [images]
     for index, item in enumerate(images):
         if isinstance(item, str | os.PathLike):
             for path in expand_inputs([os.fspath(item)]):  # a folder: its image files, recursively
                 yield printable_path(str(path)), path
+        elif isinstance(item, bytes | bytearray):
+            yield f"bytes[{index}]", item
         elif isinstance(item, np.ndarray):
             yield f"array[{index}]", item
         elif _is_pil_image(item):
             yield f"image[{index}]", item
         else:
             raise FractureTuneError(
-                f"input {index} is a {type(item).__name__}: expected a path, a PIL image or a uint8 array"
+                f"input {index} is a {type(item).__name__}: expected a path, an image file's bytes, a PIL "
+                "image or a uint8 array"
             )
 
 
@@ -250,6 +264,8 @@ def _decode_one(item: Any, image_size: int) -> np.ndarray:
         if not item.exists():
             raise FileNotFoundError(item)
         return decode_image(item, image_size)
+    if isinstance(item, bytes | bytearray):
+        return decode_image_bytes(item, image_size)
     if isinstance(item, np.ndarray):
         if item.ndim != 2 or item.dtype != np.uint8:
             raise RejectedImage(

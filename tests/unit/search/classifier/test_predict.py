@@ -96,20 +96,23 @@ def test_threshold_changes_labels_and_outputs_round_trip(tmp_path: Path) -> None
 
 
 def test_predict_takes_paths_pil_images_and_uint8_arrays_alike(tmp_path: Path) -> None:
-    """What a notebook passes: the same radiograph as a file, a PIL image or an array scores the same."""
+    """What a notebook passes: the same radiograph as a file, a PIL image, an array or the file's bytes
+    scores the same."""
     classifier = load_classifier(str(_model_folder(tmp_path)))
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 255, (48, 48), dtype=np.uint8)
     path = tmp_path / "scan.png"
     Image.fromarray(pixels).save(path)
-    frame = classifier.predict([str(path), Image.open(path), pixels, str(tmp_path / "gone.png")])
+    inputs = [str(path), Image.open(path), pixels, path.read_bytes(), str(tmp_path / "gone.png")]
+    frame = classifier.predict(inputs)
     assert list(frame.columns) == ["input", "status", "probability", "label", "reason"]
-    assert list(frame["status"]) == ["ok", "ok", "ok", "missing"]
-    assert frame["input"][0] == str(path) and frame["input"][2] == "array[2]"
+    assert list(frame["status"]) == ["ok", "ok", "ok", "ok", "missing"]
+    assert list(frame["input"][:4]) == [str(path), "image[1]", "array[2]", "bytes[3]"]
     folder = classifier.predict(tmp_path)  # a folder: each image file in it
     assert list(folder["input"]) == [str(path)] and folder["probability"][0] == frame["probability"][0]
     expected = predict_proba(classifier.model, decode_image(path, IMAGE_SIZE)[None], classifier.config)[0]
-    assert frame["probability"][:3].tolist() == pytest.approx([expected] * 3, abs=1e-7)
+    assert frame["probability"][:4].tolist() == pytest.approx([expected] * 4, abs=1e-7)
+    assert classifier.predict(path.read_bytes())["probability"][0] == pytest.approx(expected, abs=1e-7)
     # A batch array is one row per image; a single 2-D array is one image.
     batch = classifier.predict(np.stack([pixels, 255 - pixels]))
     assert len(batch) == 2 and batch["probability"][0] == pytest.approx(expected, abs=1e-7)
@@ -122,8 +125,10 @@ def test_predict_rejects_what_is_not_an_image(tmp_path: Path) -> None:
     assert frame["status"][0] == "rejected" and "uint8" in frame["reason"][0]
     with pytest.raises(FractureTuneError, match=r"\[H, W\] or \[N, H, W\]"):
         classifier.predict(np.zeros((2, 8, 8, 3), dtype=np.uint8))
-    with pytest.raises(FractureTuneError, match="expected a path, a PIL image or a uint8 array"):
+    with pytest.raises(FractureTuneError, match="expected a path, an image file's bytes, a PIL image or"):
         classifier.predict([42])
+    text = classifier.predict(b"this is not an image")
+    assert text["status"][0] == "rejected" and text["reason"][0] == "not a recognised image format"
 
 
 def test_load_classifier_fails_closed_without_a_record_and_on_changed_weights(tmp_path: Path) -> None:

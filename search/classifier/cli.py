@@ -233,10 +233,18 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
 
 
 def _add_export(subparsers: argparse._SubParsersAction[Any]) -> None:
-    parser = subparsers.add_parser("export", help="export a model to TorchScript (or ONNX), verified")
+    parser = subparsers.add_parser(
+        "export", help="export a model (torch.export .pt2; TorchScript or ONNX on request), verified"
+    )
     _add_model_args(parser)
-    parser.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
-    parser.add_argument("--out", type=Path, required=True, help="output file (e.g. model.pt / model.onnx)")
+    parser.add_argument(
+        "--format",
+        choices=("pt2", "torchscript", "onnx"),
+        default="pt2",
+        help="pt2: torch.export, load with torch.export.load(FILE).module() (default); torchscript: "
+        "deprecated by torch, for LibTorch/C++ loaders; onnx: needs pip install 'fracture-tune[onnx]'",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="model.pt2 / model.pt / model.onnx")
     parser.set_defaults(handler=run_export_command)
 
 

@@ -1,9 +1,16 @@
-"""Export a trained classifier to TorchScript (or ONNX when the ``onnx`` package is installed).
+"""Export a trained classifier: ``torch.export`` (a ``.pt2`` file) by default, TorchScript or ONNX on request.
 
 The exported graph is the network only: input float32 [B, 1, S, S] normalised like training
-(pixels / 255, then (x - 0.5) / 0.5), output logits [B, 2] (softmax column 1 = the positive class).
-A sidecar ``<FILE>.json`` next to the export holds that preprocessing, the class names and the threshold.
-Every export is checked against the eager model on a batch of real-looking inputs before it is kept.
+(pixels / 255, then (x - 0.5) / 0.5), output logits [B, 2] (softmax column 1 = the positive class); the batch
+dimension is dynamic. A sidecar ``<FILE>.json`` next to the export holds that preprocessing, the class names
+and the threshold. Every export is loaded back from disk and checked against the eager model on real-looking
+inputs, at batch sizes other than the one it was traced with, before it is kept.
+
+- ``pt2`` (default): ``torch.export.save``; load with ``torch.export.load(path).module()``.
+- ``torchscript``: ``torch.jit.trace``; torch.jit is deprecated (torch 2.14 warns on every call) but is still
+  what LibTorch (C++) and older serving stacks load, so it stays, on request, until torch removes it.
+- ``onnx``: torch's ``torch.export``-based exporter (``dynamo=True``), verified with onnxruntime; needs the
+  ``onnx`` extra.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,11 +31,19 @@ from fracture_tune.search.classifier.predict import Classifier, classifier_input
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMATS = ("torchscript", "onnx")
+DEFAULT_FORMAT = "pt2"
+EXPORT_FORMATS = ("pt2", "torchscript", "onnx")
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 MAX_ABS_DIFF = 1e-5
+# The graph is traced on EXAMPLE_BATCH images (torch.export specialises a dimension of size 0 or 1) and
+# verified on a batch of another size and on a single image, so a batch size baked in would show.
+EXAMPLE_BATCH = 2
+
+Runner = Callable[["torch.Tensor"], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -47,31 +64,27 @@ def _verification_batch(classifier: Classifier, batch_size: int, seed: int) -> n
 
 
 def export_classifier(
-    classifier: Classifier, export_format: str, out: Path, *, batch_size: int = 8, seed: int = 0
+    classifier: Classifier, export_format: str, out: Path | str, *, batch_size: int = 8, seed: int = 0
 ) -> ExportResult:
-    """Write ``out`` in ``export_format``; raise if its outputs differ from the eager model's by > 1e-5."""
+    """Write ``out`` in ``export_format`` (one of ``EXPORT_FORMATS``; the CLI defaults to ``DEFAULT_FORMAT``);
+    raise if its outputs differ from the eager model's by more than ``MAX_ABS_DIFF``."""
     import torch
 
-    if export_format not in EXPORT_FORMATS:
-        raise FractureTuneError(
-            f"unknown export format {export_format!r}; use one of {', '.join(EXPORT_FORMATS)}"
-        )
+    out = Path(out)
+    _check_request(export_format, out, batch_size)
     inputs = classifier_inputs(classifier, _verification_batch(classifier, batch_size, seed))
     model = classifier.model.eval()
     with torch.no_grad():
         expected = model(inputs).numpy()
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if export_format == "torchscript":
-        actual = _export_torchscript(model, inputs, out)
-    else:
-        actual = _export_onnx(model, inputs, out)
-    max_abs_diff = float(np.max(np.abs(actual - expected)))
+    run_export = _EXPORTERS[export_format](model, inputs[:EXAMPLE_BATCH], out)
+    checks = ((inputs, expected), (inputs[:1], expected[:1]))
+    max_abs_diff = max(float(np.max(np.abs(run_export(batch) - want))) for batch, want in checks)
     if not max_abs_diff <= MAX_ABS_DIFF:
         out.unlink(missing_ok=True)
         raise FractureTuneError(
             f"{export_format} export differs from the eager model by {max_abs_diff:.3g} (> {MAX_ABS_DIFF})",
-            hint="report this model; try the other export format",
+            hint="report this model; try another --format",
         )
     sidecar = out.with_name(out.name + ".json")
     sidecar.write_text(json.dumps(_sidecar(classifier, export_format, max_abs_diff), indent=2) + "\n")
@@ -79,38 +92,95 @@ def export_classifier(
     return ExportResult(out, sidecar, export_format, max_abs_diff)
 
 
-def _export_torchscript(model: torch.nn.Module, inputs: torch.Tensor, out: Path) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        traced = torch.jit.trace(model, inputs[:2], check_trace=False)
-    torch.jit.save(traced, str(out))
-    reloaded = torch.jit.load(str(out), map_location="cpu")
-    with torch.no_grad():
-        return np.asarray(reloaded(inputs).numpy())
-
-
-def _export_onnx(model: torch.nn.Module, inputs: torch.Tensor, out: Path) -> np.ndarray:
-    import torch
-
-    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
-    if missing:
+def _check_request(export_format: str, out: Path, batch_size: int) -> None:
+    """Refuse what would fail late, after the model is traced: unknown format, wrong suffix, missing extra."""
+    if export_format not in EXPORT_FORMATS:
         raise FractureTuneError(
-            f"ONNX export needs the {' and '.join(missing)} package(s), which are not installed",
-            hint="pip install onnx onnxruntime (or use --format torchscript)",
+            f"unknown export format {export_format!r}; use one of {', '.join(EXPORT_FORMATS)}"
         )
+    if export_format == "pt2" and out.suffix != ".pt2":
+        # torch.export.load warns on any other suffix and a loader may refuse it.
+        raise FractureTuneError(
+            f"a pt2 export must be a .pt2 file, got {str(out)!r}", hint=f"use --out {out.with_suffix('.pt2')}"
+        )
+    if batch_size <= EXAMPLE_BATCH:
+        raise FractureTuneError(f"batch_size must be > {EXAMPLE_BATCH} (the traced batch), got {batch_size}")
+    if export_format == "onnx":
+        missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+        if missing:
+            raise FractureTuneError(
+                f"ONNX export needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                "not installed",
+                hint="pip install 'fracture-tune[onnx]' (or use the default --format pt2)",
+            )
+
+
+def _batch_dimension() -> dict[int, object]:
+    import torch
+
+    return {0: torch.export.Dim("batch", min=1)}
+
+
+def _export_pt2(model: nn.Module, example: torch.Tensor, out: Path) -> Runner:
+    import torch
+
+    program = torch.export.export(model, (example,), dynamic_shapes=(_batch_dimension(),))
+    torch.export.save(program, out)
+    reloaded = torch.export.load(out).module()
+
+    def run(batch: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return np.asarray(reloaded(batch).numpy())
+
+    return run
+
+
+def _export_torchscript(model: nn.Module, example: torch.Tensor, out: Path) -> Runner:
+    import torch
+
+    log.warning("TorchScript (torch.jit) is deprecated by torch; the default format, pt2, replaces it")
+    with warnings.catch_warnings():  # the one warning above, not one per torch.jit call
+        warnings.filterwarnings("ignore", message=r".*torch\.jit.* is deprecated", category=FutureWarning)
+        with torch.no_grad():
+            traced = torch.jit.trace(model, example, check_trace=False)
+        torch.jit.save(traced, str(out))
+        reloaded = torch.jit.load(str(out), map_location="cpu")
+
+    def run(batch: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return np.asarray(reloaded(batch).numpy())
+
+    return run
+
+
+def _export_onnx(model: nn.Module, example: torch.Tensor, out: Path) -> Runner:
     import onnxruntime
+    import torch
 
     torch.onnx.export(
         model,
-        (inputs[:2],),
+        (example,),
         str(out),
         input_names=["image"],
         output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        dynamic_shapes=(_batch_dimension(),),
+        dynamo=True,
+        external_data=False,  # one self-contained file (the models are far below ONNX's 2 GB limit)
+        verbose=False,
     )
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(["logits"], {"image": inputs.numpy()})[0])
+
+    def run(batch: torch.Tensor) -> np.ndarray:
+        return np.asarray(session.run(["logits"], {"image": batch.numpy()})[0])
+
+    return run
+
+
+_EXPORTERS: dict[str, Callable[[nn.Module, torch.Tensor, Path], Runner]] = {
+    "pt2": _export_pt2,
+    "torchscript": _export_torchscript,
+    "onnx": _export_onnx,
+}
 
 
 def _sidecar(classifier: Classifier, export_format: str, max_abs_diff: float) -> dict[str, object]:

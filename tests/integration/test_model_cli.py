@@ -103,10 +103,11 @@ def test_predict_evaluate_and_export_use_the_champion(searched_and_retrained: di
     metrics = json.loads((tmp / "eval.json").read_text())["metrics"]
     assert metrics["auroc"]["lower"] <= metrics["auroc"]["value"] <= metrics["auroc"]["upper"]
     assert "balanced_accuracy" in evaluated.stdout
-    exported = _cli(tmp, "export", "--tracking-uri", uri, "--format", "torchscript", "--out", "model.pt")
-    assert "max abs difference" in exported.stdout
-    sidecar = json.loads((tmp / "model.pt.json").read_text())
-    assert sidecar["verified_max_abs_diff"] <= 1e-5 and sidecar["class_names"][1] == "fractured"
+    exported = _cli(tmp, "export", "--tracking-uri", uri, "--out", "model.pt2")  # torch.export by default
+    assert "(pt2; max abs difference" in exported.stdout
+    sidecar = json.loads((tmp / "model.pt2.json").read_text())
+    assert sidecar["format"] == "pt2" and sidecar["verified_max_abs_diff"] <= 1e-5
+    assert sidecar["class_names"][1] == "fractured"
 
 
 def test_retrain_a_chosen_trial_by_run_id(searched_and_retrained: dict[str, Any]) -> None:

@@ -1,15 +1,13 @@
 """The retrain's MLflow run: a child of the search's parent run with params, final metrics, per-epoch curves,
-the report as artifacts and the classifier logged with MLflow's PyTorch flavour (``pt2`` export).
+the report as artifacts and the classifier logged as an MLflow pyfunc that
+scores image files (``pyfunc_model.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +16,16 @@ import numpy as np
 from fracture_tune.search.classifier.package import (
     WEIGHTS_FILE,
     classifier_metadata,
-    model_inputs,
+    package_file,
     sha256_of_file,
+    sha256_of_folder,
     write_package_files,
 )
 from fracture_tune.search.classifier.report import LoggedModel, RegistryEntry, TrackingRef, flat_metrics
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.models import ModelSignature
     from torch import nn
 
     from fracture_tune.data.dataset import DatasetArrays
@@ -34,39 +34,44 @@ if TYPE_CHECKING:
     from fracture_tune.search.classifier.source import RetrainSource
 
 MODEL_ARTIFACT_NAME = "model"
+PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 
 
 def log_classifier(
-    *, run_id: str, model: nn.Module, example_batch: np.ndarray, metadata: dict[str, Any], local_dir: Path
+    *, run_id: str, model: nn.Module, example_image: bytes, metadata: dict[str, Any], local_dir: Path
 ) -> LoggedModel:
-    """Log ``model`` (eval mode, CPU) to run ``run_id`` and copy the logged folder to ``local_dir``.
+    """Log ``model`` to run ``run_id`` as the image-scoring pyfunc (``pyfunc_model.py``) and copy the logged
+    folder to ``local_dir``.
 
-    ``example_batch``: float32 [B>1, 1, S, S], already normalised (what forward takes); B > 1 so the
-    exported graph keeps a dynamic batch dimension.
+    ``example_image``: an image file's bytes (e.g. a training image as PNG), the model's input example; MLflow
+    scores it while logging, so a model that cannot serve is never logged.
     """
     import mlflow
-    import mlflow.pytorch
+    import mlflow.pyfunc
+    import pandas as pd
     import torch
-    from mlflow.models import infer_signature
+
+    from fracture_tune.search.classifier.pyfunc_model import (
+        IMAGE_COLUMN,
+        METADATA_ARTIFACT,
+        WEIGHTS_ARTIFACT,
+        WEIGHTS_SHA256_CONFIG,
+    )
 
     cpu_model = copy.deepcopy(model).cpu().to(memory_format=torch.contiguous_format).eval()
-    with torch.no_grad():
-        example_logits = cpu_model(torch.from_numpy(example_batch)).numpy()
-    with tempfile.TemporaryDirectory(prefix="fracture-tune-model-") as scratch, _prediction_device("cpu"):
-        # The pt2 export holds CPU weights and cannot be moved to a GPU: MLflow's check of the input
-        # example must load it on the CPU even where a GPU is visible (it defaults to cuda there).
+    with tempfile.TemporaryDirectory(prefix="fracture-tune-model-") as scratch:
         metadata_path, weights_path = write_package_files(Path(scratch), cpu_model, metadata)
         with mlflow.start_run(run_id=run_id):
-            info = mlflow.pytorch.log_model(
-                cpu_model,
+            info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT_NAME,
-                signature=infer_signature(example_batch, example_logits),
-                input_example=example_batch,
-                serialization_format="pt2",
+                python_model=str(PYFUNC_ENTRY),  # models from code: MLflow runs a copy, unpickles nothing
+                artifacts={METADATA_ARTIFACT: str(metadata_path), WEIGHTS_ARTIFACT: str(weights_path)},
+                model_config={WEIGHTS_SHA256_CONFIG: sha256_of_file(weights_path)},
+                signature=served_signature(),
+                input_example=pd.DataFrame({IMAGE_COLUMN: [example_image]}),
                 # Explicit, so MLflow does not spawn a process to infer requirements.
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                pip_requirements=serving_requirements(),
                 metadata={"fracture_tune": metadata},
-                extra_files=[str(metadata_path), str(weights_path)],
             )
     local_dir = Path(local_dir)
     local_dir.mkdir(parents=True, exist_ok=True)
@@ -76,23 +81,49 @@ def log_classifier(
     return LoggedModel(
         uri=info.model_uri,
         local_dir=str(downloaded),
-        model_sha256=sha256_of_file(downloaded / "data" / "model.pt2"),
-        weights_sha256=sha256_of_file(downloaded / "extra_files" / WEIGHTS_FILE),
+        model_sha256=sha256_of_folder(downloaded),
+        weights_sha256=sha256_of_file(package_file(downloaded, WEIGHTS_FILE)),
     )
 
 
-@contextlib.contextmanager
-def _prediction_device(device: str) -> Iterator[None]:
-    """Set ``MLFLOW_DEFAULT_PREDICTION_DEVICE`` (where MLflow's pyfunc loads a model) for a block."""
-    previous = os.environ.get("MLFLOW_DEFAULT_PREDICTION_DEVICE")
-    os.environ["MLFLOW_DEFAULT_PREDICTION_DEVICE"] = device
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("MLFLOW_DEFAULT_PREDICTION_DEVICE", None)
-        else:
-            os.environ["MLFLOW_DEFAULT_PREDICTION_DEVICE"] = previous
+def served_signature() -> ModelSignature:
+    """In: ``image`` (binary: an image file's bytes). Out: ``probability``, ``label``, ``threshold``."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema
+
+    from fracture_tune.search.classifier.pyfunc_model import IMAGE_COLUMN
+
+    return ModelSignature(
+        inputs=Schema([ColSpec(DataType.binary, IMAGE_COLUMN)]),
+        outputs=Schema(
+            [
+                ColSpec(DataType.double, "probability"),
+                ColSpec(DataType.string, "label"),
+                ColSpec(DataType.double, "threshold"),
+            ]
+        ),
+    )
+
+
+# What the pyfunc imports when it is loaded; each pinned to the version that logged the model.
+SERVING_DISTRIBUTIONS = ("fracture-tune", "torch", "torchvision", "numpy", "pandas", "pillow")
+
+
+def serving_requirements() -> list[str]:
+    """``name==version`` of every ``SERVING_DISTRIBUTIONS`` installed here (MLflow adds its own pin).
+
+    fracture-tune itself is a requirement: the pyfunc is this package's code, so an environment built from
+    these lines needs it installable (a wheel, ``pip install -e``); ``--env-manager local`` uses this one.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in SERVING_DISTRIBUTIONS:
+        try:
+            pins.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:
+            continue
+    return pins
 
 
 def start_child_run(
@@ -190,6 +221,17 @@ def record_retrain(
         raise
 
 
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """uint8 [H, W] pixels as a PNG file's bytes (lossless: decoding gives the same pixels back)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _log_and_register(
     client: Any,
     run_id: str,
@@ -205,7 +247,6 @@ def _log_and_register(
     from fracture_tune.search.classifier.registry import register_version
     from fracture_tune.search.classifier.report_files import write_report
     from fracture_tune.trainables.config import TrainConfig
-
     history = {"": primary.history}
     if "baseline" in report.history:
         history["baseline_"] = report.history["baseline"]
@@ -234,12 +275,11 @@ def _log_and_register(
         search=source.search_name,
         threshold_rule=f"sensitivity >= {options.target_sensitivity} on validation",
     )
-    example = model_inputs(data.images[data.indices("train")[:2]], metadata["input_size"]).numpy()
     shutil.rmtree(out_dir / "model", ignore_errors=True)
     logged = log_classifier(
         run_id=run_id,
         model=primary.model,
-        example_batch=example,
+        example_image=png_bytes(data.images[data.indices("train")[0]]),
         metadata=metadata,
         local_dir=out_dir / "model",
     )

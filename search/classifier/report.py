@@ -107,8 +107,8 @@ class TrackingRef:
 class LoggedModel:
     uri: str
     local_dir: str
-    model_sha256: str
-    weights_sha256: str
+    model_sha256: str  # of every file of the logged model folder (sha256_of_folder): what MLflow serves
+    weights_sha256: str  # of its weights.pt: what every load checks before reading the weights
 
 
 @dataclass(frozen=True)

@@ -185,8 +185,9 @@ def _markdown_extras(report: RetrainReport) -> list[str]:
     lines += ["", "## Model", ""]
     if report.model:
         lines.append(
-            f"Logged as `{report.model.uri}` (pt2 sha256 `{report.model.model_sha256[:16]}…`), local copy "
-            f"`{report.model.local_dir}`."
+            f"Logged as `{report.model.uri}`, an MLflow pyfunc that scores image files (model folder sha256 "
+            f"`{report.model.model_sha256[:16]}…`, weights sha256 `{report.model.weights_sha256[:16]}…`), "
+            f"local copy `{report.model.local_dir}`."
         )
     if report.registry:
         lines.append(

@@ -74,7 +74,7 @@ def test_report_has_test_metrics_with_intervals_threshold_and_baseline(retrained
 def test_mlflow_run_is_nested_and_records_model_hash(retrained: dict[str, Any]) -> None:
     from mlflow import MlflowClient
 
-    from fracture_tune.search.classifier.package import sha256_of_file
+    from fracture_tune.search.classifier.package import sha256_of_file, sha256_of_folder
 
     client = MlflowClient(tracking_uri=retrained["uri"])
     run = client.get_run(retrained["report"]["mlflow"]["run_id"])
@@ -83,8 +83,9 @@ def test_mlflow_run_is_nested_and_records_model_hash(retrained: dict[str, Any]) 
     assert run.data.metrics["test_auroc"] == pytest.approx(
         retrained["report"]["optimized"]["test"]["auroc"]["value"]
     )
-    model_file = Path(retrained["report"]["model"]["local_dir"]) / "data" / "model.pt2"
-    assert run.data.tags["model_sha256"] == sha256_of_file(model_file)
+    local_model = Path(retrained["report"]["model"]["local_dir"])
+    assert run.data.tags["model_sha256"] == sha256_of_folder(local_model)
+    assert run.data.tags["weights_sha256"] == sha256_of_file(local_model / "artifacts" / "weights.pt")
     version = client.get_model_version_by_alias("fracture-classifier", "champion")
     assert (
         str(version.version) == "1"
@@ -117,24 +118,25 @@ def test_registered_model_predicts_the_same_in_a_fresh_process(retrained: dict[s
     for row, (relative, probability) in zip(rows, expected.items(), strict=True):
         assert row["path"].endswith(relative)
         assert row["probability"] == pytest.approx(probability, abs=1e-6)
-    # MLflow's own pt2 flavour, loaded in a fresh process, gives the same logits as our loader.
+    # MLflow's own loader, in a fresh process, scores the same image files' bytes with the same numbers.
     script = (
-        "import sys, mlflow.pytorch, torch;"
-        "from fracture_tune.search.classifier.predict import load_classifier, classifier_inputs;"
-        "import numpy as np; mlflow.set_tracking_uri(sys.argv[1]);"
-        "c = load_classifier('models:/fracture-classifier@champion', sys.argv[1]);"
-        "x = classifier_inputs(c, np.random.default_rng(0).integers(0, 255, (4, 32, 32), dtype=np.uint8));"
-        "m = mlflow.pytorch.load_model('models:/fracture-classifier@champion');"
-        "print(float((m(x) - c.model(x)).abs().max()))"
+        "import sys, json, pathlib, mlflow.pyfunc, pandas as pd; mlflow.set_tracking_uri(sys.argv[1]);"
+        "m = mlflow.pyfunc.load_model('models:/fracture-classifier@champion');"
+        "out = m.predict(pd.DataFrame({'image': [pathlib.Path(f).read_bytes() for f in sys.argv[2:]]}));"
+        "print(json.dumps(out.to_dict(orient='list')))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script, retrained["uri"]],
+        [sys.executable, "-c", script, retrained["uri"], *files],
         check=True,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert float(result.stdout.strip().splitlines()[-1]) <= 1e-6
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    threshold = retrained["report"]["optimized"]["threshold"]["value"]
+    assert served["probability"] == pytest.approx([row["probability"] for row in rows], abs=1e-6)
+    assert served["label"] == [row["label"] for row in rows]
+    assert served["threshold"] == [threshold] * len(rows)
 
 
 def test_second_retrain_moves_champion_only_if_better(retrained: dict[str, Any]) -> None:

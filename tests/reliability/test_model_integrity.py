@@ -60,7 +60,7 @@ def test_registered_model_altered_in_the_artifact_store_is_refused(
     uri, image = registered["uri"], registered["image"]
     code, output = _predict(capsys, CHAMPION, uri, image)
     assert code == 0, output
-    stored = [path for path in (registered["tmp"] / "mlartifacts").rglob("extra_files/weights.pt")]
+    stored = [path for path in (registered["tmp"] / "mlartifacts").rglob("artifacts/weights.pt")]
     assert len(stored) == 1, stored  # the one logged model behind the champion
     _alter(stored[0])
 
@@ -75,10 +75,18 @@ def test_registered_model_altered_in_the_artifact_store_is_refused(
     code, skipped = _predict(capsys, CHAMPION, uri, image, "--skip-hash-check")
     assert code == 0, skipped
     assert "warning: --skip-hash-check" in skipped and "1 of 1 files predicted" in skipped
+    # MLflow's own loader (mlflow models serve) refuses it too: the sha256 logged with the model differs.
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(uri)
+    with pytest.raises(MlflowException, match="differs from .* logged with the model") as served:
+        mlflow.pyfunc.load_model(CHAMPION)
     observe(
         fault="registered model's weights.pt altered in the artifact store after registration",
         observed=f"predict {CHAMPION} exit 2: `{output.strip().splitlines()[0][:160]}...`; runs:/ URI "
-        "exit 2; --skip-hash-check loads it with a warning",
+        "exit 2; --skip-hash-check loads it with a warning; mlflow.pyfunc.load_model raises "
+        f"`{str(served.value)[:80]}...`",
     )
 
 
@@ -95,7 +103,7 @@ def test_local_model_folder_altered_or_without_record_is_refused(
     code, output = _predict(capsys, str(model), uri, image)
     assert code == 0, output
 
-    _alter(model / "extra_files" / "weights.pt")
+    _alter(model / "artifacts" / "weights.pt")
     code, altered = _predict(capsys, str(model), uri, image)
     assert code == 2 and "differs from" in altered and "report.json" in altered, altered
 

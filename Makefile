@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 # PYTHONDONTWRITEBYTECODE=1), so bytecode is compiled at install time and allowed at run time.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: venv demo test unit test-slow test-cluster test-wheel lint typecheck clean bench reliability
+.PHONY: venv demo test unit test-slow test-cluster test-wheel lint typecheck clean bench reliability ui-check
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ test-wheel: venv
 
 reliability: venv
 	$(PY) benchmarks/reliability_table.py
+
+# The MLflow UI in headless Chromium (apt-get install chromium): a 4-trial quickstart search's parent and
+# trial runs must be listed. Another search: UI_CHECK_ARGS="--search NAME --tracking-uri URI"; the docs'
+# picture: UI_CHECK_ARGS="--screenshot docs/images/mlflow-runs.png".
+ui-check: venv
+	$(PY) tools/mlflow_ui_check.py $(UI_CHECK_ARGS)
 
 # Each prints a side-by-side table; BENCHMARKS.md records the figures and the machine.
 FRACATLAS_DIR ?= ../shared/data/fracatlas

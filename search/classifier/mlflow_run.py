@@ -1,5 +1,5 @@
 """The retrain's MLflow run: a child of the search's parent run with params, final metrics, per-epoch curves,
-the report as artifacts and the classifier logged as an MLflow pyfunc that
+the prepared dataset as its input, the report as artifacts and the classifier logged as an MLflow pyfunc that
 scores image files (``pyfunc_model.py``).
 """
 
@@ -246,7 +246,10 @@ def _log_and_register(
 
     from fracture_tune.search.classifier.registry import register_version
     from fracture_tune.search.classifier.report_files import write_report
+    from fracture_tune.search.dataset_lineage import dataset_lineage, log_dataset_input
     from fracture_tune.trainables.config import TrainConfig
+
+    log_dataset_input(client, run_id, dataset_lineage(data, source.dataset_dir), context="training")
     history = {"": primary.history}
     if "baseline" in report.history:
         history["baseline_"] = report.history["baseline"]

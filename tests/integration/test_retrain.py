@@ -93,6 +93,23 @@ def test_mlflow_run_is_nested_and_records_model_hash(retrained: dict[str, Any]) 
     )
 
 
+def test_retrain_run_lists_the_prepared_dataset_as_its_input(retrained: dict[str, Any]) -> None:
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracking_uri=retrained["uri"]).get_run(retrained["report"]["mlflow"]["run_id"])
+    dataset = retrained["report"]["dataset"]
+    (only,) = run.inputs.dataset_inputs
+    assert {tag.key: tag.value for tag in only.tags} == {"mlflow.data.context": "training"}
+    assert (only.dataset.name, only.dataset.digest) == ("src", dataset["key"])
+    assert json.loads(only.dataset.source) == {"uri": str(retrained["source"])}
+    profile = json.loads(only.dataset.profile)
+    assert profile["split_hash"] == dataset["split_hash"] and profile["cache_dir"] == dataset["cache_dir"]
+    for split in ("train", "val", "test"):
+        assert sum(profile["counts"][split].values()) == dataset[f"{split}_size"], split
+    assert set(profile["counts"]["test"]) == set(dataset["class_names"])
+    assert profile["num_rows"] == sum(dataset[f"{split}_size"] for split in ("train", "val", "test"))
+
+
 def test_registered_model_predicts_the_same_in_a_fresh_process(retrained: dict[str, Any]) -> None:
     folder = retrained["run_dir"] / "retrain"
     with open(folder / "test_predictions.csv", newline="") as stream:

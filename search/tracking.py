@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from pathlib import Path
 from typing import Any
 
+from fracture_tune.data.redaction import REDACTED, redact_secrets
 from fracture_tune.search.stops import ERROR, MLFLOW_STATUS, TrialStop, describe
 
 logger = logging.getLogger(__name__)
@@ -25,29 +25,9 @@ TRIAL_ID_TAG = "fracture_tune.trial_id"
 SEARCH_NAME_TAG = "fracture_tune.search"
 PARENT_TAG = "mlflow.parentRunId"
 STOP_REASON_TAG = "stop_reason"  # finished | stopped_by_asha | time_budget | interrupted | error
-REDACTED = "***"
-
-# scheme://USERINFO@host — user, user:password or a token; up to the last "@" before the path.
-_URI_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][\w+.-]*://)[^/\s?#]*@")
-_QUERY_SECRET = re.compile(
-    r"\b(?P<key>password|passwd|pwd|token|access_token|auth_token|api_key|apikey|secret)=[^&#\s]*",
-    flags=re.IGNORECASE,
-)
 # Real tracking URIs (secrets included) of the stores this process talks to, by their redacted form: what is
 # pickled with the Tuner (tuner.pkl) holds only the redacted form and is resolved back here on resume.
 _LIVE_TRACKING_URIS: dict[str, str] = {}
-
-
-def redact_secrets(text: str) -> str:
-    """Hide every secret in ``text``: the user-info of any URI (``scheme://user:password@host``,
-    ``scheme://token@host`` → ``scheme://***@host``) and ``password=``/``token=``-like query values.
-
-    The one redaction rule, for URIs and for messages that contain URIs (an error from a tracking server).
-    It edits the text in place rather than re-joining parsed parts: ``urlunsplit`` turns
-    ``sqlite:////abs/path`` into ``sqlite://abs/path`` (it drops the empty host), a different file.
-    """
-    redacted = _URI_USERINFO.sub(lambda match: f"{match['head']}{REDACTED}@", text)
-    return _QUERY_SECRET.sub(lambda match: f"{match['key']}={REDACTED}", redacted)
 
 
 def remember_tracking_uri(uri: str) -> None:

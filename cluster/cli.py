@@ -36,6 +36,14 @@ def _register_cluster(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=True,
         help="start an MLflow tracking server (default on)",
     )
+    up.add_argument(
+        "--backend-store-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow's database: postgresql://USER@HOST:5432/DATABASE (needs fracture-tune[postgres]; the "
+        "password from PGPASSWORD or ~/.pgpass, not the URI: command lines show in `ps`). "
+        "Default: sqlite in --cluster-dir",
+    )
     up.add_argument("--port", type=int, default=None, help="Ray GCS port (default 6379, or a free one)")
     up.add_argument("--dashboard-port", type=int, default=None, help="Jobs API/dashboard (default 8265)")
     up.add_argument("--client-port", type=int, default=None, help="Ray Client server (default 10001)")
@@ -89,6 +97,7 @@ def _cluster_up(args: argparse.Namespace) -> int:
             "mlflow": args.mlflow_port,
         },
         timeout_s=args.timeout,
+        backend_store_uri=args.backend_store_uri,
     )
     print_up(start_local_cluster(spec, args.cluster_dir), args.cluster_dir)
     return 0

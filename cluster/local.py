@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fracture_tune.cluster.auth import create_token_file, ray_auth_env
+from fracture_tune.cluster.backend_store import BackendStore, backend_store_for, check_backend_store
 from fracture_tune.cluster.processes import (
     ProcessRecord,
     is_running,
@@ -40,8 +41,9 @@ from fracture_tune.data.errors import FractureTuneError
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"gcs": 6379, "dashboard": 8265, "client": 10001, "mlflow": 5000}
-# Variables that would make our daemons join or log somewhere else than we intend.
-_ENV_DROPPED = ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "MLFLOW_RUN_ID", "PYTHONDONTWRITEBYTECODE")
+# Variables that would make our daemons join or log somewhere else than we intend, and the database
+# password: only the MLflow server gets it (``BackendStore.server_env``), not the Ray nodes' jobs.
+_ENV_DROPPED = ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "MLFLOW_RUN_ID", "PYTHONDONTWRITEBYTECODE", "PGPASSWORD")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class LocalClusterSpec:
     gpus_per_worker: int = 0  # advertised to Ray; on a CPU-only host this rehearses GPU placement
     worker_resources: dict[str, float] | None = None  # custom resources, e.g. a node-type marker
     timeout_s: float = 120.0
+    backend_store_uri: str | None = None  # MLflow's database (PostgreSQL); None: sqlite in the cluster dir
 
 
 def choose_port(name: str, requested: int | None) -> int:
@@ -151,10 +154,13 @@ def _start_nodes(
     wait_until(f"{expected} Ray nodes", all_nodes_alive, head, spec.timeout_s)
 
 
-def _start_mlflow(spec: LocalClusterSpec, state: ClusterState, env: dict[str, str], cd: Path) -> None:
+def _start_mlflow(
+    spec: LocalClusterSpec, state: ClusterState, env: dict[str, str], cd: Path, store: BackendStore
+) -> None:
     port = choose_port("mlflow", spec.ports.get("mlflow"))
-    command = mlflow_command(cd, port)
-    state.mlflow = start_session_leader("mlflow-server", command, env, cd / "logs" / "mlflow-server.log")
+    command = mlflow_command(cd, port, store.uri)
+    log = cd / "logs" / "mlflow-server.log"
+    state.mlflow = start_session_leader("mlflow-server", command, {**env, **store.server_env()}, log)
     state.tracking_uri = f"http://127.0.0.1:{port}"
     save_state(state, cd)
     tracking_uri = state.tracking_uri
@@ -170,8 +176,16 @@ def start_local_cluster(spec: LocalClusterSpec, cluster_dir: Path = DEFAULT_CLUS
         raise FractureTuneError(
             f"--workers must be >= 0 and --cpus-per-node >= 1 (got {spec.workers}, {spec.cpus_per_node})"
         )
+    if spec.backend_store_uri and not spec.with_mlflow:
+        raise FractureTuneError(
+            "--backend-store-uri is the MLflow server's database, and --no-mlflow starts no server",
+            hint="drop one of the two options",
+        )
     cluster_dir = Path(cluster_dir).resolve()
     _refuse_if_running(cluster_dir)
+    store = backend_store_for(spec.backend_store_uri, cluster_dir, os.environ)
+    if spec.with_mlflow:
+        check_backend_store(store)  # a missing driver or database fails here, before any node starts
     ports = {name: choose_port(name, spec.ports.get(name)) for name in ("gcs", "dashboard", "client")}
     token_path = str(create_token_file(cluster_dir)) if spec.auth else None
     # Under /tmp, not the project: Ray's unix socket paths must stay under ~107 characters.
@@ -182,12 +196,13 @@ def start_local_cluster(spec: LocalClusterSpec, cluster_dir: Path = DEFAULT_CLUS
         client_address=f"ray://127.0.0.1:{ports['client']}",
         tracking_uri=None, auth_enabled=spec.auth, token_path=token_path,
         ray_temp_root=temp_root, created_at=time.time(),
+        backend_store=store.shown() if spec.with_mlflow else None,
     )  # fmt: skip
     env = service_env(spec.auth, token_path)
     try:
         _start_nodes(spec, state, env, cluster_dir / "logs", cluster_dir)
         if spec.with_mlflow:
-            _start_mlflow(spec, state, env, cluster_dir)
+            _start_mlflow(spec, state, env, cluster_dir, store)
         save_state(state, cluster_dir)
     except BaseException:
         stop_local_cluster(cluster_dir)
@@ -200,6 +215,7 @@ class StopReport:
     stopped: dict[str, list[int]] = field(default_factory=dict)  # label → PIDs that were running
     already_gone: list[str] = field(default_factory=list)
     had_state: bool = True
+    backend_store: str | None = None  # where the MLflow runs stay (redacted)
 
 
 def stop_local_cluster(cluster_dir: Path = DEFAULT_CLUSTER_DIR) -> StopReport:
@@ -207,7 +223,7 @@ def stop_local_cluster(cluster_dir: Path = DEFAULT_CLUSTER_DIR) -> StopReport:
     state = load_state(cluster_dir)
     if state is None:
         return StopReport(had_state=False)
-    report = StopReport()
+    report = StopReport(backend_store=state.backend_store)
     ordered = [*reversed(state.nodes[1:]), *state.nodes[:1], *([state.mlflow] if state.mlflow else [])]
     for record in ordered:
         pids = stop_session(record)

@@ -16,6 +16,7 @@ def print_up(state: ClusterState, cluster_dir: Path) -> None:
     print(f"  Ray Client           : {state.client_address}")
     if state.tracking_uri:
         print(f"  MLflow server        : {state.tracking_uri}")
+        print(f"  MLflow database      : {state.backend_store or 'sqlite'}")
     if state.auth_enabled and state.token_path:
         print(f"  auth token           : {masked_token(state.token_path)} in {state.token_path} (mode 0600)")
     else:
@@ -45,7 +46,8 @@ def print_down(report: StopReport, cluster_dir: Path) -> None:
         print(f"already gone, nothing to stop: {', '.join(report.already_gone)}")
     if not report.stopped:
         print("nothing was running: removed the stale state file")
-    print(f"MLflow data kept in {Path(cluster_dir) / 'mlflow.db'} and {Path(cluster_dir) / 'mlartifacts'}")
+    runs = report.backend_store or Path(cluster_dir) / "mlflow.db"
+    print(f"MLflow data kept: runs in {runs}, artifacts in {Path(cluster_dir) / 'mlartifacts'}")
 
 
 def _resource_summary(resources: dict[str, float]) -> str:
@@ -78,7 +80,7 @@ def print_status(status: ClusterStatus | None, cluster_dir: Path) -> int:
         print(f"  node {node['node_id'][:12]} {role} {node['state']:<5} {resources}")
     if state.tracking_uri:
         health = "healthy" if status.mlflow_healthy else "NOT ANSWERING"
-        print(f"MLflow: {state.tracking_uri} ({health})")
+        print(f"MLflow: {state.tracking_uri} ({health}), database {state.backend_store or 'sqlite'}")
     else:
         print("MLflow: not started (--no-mlflow)")
     healthy = all(status.processes.values()) and not status.nodes_error

@@ -66,11 +66,12 @@ def worker_command(node: NodeCommand, gcs_address: str) -> list[str]:
     return node.common() + ["--address", gcs_address]
 
 
-def mlflow_command(cluster_dir: Path, port: int) -> list[str]:
+def mlflow_command(cluster_dir: Path, port: int, backend_store_uri: str | None = None) -> list[str]:
+    """``mlflow server`` on 127.0.0.1; runs in ``backend_store_uri`` (never a password) or the sqlite file."""
     cluster_dir = cluster_dir.resolve()
     return [
         str(venv_bin() / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{cluster_dir / 'mlflow.db'}",
+        "--backend-store-uri", backend_store_uri or f"sqlite:///{cluster_dir / 'mlflow.db'}",
         # Clients upload artifacts over HTTP (mlflow-artifacts:/), so a job's artifacts land here and
         # not in the Ray working dir of whichever node ran it.
         "--serve-artifacts", "--artifacts-destination", str(cluster_dir / "mlartifacts"),

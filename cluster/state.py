@@ -35,6 +35,7 @@ class ClusterState:
     nodes: list[ProcessRecord] = field(default_factory=list)  # head first
     mlflow: ProcessRecord | None = None
     created_at: float = 0.0
+    backend_store: str | None = None  # the MLflow server's database, redacted (state files before it: sqlite)
     version: int = STATE_VERSION
 
     def all_processes(self) -> list[ProcessRecord]:

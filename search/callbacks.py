@@ -46,7 +46,7 @@ class MlflowTrialCallback(Callback):
     Updates go through a queue, in order: when the server is unreachable they stay queued and are replayed
     once it answers again (``TrialRunLogger`` skips epochs already logged, so replays never duplicate). An
     update refused for a reason that will not go away (a 4xx, a bug) is dropped and counted. At the end of the
-    search, what is still queued or was dropped is reported — in the log and in ``mlflow_backlog.json`` in
+    search, what is still queued or was dropped is reported — in the log and in ``mlflow_backlog.jsonl`` in
     the run folder, which the search's summary reads — with the ``sync-mlflow`` command that backfills it
     from Tune's results on disk. Why each trial ended comes from the ``StopLedger``.
     """
@@ -139,7 +139,7 @@ class MlflowTrialCallback(Callback):
             "recover_with": f"fracture-tune search sync-mlflow {name}",
         }
         try:
-            self.backlog_file.write_text(json.dumps(record, indent=1), encoding="utf-8")
+            self.backlog_file.write_text(json.dumps(record) + "\n", encoding="utf-8")
         except OSError as error:
             logger.warning("cannot write %s: %s", self.backlog_file, error)
         logger.warning(

@@ -7,6 +7,7 @@ path (``scheduler.grace_period``) and a hint. ``--set a.b=c`` overrides go throu
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +59,23 @@ class SearcherConfig(StrictModel):
     n_startup_trials: int = Field(default=4, ge=1)
     multivariate: bool = True
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)
+    # Where the Optuna study lives (optuna-dashboard opens it): an Optuna RDB URL; default
+    # sqlite:///<run folder>/optuna.db. The study is named after the search.
+    storage: str | None = None
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_without_credentials(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not re.match(r"^(sqlite|postgresql|mysql|oracle|mssql)(\+\w+)?://", value):
+            raise ValueError(f"{value!r} is not an Optuna RDB URL (sqlite:///path.db, postgresql://host/db…)")
+        if re.search(r"://[^/\s?#]*@", value) or re.search(r"(?i)\bpassword=", value):
+            raise ValueError(
+                "must not hold a user or password: the study's storage is saved with Tune's searcher state; "
+                "give them to the database driver instead (PGUSER/PGPASSWORD or ~/.pgpass for PostgreSQL)"
+            )
+        return value
 
 
 class SchedulerConfig(StrictModel):

@@ -22,7 +22,8 @@ RESOLVED_CONFIG_FILE = "resolved_config.yaml"
 RESULTS_PARQUET_FILE = "results.parquet"
 RESULTS_CSV_FILE = "results.csv"
 # Written when a search ended with updates MLflow does not have; `sync-mlflow` removes it.
-MLFLOW_BACKLOG_FILE = "mlflow_backlog.json"
+# .jsonl, not .json: Ray Tune syncs a resumed experiment's *.json files back over newer ones.
+MLFLOW_BACKLOG_FILE = "mlflow_backlog.jsonl"
 
 
 @dataclass
@@ -212,4 +213,4 @@ def add_to_mlflow_backlog(run_dir: Path, search_name: str, reason: str) -> None:
     backlog["dropped"] = int(backlog.get("dropped", 0)) + 1
     backlog["dropped_reasons"] = [*backlog.get("dropped_reasons", []), reason][:50]
     backlog["recover_with"] = f"fracture-tune search sync-mlflow {search_name}"
-    path.write_text(json.dumps(backlog, indent=1), encoding="utf-8")
+    path.write_text(json.dumps(backlog) + "\n", encoding="utf-8")

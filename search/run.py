@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig, config_to_yaml, load_config
 from fracture_tune.search.environment import call_environment, set_progress_output
+from fracture_tune.search.optuna_study import check_new_study, dashboard_command, settle_study, storage_url
 from fracture_tune.search.preflight import check_before_ray, check_cluster_resources
 from fracture_tune.search.records import (
     DEFAULT_RUNS_ROOT,
@@ -100,6 +101,7 @@ class SearchResult:
     experiment_id: str
     parent_run_id: str
     mlflow_updates_missing: int = 0  # updates MLflow does not have (server down at the end, or refused)
+    optuna_storage: str = ""  # the Optuna RDB URL of the search's study (named after the search)
 
     def summary(self, top: int = 5) -> str:
         """Status counts and the top trials, as ``fracture-tune search show`` prints them."""
@@ -348,7 +350,8 @@ def open_parent_run(
 
 
 def redacted_config(config: ExperimentConfig) -> ExperimentConfig:
-    """The config with ``tracking.tracking_uri``'s secrets (user-info, ``password=``…) replaced by ``***``."""
+    """The config with ``tracking.tracking_uri``'s secrets (user-info, ``password=``…) replaced by ``***``.
+    (``searcher.storage`` cannot hold credentials: the config refuses them.)"""
     uri = config.tracking.tracking_uri
     if not uri or redact_secrets(uri) == uri:
         return config
@@ -378,6 +381,8 @@ def _run(config: ExperimentConfig, options: SearchOptions) -> SearchResult:
             hint=f"continue it with --resume {options.name}, or choose another --name",
         )
     check_before_ray(config, options.address)
+    if config.searcher.storage:  # a shared Optuna storage: the search's study name must be free there
+        check_new_study(config.searcher.storage, options.name)
     prepared = prepare_search_dataset(config)
     parent = open_parent_run(config, options, prepared)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -450,6 +455,7 @@ def _fit_and_finish(
         options.say(f"interrupted; continue with: fracture-tune search --resume {options.name}")
         raise
     frame, best = finish_search(result_grid, config, options.run_dir, parent)
+    _settle_optuna_study(config, options, set(frame["trial_id"]) if len(frame) else set())
     record = replace(
         record,
         status="finished" if best is not None else "failed",
@@ -468,7 +474,18 @@ def _fit_and_finish(
         f"best trial {best.trial_id}: {config.metric}={best.metric_value:.4f} at epoch {best.best_epoch} "
         f"-> {options.run_dir / 'best_trial.json'}"
     )
+    if result.optuna_storage:
+        options.say(f"Optuna study {options.name}: {dashboard_command(result.optuna_storage)}")
     return result
+
+
+def _settle_optuna_study(config: ExperimentConfig, options: SearchOptions, trial_ids: set[str]) -> None:
+    """Tell Optuna about the trials Tune stopped without telling the searcher (budget cut-offs)."""
+    url = storage_url(config.searcher.storage, options.run_dir)
+    try:
+        settle_study(url, options.name, StopLedger(options.run_dir), trial_ids)
+    except Exception as error:  # noqa: BLE001 - the results on disk matter more than the study's states
+        logger.warning("could not update the Optuna study's trial states: %s", error_summary(error))
 
 
 def finish_search(
@@ -532,6 +549,7 @@ def _new_record(
         status="running",
         num_trials_planned=config.budget.num_trials,
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        extra={"optuna_storage": storage_url(config.searcher.storage, options.run_dir)},
     )
 
 
@@ -550,6 +568,7 @@ def _result(record: SearchRecord, results: pd.DataFrame, best: BestTrial | None)
         experiment_id=record.experiment_id,
         parent_run_id=record.parent_run_id,
         mlflow_updates_missing=mlflow_updates_missing(Path(record.run_dir)),
+        optuna_storage=str(record.extra.get("optuna_storage", "")),
     )
 
 

@@ -125,6 +125,7 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
+    from fracture_tune.search.optuna_study import dashboard_command
     from fracture_tune.search.run import load_search
 
     search = load_search(args.target, storage=Path(args.storage))
@@ -134,6 +135,8 @@ def show(args: argparse.Namespace) -> int:
         f"  MLflow {search.tracking_uri}  experiment {search.experiment_id}  "
         f"parent run {search.parent_run_id}"
     )
+    if search.optuna_storage:
+        print(f"  Optuna study {search.name}: {dashboard_command(search.optuna_storage)}")
     if search.results.empty:
         print("  no results yet (the search has not finished; resume it with --resume)")
         return 0

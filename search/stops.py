@@ -13,7 +13,7 @@ MLflow run, the progress line's counts):
   --resume`` continues it and its record is replaced when it ends again.
 - ``error``: the trial raised; the error text goes with it.
 
-The records live in ``trial_stops.json`` in the search's run folder, written by the driver as decisions are
+The records live in ``trial_stops.jsonl`` in the search's run folder, written by the driver as decisions are
 made, so the results table, ``search show`` and ``sync-mlflow`` read what happened after the fact. The
 scheduler, the stopper and the callback that write them (``stop_recording``) are pickled with the Tuner;
 each holds only the file's path. This module imports no Ray: the results table and MLflow code read it.
@@ -22,14 +22,12 @@ each holds only the file's path. This module imports no Ray: the results table a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STOPS_FILE = "trial_stops.json"
+STOPS_FILE = "trial_stops.jsonl"
 
 FINISHED = "finished"
 STOPPED_BY_ASHA = "stopped_by_asha"
@@ -73,55 +71,66 @@ def describe(reason: str, epoch: int, planned_epochs: int) -> str:
 
 
 class StopLedger:
-    """``trial_stops.json``: trial id → ``TrialStop``, and when this driver's time budget ran out."""
+    """``trial_stops.jsonl``: an append-only log of why trials ended (the last line about a trial wins) and
+    of each driver's start and time-budget end.
+
+    Append-only, one JSON object a line: writers never rewrite what another wrote. Not ``.json``: Ray Tune
+    copies a resumed experiment's ``*.json``/``*.pkl`` files into its staging folder and syncs them back
+    over the originals, which would put back a stale copy.
+    """
 
     def __init__(self, run_dir: Path | str) -> None:
         self.path = Path(run_dir) / STOPS_FILE
 
-    def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {"time_budget_ran_out_at": None, "trials": {}}
-        data.setdefault("trials", {})
-        data.setdefault("time_budget_ran_out_at", None)
-        return dict(data)
-
-    def _write(self, data: dict[str, Any]) -> None:
+    def _append(self, entry: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".trial_stops-")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1, sort_keys=True)
-        os.replace(temporary, self.path)
+        with open(self.path, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps({**entry, "at": round(time.time(), 3)}, sort_keys=True) + "\n")
+
+    def _entries(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in lines:
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a killed driver
+        return entries
 
     def record(self, trial_id: str, reason: str, epoch: int, detail: str = "") -> None:
         if reason not in STOP_REASONS:
             raise ValueError(f"unknown stop reason {reason!r}; one of {', '.join(STOP_REASONS)}")
-        data = self._read()
-        data["trials"][trial_id] = {"reason": reason, "epoch": int(epoch), "detail": detail[:2000]}
-        self._write(data)
+        self._append({"trial_id": trial_id, "reason": reason, "epoch": int(epoch), "detail": detail[:2000]})
 
     def get(self, trial_id: str) -> TrialStop | None:
-        found = self._read()["trials"].get(trial_id)
-        return TrialStop(found["reason"], int(found["epoch"]), found.get("detail", "")) if found else None
+        return self.all().get(trial_id)
 
     def all(self) -> dict[str, TrialStop]:
-        return {
-            trial_id: TrialStop(found["reason"], int(found["epoch"]), found.get("detail", ""))
-            for trial_id, found in self._read()["trials"].items()
-        }
+        stops: dict[str, TrialStop] = {}
+        for entry in self._entries():
+            if "trial_id" in entry:
+                stops[str(entry["trial_id"])] = TrialStop(
+                    str(entry["reason"]), int(entry["epoch"]), str(entry.get("detail", ""))
+                )
+        return stops
 
     def start_driver(self) -> None:
         """A search (or its resume) starts: a budget that ran out in an earlier driver no longer applies."""
-        data = self._read()
-        data["time_budget_ran_out_at"] = None
-        self._write(data)
+        self._append({"event": "driver_start"})
 
     def note_time_budget_ran_out(self) -> None:
-        data = self._read()
-        if data["time_budget_ran_out_at"] is None:
-            data["time_budget_ran_out_at"] = time.time()
-            self._write(data)
+        if not self.time_budget_ran_out():
+            self._append({"event": "time_budget_ran_out"})
 
     def time_budget_ran_out(self) -> bool:
-        return self._read()["time_budget_ran_out_at"] is not None
+        """Whether the budget ran out since the current driver started."""
+        ran_out = False
+        for entry in self._entries():
+            if entry.get("event") == "driver_start":
+                ran_out = False
+            elif entry.get("event") == "time_budget_ran_out":
+                ran_out = True
+        return ran_out

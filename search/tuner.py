@@ -28,9 +28,13 @@ def fixed_trial_values(config: ExperimentConfig) -> dict[str, Any]:
     return values
 
 
-def build_searcher(config: ExperimentConfig) -> Any:
+def build_searcher(config: ExperimentConfig, run_dir: Path | None = None) -> Any:
+    """Seeded TPE through Ray's OptunaSearch; with ``run_dir`` the study lives in the search's Optuna storage
+    under the search's name and learns why trials ended (``optuna_study``)."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
+
+    from fracture_tune.search.optuna_study import open_storage, recording_searcher, storage_url
 
     if config.resources.max_concurrent_trials > config.searcher.n_startup_trials:
         # ray#52535: every trial launched before n_startup_trials complete is sampled at random.
@@ -50,13 +54,17 @@ def build_searcher(config: ExperimentConfig) -> Any:
         )
     # Ray's OptunaSearch enqueues points_to_evaluate with study.enqueue_trial, which a define-by-run space
     # honours (suggest_* return the enqueued values); tests/unit/search/test_space.py checks it.
-    return OptunaSearch(
-        space=DefineByRunSpace(config.space.resolved_params()),
-        metric=config.metric,
-        mode=config.metric_mode,
-        sampler=sampler,
-        points_to_evaluate=[dict(point) for point in config.searcher.points_to_evaluate] or None,
-    )
+    settings: dict[str, Any] = {
+        "space": DefineByRunSpace(config.space.resolved_params()),
+        "metric": config.metric,
+        "mode": config.metric_mode,
+        "sampler": sampler,
+        "points_to_evaluate": [dict(point) for point in config.searcher.points_to_evaluate] or None,
+    }
+    if run_dir is None:  # the study in memory (benchmarks that time Tune alone)
+        return OptunaSearch(**settings)
+    storage = open_storage(storage_url(config.searcher.storage, run_dir))
+    return recording_searcher(StopLedger(run_dir), study_name=run_dir.name, storage=storage, **settings)
 
 
 def build_trainable(config: ExperimentConfig, arrays: Any) -> Any:
@@ -132,7 +140,7 @@ def build_tuner(
     tune_config = tune.TuneConfig(
         metric=config.metric,
         mode=config.metric_mode,
-        search_alg=build_searcher(config),
+        search_alg=build_searcher(config, storage_root / name),
         scheduler=scheduler,
         num_samples=config.budget.num_trials,
         max_concurrent_trials=config.resources.max_concurrent_trials,

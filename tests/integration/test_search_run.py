@@ -87,6 +87,29 @@ def test_best_trial_record_points_at_its_checkpoint(finished_search: dict) -> No
     assert (run_dir / "resolved_config.yaml").exists()
 
 
+def test_optuna_study_holds_every_trial_with_why_it_ended(finished_search: dict) -> None:
+    """optuna.load_study opens the search's study (what optuna-dashboard shows): each trial once, ASHA stops
+    as PRUNED with their per-epoch values, finishes as COMPLETE (not Ray's COMPLETE-for-everything)."""
+    import optuna
+
+    run_dir = finished_search["run_dir"]
+    study = optuna.load_study(study_name="it", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    frame = pd.read_parquet(run_dir / "results.parquet")
+    by_trial = {trial.user_attrs["tune_trial_id"]: trial for trial in study.trials}
+    assert len(study.trials) == 8 and sorted(by_trial) == sorted(frame["trial_id"])
+    state = {"finished": optuna.trial.TrialState.COMPLETE, "stopped_by_asha": optuna.trial.TrialState.PRUNED}
+    for row in frame.itertuples():
+        trial = by_trial[row.trial_id]
+        history = json.loads(row.metric_history)
+        assert trial.state == state[row.status] and trial.user_attrs["stop_reason"] == row.status
+        if row.status == "stopped_by_asha":
+            assert trial.intermediate_values == {step: value for step, value in enumerate(history, 1)}
+        else:  # Ray reports every epoch but the last as intermediate, the last as the trial's value
+            assert trial.value == pytest.approx(history[-1]) and list(trial.intermediate_values) == [1, 2, 3]
+    assert any(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials)
+    assert "optuna-dashboard sqlite:///" in finished_search["stdout"]
+
+
 def test_warm_start_point_ran_first(finished_search: dict) -> None:
     frame = pd.read_parquet(finished_search["run_dir"] / "results.parquet")
     first = frame.sort_values("trial_index").iloc[0]
@@ -157,6 +180,13 @@ def test_time_budget_cut_offs_are_told_apart_from_asha_stops(tmp_path: Path) -> 
         assert int(run.data.tags["epochs_completed"]) == row.epochs
         assert run.data.tags["stop_detail"] == row.stop_detail
     assert any(run.data.tags["stop_reason"] == "time_budget" for run in children), "no running trial was cut"
+    import optuna  # the study says the same: budget cut-offs PRUNED (not left RUNNING), none twice
+
+    storage = f"sqlite:///{tmp_path}/.fracture-tune/runs/budget/optuna.db"
+    study = optuna.load_study(study_name="budget", storage=storage)
+    reasons = {t.user_attrs["tune_trial_id"]: t.user_attrs.get("stop_reason") for t in study.trials}
+    assert reasons == dict(zip(frame["trial_id"], frame["status"], strict=True))
+    assert all(trial.state != optuna.trial.TrialState.RUNNING for trial in study.trials)
     final = [line for line in done.stdout.splitlines() if " done (" in line][-1]
     assert f"{counts['stopped_by_asha']} stopped by ASHA" in final
     assert f"{counts['time_budget']} cut off by the time budget" in final

@@ -145,6 +145,10 @@ class BestTrialRule(StrictModel):
 class TrackingConfig(StrictModel):
     tracking_uri: str | None = None  # None → $MLFLOW_TRACKING_URI → sqlite:///./mlflow.db
     experiment_name: str = "fracture-tune"
+    # Tune's own views, off by default (README "Ray's own views"): TensorBoard event files per trial (Tune's
+    # TBX logger; needs tensorboardX, the [tensorboard] extra) and Tune's periodic status table on stdout.
+    tensorboard: bool = False
+    status_table: bool = False
 
 
 class ExperimentConfig(StrictModel):

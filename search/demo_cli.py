@@ -48,6 +48,8 @@ def _run(argv: list[str]) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     from fracture_tune.search.config import config_path
+    from fracture_tune.search.optuna_study import dashboard_command
+    from fracture_tune.search.run import load_search
 
     config = config_path(args.config)
     name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
@@ -57,11 +59,13 @@ def run_demo(args: argparse.Namespace) -> int:
     _run(["retrain", "--search", name, "--epochs", str(args.retrain_epochs), *tracking])
     minutes = (time.monotonic() - started) / 60
     run_dir = Path(".fracture-tune") / "runs" / name
+    search = load_search(name)
     print(
         f"\nDemo finished in {minutes:.1f} min. Where to look:\n"
         f"  search results : fracture-tune search show {name}   ({run_dir}/results.csv)\n"
         f"  retrain report : {run_dir}/retrain/report.md  (plots beside it)\n"
-        "  MLflow UI      : mlflow ui --backend-store-uri sqlite:///mlflow.db   then open http://127.0.0.1:5000\n"
+        f"  MLflow runs    : {search.mlflow_runs_page()}\n"
+        f"  Optuna study   : {dashboard_command(search.optuna_storage)}   (pip install optuna-dashboard)\n"
         "  predict        : fracture-tune predict IMAGE.png --model models:/fracture-classifier@champion\n",
         flush=True,
     )

@@ -18,6 +18,18 @@ def check_before_ray(config: ExperimentConfig, address: str | None) -> None:
     check_local_gpus(config, address)
     check_pretrained_files(config, address)
     check_ray_address(address)
+    check_tensorboard(config)
+
+
+def check_tensorboard(config: ExperimentConfig) -> None:
+    """``tracking.tensorboard`` needs tensorboardX in the driver, where Tune's TBX logger writes."""
+    import importlib.util
+
+    if config.tracking.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+        raise FractureTuneError(
+            "tracking.tensorboard: true needs the tensorboardX package, which is not installed",
+            hint="pip install 'fracture-tune[tensorboard]', or set tracking.tensorboard: false",
+        )
 
 
 def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:

@@ -74,6 +74,7 @@ class SearchOptions:
     tracking_uri: str | None = None
     num_cpus: int | None = None  # local Ray only
     progress: Callable[[str], None] | None = None  # where progress lines go; None: nowhere
+    dashboard: bool = False  # local Ray only: start Ray's dashboard on 127.0.0.1 (token auth on)
 
     @property
     def run_dir(self) -> Path:
@@ -103,6 +104,17 @@ class SearchResult:
     mlflow_updates_missing: int = 0  # updates MLflow does not have (server down at the end, or refused)
     optuna_storage: str = ""  # the Optuna RDB URL of the search's study (named after the search)
 
+    def mlflow_runs_page(self) -> str:
+        """Where the MLflow UI lists this search's runs: the page's URL, and for a sqlite/file store the
+        ``mlflow ui`` command that serves it first."""
+        from fracture_tune.search.mlflow_ui import runs_page_url
+
+        uri = self.tracking_uri
+        if uri.startswith(("http://", "https://")):
+            return runs_page_url(uri, self.experiment_id, self.parent_run_id)
+        page = runs_page_url("http://127.0.0.1:5000", self.experiment_id, self.parent_run_id)
+        return f"`mlflow ui --backend-store-uri {uri}`, then open {page}"
+
     def summary(self, top: int = 5) -> str:
         """Status counts and the top trials, as ``fracture-tune search show`` prints them."""
         text = format_summary(self.results, self.metric, self.mode, top)
@@ -130,14 +142,20 @@ def make_options(
     tracking_uri: str | None = None,
     num_cpus: int | None = None,
     progress: Progress = False,
+    dashboard: bool = False,
 ) -> SearchOptions:
     if not _NAME.fullmatch(name or ""):
         raise FractureTuneError(
             f"search name {name!r} is not usable as a folder name",
             hint="letters, digits, '.', '_' and '-', starting with a letter or digit, e.g. fa-2026-11-30",
         )
+    if dashboard and address:
+        raise FractureTuneError(
+            "--dashboard starts the dashboard of a local Ray; a cluster serves its own",
+            hint="open the cluster's dashboard (`fracture-tune cluster status` prints it) or drop --address",
+        )
     printer = (lambda line: print(line, flush=True)) if progress is True else (progress or None)
-    return SearchOptions(name, Path(storage), address, tracking_uri, num_cpus, printer)
+    return SearchOptions(name, Path(storage), address, tracking_uri, num_cpus, printer, dashboard)
 
 
 def run_search(
@@ -149,6 +167,7 @@ def run_search(
     address: str | None = None,
     num_cpus: int | None = None,
     progress: Progress = False,
+    dashboard: bool = False,
 ) -> SearchResult:
     """Run a search and return its results.
 
@@ -157,7 +176,8 @@ def run_search(
     ``search-<timestamp>``). ``address``: a Ray cluster (``auto``, ``host:6379``, ``ray://host:10001``);
     without it a local Ray is started for the call. ``tracking_uri``: MLflow (default
     ``$MLFLOW_TRACKING_URI``, else the config's, else ``sqlite:///./mlflow.db``). ``progress``: True prints
-    progress lines, a callable receives them.
+    progress lines, a callable receives them. ``dashboard``: start Ray's dashboard with the local Ray (off
+    by default: it costs start-up time and memory, and serves a control API).
     """
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
@@ -169,6 +189,7 @@ def run_search(
         tracking_uri=tracking_uri,
         num_cpus=num_cpus,
         progress=progress,
+        dashboard=dashboard,
     )
     with _search_call(options):
         return _run(config, options)
@@ -182,6 +203,7 @@ def resume_search(
     address: str | None = None,
     num_cpus: int | None = None,
     progress: Progress = False,
+    dashboard: bool = False,
 ) -> SearchResult:
     """Continue an interrupted search with its saved config: finished trials are not rerun, running ones
     continue from their checkpoints, the Optuna sampler keeps its history, MLflow runs are reused."""
@@ -192,6 +214,7 @@ def resume_search(
         tracking_uri=tracking_uri,
         num_cpus=num_cpus,
         progress=progress,
+        dashboard=dashboard,
     )
     with _search_call(options):
         return _resume(options)
@@ -279,7 +302,17 @@ def _start_ray(options: SearchOptions) -> None:
     }
     if options.address:
         ray.init(address=options.address, **settings)
+    elif options.dashboard:
+        context = ray.init(
+            num_cpus=options.num_cpus, include_dashboard=True, dashboard_host="127.0.0.1", **settings
+        )
+        options.say(
+            f"Ray dashboard: http://{context.dashboard_url} (127.0.0.1 only; Ray's token authentication asks "
+            "for the token in ~/.ray/auth_token)"
+        )
     else:
+        # No dashboard by default: it adds start-up time and memory to every local search and serves Ray's
+        # Jobs API; --dashboard turns it on.
         ray.init(num_cpus=options.num_cpus, include_dashboard=False, **settings)
 
 
@@ -474,6 +507,7 @@ def _fit_and_finish(
         f"best trial {best.trial_id}: {config.metric}={best.metric_value:.4f} at epoch {best.best_epoch} "
         f"-> {options.run_dir / 'best_trial.json'}"
     )
+    options.say(f"MLflow runs of {options.name}: {result.mlflow_runs_page()}")
     if result.optuna_storage:
         options.say(f"Optuna study {options.name}: {dashboard_command(result.optuna_storage)}")
     return result

@@ -54,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--storage", default=str(DEFAULT_RUNS_ROOT), help="runs root (default: %(default)s)")
     parser.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
+    parser.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="start Ray's dashboard with the local Ray (127.0.0.1, token auth; off by default)",
+    )
     parser.set_defaults(handler=handle_search)
 
 
@@ -69,6 +74,7 @@ def _api_options(args: argparse.Namespace) -> dict[str, Any]:
         "tracking_uri": args.tracking_uri,
         "num_cpus": args.num_cpus,
         "progress": True,
+        "dashboard": args.dashboard,
     }
 
 

@@ -82,16 +82,22 @@ def short_trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def tune_result_loggers() -> list[Any]:
-    """Tune's CSV and JSON result files (Tune's ResultGrid and ``search show`` read them), not TensorBoard's.
+def tune_result_loggers(tensorboard: bool = False) -> list[Any]:
+    """Tune's CSV and JSON result files (Tune's ResultGrid and ``search show`` read them); TensorBoard's
+    event files only when ``tracking.tensorboard`` asks for them.
 
     Tune's default TensorBoard logger imports torch in the driver for event files nothing here reads (MLflow
     is the tracking UI); a search runs with ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1`` (``run._search_call``)
-    and these two explicitly.
+    and these explicitly.
     """
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    return [CSVLoggerCallback(), JsonLoggerCallback()]
+    loggers = [CSVLoggerCallback(), JsonLoggerCallback()]
+    if tensorboard:
+        from ray.tune.logger import TBXLoggerCallback
+
+        loggers.append(TBXLoggerCallback())
+    return loggers
 
 
 def build_run_config(config: ExperimentConfig, name: str, storage_root: Path, callbacks: list[Any]) -> Any:
@@ -108,8 +114,9 @@ def build_run_config(config: ExperimentConfig, name: str, storage_root: Path, ca
     return tune.RunConfig(
         name=name,
         storage_path=str(storage_root),
-        callbacks=[*callbacks, *tune_result_loggers()],
-        verbose=0,  # our ProgressCallback prints plain lines instead of Ray's redrawn table
+        callbacks=[*callbacks, *tune_result_loggers(config.tracking.tensorboard)],
+        # Our ProgressCallback prints plain lines; Tune's own status table only on request.
+        verbose=1 if config.tracking.status_table else 0,
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=num_to_keep,
             checkpoint_score_attribute=config.metric,

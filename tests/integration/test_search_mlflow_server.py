@@ -77,6 +77,8 @@ def test_search_logs_children_under_the_parent_on_a_server(tmp_path: Path, mlflo
     redacted = mlflow_server.replace("http://", "http://***@")
     assert record["tracking_uri"] == redacted and record["parent_run_id"] == parent_id
     assert f"MLflow {redacted} run" in done.stdout
+    page = f"{mlflow_server}/#/experiments/{experiment['experiment_id']}/runs?"
+    assert f"MLflow runs of srv: {page}" in done.stdout  # the token dropped from the link too
 
     # The token, anywhere: console, every file the search wrote (binary ones too), MLflow's params and tags.
     assert TOKEN not in done.stdout + done.stderr

@@ -122,6 +122,11 @@ def test_output_is_plain_progress_lines_without_rays_table(finished_search: dict
     assert "\x1b[" not in stdout and "Trial status" not in stdout
     assert "snapshotting has been triggered multiple times" not in stderr
     assert "top 5 by val_auroc" in stdout
+    parent, _ = child_runs(finished_search["uri"])
+    page = next(line for line in stdout.splitlines() if line.startswith("MLflow runs of it: "))
+    serve = f"`mlflow ui --backend-store-uri {finished_search['uri']}`"
+    assert page.startswith(f"MLflow runs of it: {serve}, then open http://127.0.0.1:5000/#/experiments/")
+    assert f"/{parent.info.experiment_id}/runs?searchFilter=" in page and parent.info.run_id in page
 
 
 def test_show_prints_the_summary_again(finished_search: dict) -> None:

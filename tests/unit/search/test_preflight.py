@@ -57,3 +57,30 @@ def test_a_listening_port_passes() -> None:
         host, port = server.getsockname()
         check_ray_address(f"{host}:{port}")
         check_ray_address(f"ray://{host}:{port}")
+
+
+def test_tensorboard_without_tensorboardx_fails_before_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from fracture_tune.search.config import load_config
+    from fracture_tune.search.preflight import check_tensorboard
+
+    config = load_config("quickstart", {"tracking.tensorboard": True})
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: object) -> object:
+        return None if name == "tensorboardX" else real_find_spec(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(FractureTuneError, match="needs the tensorboardX package") as raised:
+        check_tensorboard(config)
+    assert "fracture-tune[tensorboard]" in (raised.value.hint or "")
+    check_tensorboard(load_config("quickstart"))  # off by default: nothing to check
+
+
+def test_dashboard_is_for_a_local_ray_only() -> None:
+    from fracture_tune.search.run import make_options
+
+    with pytest.raises(FractureTuneError, match="--dashboard starts the dashboard of a local Ray"):
+        make_options("s", address="127.0.0.1:6379", dashboard=True)
+    assert make_options("s", dashboard=True).dashboard

@@ -382,6 +382,15 @@ def open_parent_run(
     return parent
 
 
+def _log_dataset_input(parent: ParentRun, prepared: PrepareResult) -> None:
+    """The prepared dataset as the parent run's MLflow dataset input (the UI's Dataset column)."""
+    from fracture_tune.search.dataset_lineage import dataset_lineage, log_dataset_input
+
+    lineage = dataset_lineage(prepared.dataset.arrays, prepared.dataset.root)
+    with parent.lock:
+        log_dataset_input(parent.client, parent.run_id, lineage, context="training")
+
+
 def redacted_config(config: ExperimentConfig) -> ExperimentConfig:
     """The config with ``tracking.tracking_uri``'s secrets (user-info, ``password=``…) replaced by ``***``.
     (``searcher.storage`` cannot hold credentials: the config refuses them.)"""
@@ -418,6 +427,7 @@ def _run(config: ExperimentConfig, options: SearchOptions) -> SearchResult:
         check_new_study(config.searcher.storage, options.name)
     prepared = prepare_search_dataset(config)
     parent = open_parent_run(config, options, prepared)
+    _log_dataset_input(parent, prepared)
     run_dir.mkdir(parents=True, exist_ok=True)
     # Secrets never reach disk: a tracking URI with user-info is saved redacted (resume asks for it again).
     (run_dir / RESOLVED_CONFIG_FILE).write_text(config_to_yaml(redacted_config(config)), encoding="utf-8")

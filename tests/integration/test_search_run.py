@@ -56,6 +56,11 @@ def test_every_trial_is_one_child_run_with_per_epoch_metrics(finished_search: di
         statuses.append(run.info.status)
     assert "KILLED" in statuses, "ASHA stopped no trial"
     assert parent.info.status == "FINISHED" and parent.data.tags["best_trial_id"]
+    # The prepared dataset is the parent run's MLflow dataset input (the UI's Dataset column).
+    (dataset_input,) = parent.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == parent.data.tags["dataset_key"]
+    assert json.loads(dataset_input.dataset.profile)["split_hash"] == parent.data.tags["split_hash"]
+    assert dataset_input.dataset.name == "images"  # the source folder write_search_config made
     assert "version.ray" in parent.data.tags and parent.data.params["search.budget.num_trials"] == "8"
 
 

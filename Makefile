@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE :=
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --progress-bar off -e '.[dev]'
+	$(PY) -m pip install --quiet --progress-bar off -e '.[dev,postgres,onnx,tensorboard]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

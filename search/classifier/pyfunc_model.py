@@ -4,7 +4,8 @@
 the caller's:
 - input: a DataFrame with one column, ``image`` (MLflow type ``binary``): per row an image file's bytes (PNG,
   JPEG, TIFF… as on disk; base64 in the scoring server's JSON, like any binary column). From Python a row
-  may also be a path to an image file on the serving machine or a uint8 [H, W] grayscale array.
+  may also be a ``pathlib.Path`` to an image file or a uint8 [H, W] grayscale array. A text value is never
+  taken for a path: a request (JSON, CSV, Parquet) cannot make the server read its files.
 - output: per image ``probability`` (of the positive class), ``label`` at ``threshold``, and ``threshold``
   (the operating threshold retrain registered).
 
@@ -101,13 +102,13 @@ def image_values(model_input: Any) -> list[Any]:
     for index, value in enumerate(rows):
         if isinstance(value, bytes | bytearray | np.ndarray):
             values.append(value)
-        elif isinstance(value, str | os.PathLike) and not Path(value).is_dir():
-            values.append(Path(value))  # a Path: a file to read, never a folder to search
+        elif isinstance(value, os.PathLike) and not Path(value).is_dir():
+            values.append(Path(value))  # a file to read, never a folder to search
         else:
-            kind = "a folder" if isinstance(value, str | os.PathLike) else f"of type {type(value).__name__}"
+            kind = "a folder" if isinstance(value, os.PathLike) else f"of type {type(value).__name__}"
             raise MlflowException(
-                f"row {index} is {kind}: expected an image file's bytes (or, from Python, a file's path or "
-                f"a uint8 [H, W] array); {INPUT_HINT}",
+                f"row {index} is {kind}: expected an image file's bytes (or, from Python, a pathlib.Path to "
+                f"an image file or a uint8 [H, W] array); {INPUT_HINT}",
                 error_code=INVALID_PARAMETER_VALUE,
             )
     return values

@@ -128,5 +128,7 @@ def test_text_posted_as_an_image_gets_400_naming_the_problem(served: dict[str, A
         (_post(served["url"], [good], column="picture"), "Model is missing inputs ['image']"),
         (_post_body(served["url"], b"patient 17: left wrist"), "Ensure that input is a valid JSON"),
         (_post_body(served["url"], good, content_type="image/png"), "only supports the following content"),
+        # CSV cells arrive as text, never base64-decoded: a server-side path must not be opened.
+        (_post_body(served["url"], b"image\n/etc/hostname\n", "text/csv"), "row 0 is of type str"),
     ):
         assert 400 <= status < 500 and problem in json.dumps(answer), (status, answer)

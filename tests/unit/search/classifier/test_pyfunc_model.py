@@ -61,7 +61,7 @@ def _load(folder: Path | str) -> Any:
 def test_image_bytes_paths_and_arrays_score_like_predict(logged: dict[str, Any]) -> None:
     files, images = logged["files"], logged["images"]
     served = _load(logged["uri"])
-    rows = [files["dark"].read_bytes(), files["bright"].read_bytes(), str(files["bright"]), images["dark"]]
+    rows = [files["dark"].read_bytes(), files["bright"].read_bytes(), files["bright"], images["dark"]]
     answer = served.predict(pd.DataFrame({"image": rows}))
     assert list(answer.columns) == ["probability", "label", "threshold"] and len(answer) == 4
     expected = logged["ours"].predict([files["dark"], files["bright"], files["bright"], images["dark"]])
@@ -78,8 +78,9 @@ def test_image_bytes_paths_and_arrays_score_like_predict(logged: dict[str, Any])
         (b"", "row 1: empty file (0 bytes)"),
         (np.zeros((4, 4, 3), np.uint8), "row 1: expected a uint8 [H, W] grayscale array"),
         (42, "row 1 is of type int: expected an image file's bytes"),
+        ("/etc/hostname", "row 1 is of type str: expected an image file's bytes"),  # never read as a path
     ],
-    ids=["text", "empty", "colour-array", "number"],
+    ids=["text", "empty", "colour-array", "number", "text-path"],
 )
 def test_what_is_not_an_image_is_an_invalid_parameter_naming_the_row(
     logged: dict[str, Any], second_row: Any, message: str
@@ -98,7 +99,7 @@ def test_a_folder_row_and_a_frame_without_the_image_column_are_refused(logged: d
 
     served = _load(logged["uri"]).unwrap_python_model()  # past MLflow's schema check, to our own
     with pytest.raises(MlflowException, match="row 0 is a folder"):
-        served.predict(None, pd.DataFrame({"image": [str(logged["tmp"])]}))
+        served.predict(None, pd.DataFrame({"image": [logged["tmp"]]}))
     with pytest.raises(MlflowException, match=r"no 'image' column \(columns: \['picture'\]\)"):
         served.predict(None, pd.DataFrame({"picture": [b"x"]}))
 

@@ -41,6 +41,9 @@ from fracture_tune.data.errors import FractureTuneError
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"gcs": 6379, "dashboard": 8265, "client": 10001, "mlflow": 5000}
+# Ray's default worker ports (`ray start` --min-worker-port 10002, --max-worker-port 19999): a service moved
+# off its taken default must not land there, or the node's own workers collide with it.
+RAY_WORKER_PORTS = range(10002, 20000)
 # Variables that would make our daemons join or log somewhere else than we intend, and the database
 # password: only the MLflow server gets it (``BackendStore.server_env``), not the Ray nodes' jobs.
 _ENV_DROPPED = ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "MLFLOW_RUN_ID", "PYTHONDONTWRITEBYTECODE", "PGPASSWORD")
@@ -73,11 +76,19 @@ def choose_port(name: str, requested: int | None) -> int:
     default = DEFAULT_PORTS[name]
     if port_is_free(default):
         return default
-    for candidate in range(default + 1, default + 200):
+    for candidate in fallback_ports(default):
         if port_is_free(candidate):
             logger.info("%s port %d is taken; using %d", name, default, candidate)
             return candidate
     raise FractureTuneError(f"no free port near {default} for {name}", hint=f"pass --{name}-port")
+
+
+def fallback_ports(default: int, count: int = 200) -> list[int]:
+    """Ports to try when ``default`` is taken: above it, then below it, never in Ray's worker range."""
+    above = [port for port in range(default + 1, default + count) if port not in RAY_WORKER_PORTS]
+    lowest = max(1024, default - count)
+    below = [port for port in range(default - 1, lowest, -1) if port not in RAY_WORKER_PORTS]
+    return above + below
 
 
 def service_env(auth_enabled: bool, token_path: str | None) -> dict[str, str]:

@@ -140,6 +140,8 @@ def test_show_prints_the_summary_again(finished_search: dict) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert "8 trials:" in shown.stdout and "best trial" in shown.stdout
+    run_dir = finished_search["run_dir"]
+    assert f"Optuna study it: optuna-dashboard sqlite:///{run_dir.resolve()}/optuna.db" in shown.stdout
 
 
 def test_sync_mlflow_backfill_is_idempotent(finished_search: dict) -> None:

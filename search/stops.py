@@ -13,7 +13,7 @@ MLflow run, the progress line's counts):
   --resume`` continues it and its record is replaced when it ends again.
 - ``error``: the trial raised; the error text goes with it.
 
-The records live in ``trial_stops.jsonl`` in the search's run folder, written by the driver as decisions are
+The records live in ``stop_reasons.jsonl`` in the search's run folder, written by the driver as decisions are
 made, so the results table, ``search show`` and ``sync-mlflow`` read what happened after the fact. The
 scheduler, the stopper and the callback that write them (``stop_recording``) are pickled with the Tuner;
 each holds only the file's path. This module imports no Ray: the results table and MLflow code read it.
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STOPS_FILE = "trial_stops.jsonl"
+STOPS_FILE = "stop_reasons.jsonl"
 
 FINISHED = "finished"
 STOPPED_BY_ASHA = "stopped_by_asha"
@@ -71,7 +71,7 @@ def describe(reason: str, epoch: int, planned_epochs: int) -> str:
 
 
 class StopLedger:
-    """``trial_stops.jsonl``: an append-only log of why trials ended (the last line about a trial wins) and
+    """``stop_reasons.jsonl``: an append-only log of why trials ended (the last line about a trial wins) and
     of each driver's start and time-budget end.
 
     Append-only, one JSON object a line: writers never rewrite what another wrote. Not ``.json``: Ray Tune

@@ -16,10 +16,10 @@ with a fresh run folder and a fresh MLflow SQLite store, its output read line by
   config validation, which imported torch until 2026-11-27; the data cache; the MLflow parent run;
   ``ray.init``; building the Tuner), stamped inside the search process.
 
-Every checkout runs with this repository's virtual environment, whose ``fracture_tune`` is the installed
-(editable) code: a checkout of the current layout measures that code. A checkout from before the package
-was named ``fracture_tune`` (top-level ``search/execute.py``) runs as ``python -m search.cli`` from its own
-folder, without phase stamps. The dataset cache is warmed once first.
+Every checkout runs with this repository's virtual environment; a checkout of the package layout imports its
+own code through a ``fracture_tune`` link on PYTHONPATH (``package_view``). A checkout from before the
+package was named ``fracture_tune`` (top-level ``search/execute.py``) runs as ``python -m search.cli`` from
+its own folder, without phase stamps. The dataset cache is warmed once first.
 """
 
 from __future__ import annotations
@@ -78,6 +78,18 @@ def busy_cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def package_view(checkout: Path, workdir: Path) -> Path:
+    """A folder holding ``fracture_tune`` → ``checkout``: on PYTHONPATH it comes before the venv's editable
+    install (Python's path finder precedes setuptools' editable finder), so the search and its Ray workers
+    import the checkout's own code."""
+    view = workdir / "views" / str(abs(hash(str(checkout))))
+    link = view / "fracture_tune"
+    if not link.exists():
+        view.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(checkout, target_is_directory=True)
+    return view
+
+
 def one_run(checkout: Path, workdir: Path, name: str) -> dict[str, float]:
     """Seconds from the command's start to each mark, and to exit."""
     legacy = (checkout / "search" / "execute.py").exists()  # the layout before the fracture_tune package
@@ -89,7 +101,7 @@ def one_run(checkout: Path, workdir: Path, name: str) -> dict[str, float]:
         *SEARCH_ARGS,
     ]  # fmt: skip
     (workdir / name).mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env = {**os.environ, "PYTHONPATH": str(checkout if legacy else package_view(checkout, workdir))}
     started, cpu_started = time.perf_counter(), busy_cpu_seconds()
     process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)  # fmt: skip

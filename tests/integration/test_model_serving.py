@@ -22,9 +22,7 @@ from typing import Any
 
 import pytest
 from cli_runs import cli_env, free_port, stop_process_group, wait_for
-from retrain_fixtures import fake_search
-
-from fracture_tune.search.cli import main
+from retrain_fixtures import registered_champion
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +32,8 @@ CHAMPION = "models:/fracture-classifier@champion"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp_path = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    info = fake_search(tmp_path, uri, {"model": "tiny_cnn", "width": 4, "lr": 0.01, "batch_size": 16})
-    argv = ["retrain", "--search", "fake", "--storage", str(tmp_path / "runs"), "--epochs", "1",
-            "--no-baseline", "--resamples", "50", "--tracking-uri", uri]  # fmt: skip
-    assert main(argv) == 0
+    info = registered_champion(tmp_path)
+    uri = info["uri"]
     port = free_port()
     log = tmp_path / "serve.log"
     venv_bin = Path(sys.executable).parent

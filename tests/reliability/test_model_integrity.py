@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from cli_runs import Observe
-from retrain_fixtures import fake_search
+from retrain_fixtures import registered_champion
 
 from fracture_tune.search.cli import main
 
@@ -26,13 +26,9 @@ CHAMPION = "models:/fracture-classifier@champion"
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp_path = tmp_path_factory.mktemp("integrity")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    info = fake_search(tmp_path, uri, {"model": "tiny_cnn", "width": 4, "lr": 0.01, "batch_size": 16})
-    argv = ["retrain", "--search", "fake", "--storage", str(tmp_path / "runs"), "--epochs", "1",
-            "--no-baseline", "--resamples", "50", "--tracking-uri", uri]  # fmt: skip
-    assert main(argv) == 0
+    info = registered_champion(tmp_path)
     image = next((info["source"] / "Fractured").glob("*.png"))
-    return {**info, "uri": uri, "tmp": tmp_path, "image": str(image)}
+    return {**info, "image": str(image)}
 
 
 def _predict(

@@ -53,3 +53,16 @@ def fake_search(tmp_path: Path, tracking_uri: str, config: dict[str, Any]) -> di
         trial_id="t0", trial_index=0, config=config, metric="val_auroc", mode="max", metric_value=0.9,
         best_epoch=2, epochs_run=2, metric_range=(0.7, 0.9), checkpoint_path="", mlflow_run_id=""))
     return {"run_dir": run_dir, "parent_run_id": parent, "prepared": prepared, "source": tmp_path / "src"}
+
+
+def registered_champion(tmp_path: Path) -> dict[str, Any]:
+    """``fake_search`` plus a quick real retrain (1 epoch, no baseline) that registers
+    ``models:/fracture-classifier@champion`` in a sqlite store under ``tmp_path``."""
+    from fracture_tune.search.cli import main
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    info = fake_search(tmp_path, uri, {"model": "tiny_cnn", "width": 4, "lr": 0.01, "batch_size": 16})
+    argv = ["retrain", "--search", "fake", "--storage", str(tmp_path / "runs"), "--epochs", "1",
+            "--no-baseline", "--resamples", "50", "--tracking-uri", uri]  # fmt: skip
+    assert main(argv) == 0, "the retrain that registers the champion failed"
+    return {**info, "uri": uri, "tmp": tmp_path}

@@ -116,12 +116,11 @@ class MlflowTrialCallback(Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         # Tune stops trials for the time budget or an interruption without on_trial_complete: end their runs
         # here (the StopReasonCallback, listed first, has recorded why).
+        stops = self.ledger.all()  # read once, not once a trial
         for trial in trials:
             ran_here = trial.trial_id in self.seen and trial.trial_id not in self.ended
-            if not ran_here or trial.status != "TERMINATED":
-                continue
-            stop = self.ledger.get(trial.trial_id)
-            if stop is not None:
+            stop = stops.get(trial.trial_id)
+            if ran_here and trial.status == "TERMINATED" and stop is not None:
                 self._end(trial, stop)
         self.drain(force=True)
         self._report_backlog()

@@ -20,7 +20,6 @@ from fracture_tune.search.stops import (
     STOPPED_BY_ASHA,
     TIME_BUDGET,
     StopLedger,
-    TrialStop,
     describe,
 )
 
@@ -105,15 +104,15 @@ class StopReasonCallback(Callback):
         self.ledger.record(trial.trial_id, ERROR, epoch, message)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        for trial in trials:
-            self.settle(trial)
+        """Name the trials Tune stopped without a callback: the time budget, or an interruption.
 
-    def settle(self, trial: Any) -> TrialStop | None:
-        """The reason of a trial Tune stopped without a callback: the time budget, or an interruption."""
-        recorded = self.ledger.get(trial.trial_id)
-        if trial.status != "TERMINATED" or (recorded is not None and recorded.reason != INTERRUPTED):
-            return recorded
-        epoch = last_epoch(trial)
+        The ledger is read once here, not once a trial: a search may end with hundreds of trials.
+        """
+        stops = self.ledger.all()
         reason = TIME_BUDGET if self.ledger.time_budget_ran_out() else INTERRUPTED
-        self.ledger.record(trial.trial_id, reason, epoch, describe(reason, epoch, self.planned_epochs))
-        return self.ledger.get(trial.trial_id)
+        for trial in trials:
+            recorded = stops.get(trial.trial_id)
+            if trial.status != "TERMINATED" or (recorded is not None and recorded.reason != INTERRUPTED):
+                continue
+            epoch = last_epoch(trial)
+            self.ledger.record(trial.trial_id, reason, epoch, describe(reason, epoch, self.planned_epochs))

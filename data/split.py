@@ -38,16 +38,26 @@ def assign_splits(
     if labels.shape != groups.shape or labels.ndim != 1:
         raise ValueError(f"labels {labels.shape} and groups {groups.shape} must be equal 1-D shapes")
     fractions = _split_fractions(val_fraction, test_fraction)
+    row_group, counts, classes = group_class_counts(labels, groups)
+    _check_enough_groups(counts, classes, fractions)
+    return assign_groups(row_group, counts, fractions, seed).astype(np.int8)
+
+
+def group_class_counts(labels: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(group index of each row, counts[g, c] = rows of class c in group g, the sorted classes)."""
     group_ids, row_group = np.unique(groups, return_inverse=True)
     classes = np.unique(labels)
     class_index = np.searchsorted(classes, labels)
-    # counts[g, c]: rows of class c in group g.
     counts = np.zeros((len(group_ids), len(classes)), dtype=np.int64)
     np.add.at(counts, (row_group, class_index), 1)
-    _check_enough_groups(counts, classes, fractions)
-    targets = fractions[:, None] * counts.sum(axis=0)[None, :]
-    group_split = _greedy_assign(counts, targets, np.random.default_rng(seed))
-    return group_split[row_group].astype(np.int8)
+    return row_group, counts, classes
+
+
+def assign_groups(row_group: np.ndarray, counts: np.ndarray, fractions: np.ndarray, seed: int) -> np.ndarray:
+    """Part index per row: whole groups, each part's class mix following ``fractions`` of every class."""
+    targets = np.asarray(fractions, dtype=np.float64)[:, None] * counts.sum(axis=0)[None, :]
+    group_part = _greedy_assign(counts, targets, np.random.default_rng(seed))
+    return group_part[row_group]
 
 
 def _split_fractions(val_fraction: float, test_fraction: float) -> np.ndarray:

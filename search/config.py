@@ -142,6 +142,38 @@ class BestTrialRule(StrictModel):
     min_epochs: int = Field(default=1, ge=1)
 
 
+class EvaluationConfig(StrictModel):
+    """How trials are scored, and how ``retrain --search`` confirms the winner (README "Noise-robust
+    selection"). Validation AUROC on a couple of hundred images spreads about ±0.02 between runs, as much as
+    the differences a search ranks on; both options trade compute for a less noisy choice.
+
+    ``folds: K`` (K >= 2): each trial trains K models on grouped, stratified folds of the train+validation
+    images (``data/folds.py``; the test split is never in a fold) and reports the fold means each epoch,
+    so ASHA and TPE rank on the mean. ``rerank_top_k: k`` (k >= 2): retrain trains the search's k best
+    distinct configurations ``rerank_seeds`` times each with fresh seeds and keeps the best mean
+    validation score (``search/classifier/rerank.py``).
+    """
+
+    folds: int = Field(default=0, ge=0)
+    fold_seed: int = 0
+    rerank_top_k: int = Field(default=0, ge=0)
+    rerank_seeds: int = Field(default=1, ge=1)
+
+    @field_validator("folds")
+    @classmethod
+    def _zero_or_at_least_two(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("one fold is no cross-validation: use 0 (the validation split) or K >= 2")
+        return value
+
+    @field_validator("rerank_top_k")
+    @classmethod
+    def _rerank_zero_or_at_least_two(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("re-ranking one finalist changes nothing: use 0 (off) or k >= 2")
+        return value
+
+
 class TrackingConfig(StrictModel):
     tracking_uri: str | None = None  # None → $MLFLOW_TRACKING_URI → sqlite:///./mlflow.db
     experiment_name: str = "fracture-tune"
@@ -166,6 +198,7 @@ class ExperimentConfig(StrictModel):
     metric: str = "val_auroc"
     mode: Literal["min", "max"] | None = None
     best_trial: BestTrialRule = Field(default_factory=lambda: BestTrialRule())
+    evaluation: EvaluationConfig = Field(default_factory=lambda: EvaluationConfig())
     tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig())
 
     @field_validator("metric")
@@ -181,7 +214,27 @@ class ExperimentConfig(StrictModel):
             self.mode = "min" if self.metric in LOWER_IS_BETTER else "max"
         check_trial_values(self.training, self.space.resolved_params(), self.dataset.image_size)
         self.space.check_points(self.searcher.points_to_evaluate)
+        self._check_resolution()
         return self
+
+    def _check_resolution(self) -> None:
+        """Resolution as a searched dimension: the cache is prepared once, at ``dataset.image_size``, and each
+        trial resizes it to its ``input_size``; a size above the cache's would only upsample."""
+        spec = self.space.resolved_params().get("input_size")
+        if spec is None:
+            sizes, where = [int(self.training.get("input_size") or 0)], "training.input_size"
+        elif spec.type == "categorical":
+            sizes, where = [int(choice) for choice in spec.choices or []], "space.params.input_size"
+        else:
+            sizes, where = [int(spec.high or 0)], "space.params.input_size.high"
+        largest = max(sizes, default=0)
+        if largest > self.dataset.image_size:
+            raise FractureTuneError(
+                f"{where}: input size {largest} is larger than dataset.image_size {self.dataset.image_size}; "
+                "trials would train on upsampled images",
+                hint=f"set dataset.image_size: {largest}, the largest size in the space: the cache is "
+                "prepared once at that size and each trial resizes it to the input_size it samples",
+            )
 
     @property
     def metric_mode(self) -> str:
@@ -289,6 +342,7 @@ def config_to_yaml(config: ExperimentConfig) -> str:
 __all__ = [
     "BestTrialRule",
     "DatasetConfig",
+    "EvaluationConfig",
     "ExperimentConfig",
     "ParamSpec",
     "apply_overrides",

@@ -54,8 +54,10 @@ from fracture_tune.search.tracking import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
+    from fracture_tune.data.dataset import PreparedDataset
     from fracture_tune.data.prepare import PrepareResult
 
 logger = logging.getLogger(__name__)
@@ -316,6 +318,17 @@ def _start_ray(options: SearchOptions) -> None:
         ray.init(num_cpus=options.num_cpus, include_dashboard=False, **settings)
 
 
+def search_folds(config: ExperimentConfig, dataset: PreparedDataset) -> np.ndarray | None:
+    """Each train/validation row's fold for ``evaluation.folds``; None: trials score on the val split."""
+    folds = config.evaluation.folds
+    if not folds:
+        return None
+    from fracture_tune.data.folds import assign_folds
+
+    arrays = dataset.arrays
+    return assign_folds(arrays.labels, dataset.groups, arrays.split, folds, seed=config.evaluation.fold_seed)
+
+
 def prepare_search_dataset(config: ExperimentConfig) -> PrepareResult:
     """Prepare (or reuse) the dataset cache; the synthetic set is generated into image files first."""
     from fracture_tune.data.prepare import prepare_dataset
@@ -447,6 +460,7 @@ def _run(config: ExperimentConfig, options: SearchOptions) -> SearchResult:
         options.name,
         Path(options.storage).expanduser().resolve(),
         search_callbacks(config, options, parent),
+        search_folds(config, prepared.dataset),
     )
     return _fit_and_finish(tuner, config, options, parent, record)
 
@@ -469,7 +483,8 @@ def _resume(options: SearchOptions) -> SearchResult:
     _start_ray(options)
     from fracture_tune.search.tuner import restore_tuner
 
-    tuner = restore_tuner(config, prepared.dataset.arrays, options.run_dir)
+    folds = search_folds(config, prepared.dataset)
+    tuner = restore_tuner(config, prepared.dataset.arrays, options.run_dir, folds)
     return _fit_and_finish(tuner, config, options, parent, record)
 
 

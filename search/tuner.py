@@ -67,14 +67,15 @@ def build_searcher(config: ExperimentConfig, run_dir: Path | None = None) -> Any
     return recording_searcher(StopLedger(run_dir), study_name=run_dir.name, storage=storage, **settings)
 
 
-def build_trainable(config: ExperimentConfig, arrays: Any) -> Any:
-    """``train_trial`` with the dataset in the object store (put once) and the per-trial resources."""
+def build_trainable(config: ExperimentConfig, arrays: Any, folds: Any = None) -> Any:
+    """``train_trial`` with the dataset (and the fold assignment, for ``evaluation.folds``) in the object
+    store (put once) and the per-trial resources."""
     from ray import tune
 
     from fracture_tune.trainables.tune_adapter import train_trial
 
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(train_trial, data=arrays), resources)
+    return tune.with_resources(tune.with_parameters(train_trial, data=arrays, folds=folds), resources)
 
 
 def short_trial_dirname(trial: Any) -> str:
@@ -130,7 +131,12 @@ def build_run_config(config: ExperimentConfig, name: str, storage_root: Path, ca
 
 
 def build_tuner(
-    config: ExperimentConfig, arrays: Any, name: str, storage_root: Path, callbacks: list[Any]
+    config: ExperimentConfig,
+    arrays: Any,
+    name: str,
+    storage_root: Path,
+    callbacks: list[Any],
+    folds: Any = None,
 ) -> Any:
     from ray import tune
 
@@ -157,14 +163,14 @@ def build_tuner(
         reuse_actors=config.resources.reuse_actors,
     )
     return tune.Tuner(
-        build_trainable(config, arrays),
+        build_trainable(config, arrays, folds),
         param_space=fixed_trial_values(config),
         tune_config=tune_config,
         run_config=build_run_config(config, name, storage_root, callbacks),
     )
 
 
-def restore_tuner(config: ExperimentConfig, arrays: Any, run_dir: Path) -> Any:
+def restore_tuner(config: ExperimentConfig, arrays: Any, run_dir: Path, folds: Any = None) -> Any:
     """Continue an interrupted search: finished trials stay, unfinished/errored ones resume from checkpoints.
 
     The searcher (Optuna study included) and the callbacks come back from the experiment folder; the
@@ -178,5 +184,8 @@ def restore_tuner(config: ExperimentConfig, arrays: Any, run_dir: Path) -> Any:
             hint="the search may have been killed before its first snapshot; start it again without --resume",
         )
     return tune.Tuner.restore(
-        str(run_dir), trainable=build_trainable(config, arrays), resume_unfinished=True, resume_errored=True
+        str(run_dir),
+        trainable=build_trainable(config, arrays, folds),
+        resume_unfinished=True,
+        resume_errored=True,
     )

@@ -21,6 +21,7 @@ from torch import nn
 from fracture_tune.data.augment import SEED_AUGMENTATION
 from fracture_tune.data.dataset import DatasetArrays
 from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.data.folds import fold_view
 from fracture_tune.trainables.config import TrainConfig
 from fracture_tune.trainables.device import (
     autocast,
@@ -37,7 +38,9 @@ from fracture_tune.trainables.trainer import EpochTrainer, TrainingDiverged
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FitResult", "TrainingDiverged", "fit", "predict_proba", "select_indices"]
+__all__ = [
+    "FitResult", "TrainingDiverged", "fit", "fit_folds", "fold_means", "predict_proba", "select_indices",
+]
 
 Snapshot = Callable[[], dict[str, Any]]
 EpochCallback = Callable[[dict[str, float], Snapshot], None]
@@ -80,9 +83,112 @@ def fit(
 ) -> FitResult:
     """Train ``config`` on ``data``; resume after ``resume_state["epoch"]`` when given."""
     cfg = as_train_config(config)
+    device = _configured_device(cfg)
+    run = _start_run(cfg, data, device, train_splits, eval_split)
+    history: list[dict[str, float]] = []
+    if resume_state is not None:
+        history = run.trainer.restore(resume_state)
+    log.info("training %s on %s: %d train, %d %s images, %d epochs from epoch %d", cfg.model, device,
+             run.train_size, run.eval_labels.size, eval_split, cfg.epochs, len(history) + 1)
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
+        started = time.perf_counter()
+        metrics = run.epoch(epoch)
+        metrics["epoch_seconds"] = time.perf_counter() - started
+        history.append(metrics)
+        _log_epoch(epoch, cfg, metrics)
+        snapshot = _snapshot_function(run.trainer, history)
+        for callback in callbacks:
+            callback(dict(metrics), snapshot)
+    run.model.eval()
+    return FitResult(model=run.model, history=history, config=cfg, device=device,
+                     snapshot=_snapshot_function(run.trainer, history))
+
+
+def fit_folds(
+    config: TrainConfig | dict[str, Any],
+    data: DatasetArrays,
+    folds: np.ndarray,
+    *,
+    callbacks: Sequence[EpochCallback] = (),
+    resume_state: dict[str, Any] | None = None,
+) -> list[dict[str, float]]:
+    """Cross-validated training: one model per fold (``data/folds.py``), trained in lockstep.
+
+    Each epoch trains every fold's model once and scores it on its held-out fold; the metrics passed to
+    ``callbacks`` are the means over folds (``val_auroc`` is the mean fold AUROC, so ASHA and the searcher
+    rank on it), plus ``val_<metric>_fold_sd`` (the spread between folds) and ``folds``. The test rows
+    (fold ``NOT_IN_A_FOLD``) are never read. Returns the history of fold means.
+    """
+    cfg = as_train_config(config)
+    device = _configured_device(cfg)
+    fold_ids = sorted(int(fold) for fold in np.unique(folds) if fold >= 0)
+    if len(fold_ids) < 2:
+        raise FractureTuneError(f"cross-validation needs >= 2 folds; the assignment has {len(fold_ids)}")
+    runs = [_start_run(cfg, fold_view(data, folds, fold), device, ("train",), "val") for fold in fold_ids]
+    history: list[dict[str, float]] = []
+    if resume_state is not None:
+        states = resume_state.get("folds") or []
+        if len(states) != len(runs):
+            raise FractureTuneError(f"the checkpoint holds {len(states)} fold(s), the search {len(runs)}",
+                                    hint="resume with the search's own evaluation.folds")
+        for run, state in zip(runs, states, strict=True):
+            run.trainer.restore(state)
+        history = [dict(row) for row in resume_state["history"]]
+    log.info("training %s on %s: %d folds of %s train images, %d epochs from epoch %d", cfg.model, device,
+             len(runs), "/".join(str(run.train_size) for run in runs), cfg.epochs, len(history) + 1)
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
+        started = time.perf_counter()
+        metrics = fold_means([run.epoch(epoch) for run in runs])
+        metrics["epoch_seconds"] = time.perf_counter() - started
+        history.append(metrics)
+        _log_epoch(epoch, cfg, metrics)
+        snapshot = _folds_snapshot_function(runs, history)
+        for callback in callbacks:
+            callback(dict(metrics), snapshot)
+    return history
+
+
+def fold_means(per_fold: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over folds; ``val_*`` metrics also get ``<name>_fold_sd`` (standard deviation)."""
+    means: dict[str, float] = {}
+    for name in per_fold[0]:
+        values = np.array([metrics[name] for metrics in per_fold], dtype=np.float64)
+        means[name] = float(values.mean())
+        if name.startswith("val_"):
+            means[f"{name}_fold_sd"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    means["folds"] = float(len(per_fold))
+    return means
+
+
+@dataclass
+class _Run:
+    """One model's training on one train/eval pair of splits."""
+
+    model: nn.Module
+    trainer: EpochTrainer
+    eval_images: torch.Tensor | None
+    eval_labels: np.ndarray
+    train_size: int
+    config: TrainConfig
+    device: torch.device
+
+    def epoch(self, epoch: int) -> dict[str, float]:
+        metrics = self.trainer.train_epoch(epoch)
+        if self.eval_images is not None:
+            metrics.update(_evaluate(self.model, self.eval_images, self.eval_labels, self.config, self.device,
+                                     epoch))
+        return metrics
+
+
+def _configured_device(cfg: TrainConfig) -> torch.device:
     device = resolve_device(cfg.device)
-    threads = configure_threads(cfg, device)
+    configure_threads(cfg, device)
     configure_cuda(cfg, device)
+    return device
+
+
+def _start_run(cfg: TrainConfig, data: DatasetArrays, device: torch.device, train_splits: Sequence[str],
+               eval_split: str | None) -> _Run:
     train_rows = select_indices(data, train_splits, cfg.train_limit)
     if train_rows.size < 2:
         raise FractureTuneError(f"the {'+'.join(train_splits)} split has {train_rows.size} images; need >= 2",
@@ -101,29 +207,26 @@ def fit(
         labels=np.asarray(data.labels[train_rows]),
         augmentation=SEED_AUGMENTATION.scaled(cfg.aug_strength),
     )
-    history: list[dict[str, float]] = []
-    if resume_state is not None:
-        history = trainer.restore(resume_state)
     eval_images = images_to_device(data.images[eval_rows], input_size, device) if eval_rows.size else None
-    eval_labels = np.asarray(data.labels[eval_rows])
-    log.info("training %s on %s (%d threads): %d train, %d %s images, %d epochs from epoch %d",
-             cfg.model, device, threads, train_rows.size, eval_rows.size, eval_split, cfg.epochs,
-             len(history) + 1)
-    for epoch in range(len(history) + 1, cfg.epochs + 1):
-        started = time.perf_counter()
-        metrics = trainer.train_epoch(epoch)
-        if eval_images is not None:
-            metrics.update(_evaluate(model, eval_images, eval_labels, cfg, device, epoch))
-        metrics["epoch_seconds"] = time.perf_counter() - started
-        history.append(metrics)
-        log.info("epoch %d/%d %s", epoch, cfg.epochs,
-                 " ".join(f"{key}={value:.4g}" for key, value in metrics.items() if key != "epoch"))
-        snapshot = _snapshot_function(trainer, history)
-        for callback in callbacks:
-            callback(dict(metrics), snapshot)
-    model.eval()
-    return FitResult(model=model, history=history, config=cfg, device=device,
-                     snapshot=_snapshot_function(trainer, history))
+    return _Run(model, trainer, eval_images, np.asarray(data.labels[eval_rows]), int(train_rows.size), cfg,
+                device)
+
+
+def _log_epoch(epoch: int, cfg: TrainConfig, metrics: dict[str, float]) -> None:
+    log.info("epoch %d/%d %s", epoch, cfg.epochs,
+             " ".join(f"{key}={value:.4g}" for key, value in metrics.items() if key != "epoch"))
+
+
+def _folds_snapshot_function(runs: Sequence[_Run], history: list[dict[str, float]]) -> Snapshot:
+    frozen = [dict(row) for row in history]
+
+    def snapshot() -> dict[str, Any]:
+        states = [run.trainer.state(frozen) for run in runs]
+        # "model" (the first fold's) keeps the checkpoint readable wherever one model is expected.
+        return {"epoch": len(frozen), "history": frozen, "model": states[0]["model"], "folds": states,
+                "config": states[0]["config"]}
+
+    return snapshot
 
 
 def _snapshot_function(trainer: EpochTrainer, history: list[dict[str, float]]) -> Snapshot:

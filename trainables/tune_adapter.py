@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from fracture_tune.data.dataset import DatasetArrays
     from fracture_tune.trainables.engine import Snapshot
 
@@ -61,14 +63,18 @@ def trial_resources_config(config: dict[str, Any], assigned: dict[str, float]) -
     return flat
 
 
-def train_trial(config: dict[str, Any], data: DatasetArrays) -> None:
-    """Tune function trainable: fit ``config`` on ``data``, reporting and checkpointing every epoch."""
+def train_trial(config: dict[str, Any], data: DatasetArrays, folds: np.ndarray | None = None) -> None:
+    """Tune function trainable: fit ``config`` on ``data``, reporting and checkpointing every epoch.
+
+    With ``folds`` (``data/folds.py``: a fold index per train/validation row), the trial trains one model
+    per fold and reports the fold means (``engine.fit_folds``): the cross-validated objective.
+    """
     import ray
     import torch
     from ray import tune
 
     from fracture_tune.trainables.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-    from fracture_tune.trainables.engine import fit
+    from fracture_tune.trainables.engine import fit, fit_folds
 
     freeze_long_lived_objects()
     context = ray.get_runtime_context()
@@ -90,7 +96,10 @@ def train_trial(config: dict[str, Any], data: DatasetArrays) -> None:
 
     result = None
     try:
-        result = fit(flat, data, callbacks=[report], resume_state=resume_state)
+        if folds is None:
+            result = fit(flat, data, callbacks=[report], resume_state=resume_state)
+        else:
+            fit_folds(flat, data, folds, callbacks=[report], resume_state=resume_state)
     finally:
         # ASHA-stopped trials end inside tune.report (SystemExit); free the GPU for the next trial either way.
         del result

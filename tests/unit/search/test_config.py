@@ -119,3 +119,23 @@ def test_unknown_model_choice_lists_registered_models() -> None:
 def test_seed_preset_needs_a_model_with_widths() -> None:
     error = _error({"training": {"model": "base_cnn"}, "space": {"preset": "seed"}})
     assert "model 'base_cnn' takes no parameter" in error.message
+
+
+def test_evaluation_folds_and_rerank_accept_zero_or_at_least_two() -> None:
+    config = config_from_dict({"evaluation": {"folds": 5, "rerank_top_k": 3, "rerank_seeds": 2}})
+    assert (config.evaluation.folds, config.evaluation.rerank_top_k, config.evaluation.rerank_seeds) == (5, 3, 2)
+    assert config_from_dict({}).evaluation.folds == 0
+    assert "evaluation.folds" in str(_error({"evaluation": {"folds": 1}}))
+    assert "evaluation.rerank_top_k" in str(_error({"evaluation": {"rerank_top_k": 1}}))
+    assert "evaluation.fold" in str(_error({"evaluation": {"fold": 3}}))  # a typo is named
+
+
+def test_a_searched_input_size_above_the_prepared_size_is_refused_with_the_size_to_prepare() -> None:
+    space = {"params": {"input_size": {"type": "categorical", "choices": [64, 96, 128]}}}
+    error = _error({"dataset": {"image_size": 96}, "space": space})
+    assert "space.params.input_size: input size 128 is larger than dataset.image_size 96" in str(error)
+    assert "dataset.image_size: 128" in (error.hint or "")
+    config = config_from_dict({"dataset": {"image_size": 128}, "space": space})
+    assert config.space.params["input_size"].choices == [64, 96, 128]
+    ranged = {"params": {"input_size": {"type": "int", "low": 32, "high": 160, "step": 32}}}
+    assert "input_size.high: input size 160" in str(_error({"dataset": {"image_size": 128}, "space": ranged}))

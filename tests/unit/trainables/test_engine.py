@@ -315,3 +315,71 @@ def test_aug_factor_repeats_every_image_per_epoch() -> None:
     assert sorted(order.tolist()) == sorted(list(range(20)) * 3)
     assert order[:20].tolist() != sorted(order[:20].tolist())  # shuffled across the repeats
     assert len(trainer.bounds) == 6
+
+
+def _folds_of(arrays: DatasetArrays) -> np.ndarray:
+    """Three folds over the 128 train+val rows; the 16 test rows in none."""
+    folds = np.full(arrays.labels.shape, -1, dtype=np.int8)
+    pooled = np.flatnonzero(arrays.split != 2)
+    folds[pooled] = np.arange(pooled.size) % 3
+    return folds
+
+
+def test_fit_folds_reports_the_mean_and_spread_over_folds_and_never_reads_the_test_split(
+    arrays: DatasetArrays, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fracture_tune.trainables import engine
+
+    folds = _folds_of(arrays)
+    per_fold: list[list[dict[str, float]]] = []
+    views: list[DatasetArrays] = []
+    real_start = engine._start_run
+
+    def spying_start(cfg: Any, data: DatasetArrays, *args: Any) -> Any:
+        views.append(data)
+        run = real_start(cfg, data, *args)
+        history: list[dict[str, float]] = []
+        per_fold.append(history)
+        real_epoch = run.epoch
+        run.epoch = lambda epoch: history.append(real_epoch(epoch)) or history[-1]  # type: ignore[method-assign]
+        return run
+
+    monkeypatch.setattr(engine, "_start_run", spying_start)
+    reported: list[dict[str, float]] = []
+    history = engine.fit_folds({**TUNED, "epochs": 2}, arrays, folds,
+                               callbacks=[lambda metrics, snapshot: reported.append(metrics)])
+    assert len(views) == 3 and reported == history and [row["epoch"] for row in history] == [1.0, 2.0]
+    test_rows = set(arrays.indices("test").tolist())
+    for fold, view in enumerate(views):
+        assert not test_rows & (set(view.indices("train").tolist()) | set(view.indices("val").tolist()))
+        assert view.indices("val").tolist() == np.flatnonzero(folds == fold).tolist()
+    for epoch, row in enumerate(history):
+        for name in ("val_auroc", "val_loss", "train_loss"):
+            values = [fold_history[epoch][name] for fold_history in per_fold]
+            assert row[name] == pytest.approx(np.mean(values))
+        losses = [fold_history[epoch]["val_loss"] for fold_history in per_fold]
+        assert np.std(losses) > 0  # the folds differ, so a wrong summary would show
+        assert row["val_loss_fold_sd"] == pytest.approx(np.std(losses, ddof=1))
+        assert "val_auroc_fold_sd" in row and row["folds"] == 3.0
+        assert all(type(value) is float and math.isfinite(value) for value in row.values())
+
+
+def test_fit_folds_resumes_every_fold_from_its_checkpoint(arrays: DatasetArrays, tmp_path: Path) -> None:
+    from fracture_tune.trainables.engine import fit_folds
+
+    folds = _folds_of(arrays)
+    saved: dict[int, Path] = {}
+
+    def save(metrics: dict[str, float], snapshot: Any) -> None:
+        epoch = int(metrics["epoch"])
+        saved[epoch] = save_checkpoint(tmp_path / f"epoch{epoch}.pt", snapshot())
+
+    uninterrupted = fit_folds(TUNED, arrays, folds, callbacks=[save])
+    state = load_checkpoint(saved[1])
+    assert len(state["folds"]) == 3 and state["epoch"] == 1
+    resumed = fit_folds(TUNED, arrays, folds, resume_state=state)
+    for expected, actual in zip(_without_timing(uninterrupted), _without_timing(resumed), strict=True):
+        assert actual == pytest.approx(expected, abs=1e-6)
+    two_folds = np.where(folds == 2, 1, folds).astype(np.int8)
+    with pytest.raises(FractureTuneError, match="holds 3 fold"):
+        fit_folds(TUNED, arrays, two_folds, resume_state=state)

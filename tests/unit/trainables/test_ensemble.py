@@ -1,0 +1,59 @@
+"""An ensemble scores the mean of its members' probabilities, each member seeing images at its own side."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as functional
+
+from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.ensemble import ProbabilityEnsemble
+from fracture_tune.trainables.models import build_model
+
+SIDE = 48
+
+
+def _members() -> list[torch.nn.Module]:
+    torch.manual_seed(0)
+    small = build_model("base_cnn", input_size=32).eval()  # flattens: only a 32 px input fits it
+    large = build_model("tunable_cnn", input_size=SIDE, c1=4, c2=4, c3=4, dropout=0.5).eval()
+    with torch.no_grad():  # push the two apart, so a mean differs visibly from either member
+        small.classifier[-1].bias.copy_(torch.tensor([1.0, -1.0]))
+        large.classifier[-1].bias.copy_(torch.tensor([-1.0, 1.0]))
+    return [small, large]
+
+
+def _batch() -> torch.Tensor:
+    return torch.randn(3, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(0))
+
+
+def test_probability_is_the_mean_of_the_members_each_at_its_own_input_size() -> None:
+    small, large = _members()
+    ensemble = ProbabilityEnsemble([small, large], [32, SIDE], SIDE).eval()
+    images = _batch()
+    with torch.no_grad():
+        resized = functional.interpolate(
+            images, size=(32, 32), mode="bilinear", antialias=True, align_corners=False
+        )
+        expected = torch.stack([torch.softmax(small(resized), 1), torch.softmax(large(images), 1)])[..., 1]
+        logits = ensemble(images)
+        members = ensemble.member_probabilities(images)
+    assert logits.shape == (3, 2)
+    torch.testing.assert_close(members, expected)
+    torch.testing.assert_close(torch.softmax(logits, 1)[:, 1], expected.mean(0), atol=1e-6, rtol=0)
+    assert float((expected[0] - expected[1]).abs().min()) > 0.1  # the mean is not just one member's
+
+
+def test_forward_stays_finite_when_every_member_is_certain() -> None:
+    small, large = _members()
+    with torch.no_grad():
+        for member in (small, large):
+            member.classifier[-1].bias.copy_(torch.tensor([-1e4, 1e4]))
+        logits = ProbabilityEnsemble([small, large], [32, SIDE], SIDE).eval()(_batch())
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(torch.softmax(logits, 1)[:, 1], torch.ones(3))
+
+
+def test_members_and_input_sizes_must_pair_up() -> None:
+    with pytest.raises(FractureTuneError, match="one input size per member"):
+        ProbabilityEnsemble(_members(), [32], SIDE)

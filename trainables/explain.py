@@ -1,7 +1,9 @@
 """Grad-CAM (Selvaraju et al., 2017) on a CNN's last convolution, with forward/backward hooks.
 
 Torch only: no Ray, no MLflow. The heatmap says which image regions raised the model's log-odds of the
-positive class (fractured); it is an aid for a reader of the prediction, not a localisation claim.
+positive class (fractured); it is an aid for a reader of the prediction, not a localisation claim. An
+ensemble's heatmap is the mean of its members' (each on its own input and last convolution), so every member
+counts alike whatever the scale of its gradients.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import torch.nn.functional as functional
 from torch import nn
 
 from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.ensemble import ProbabilityEnsemble
 
 
 def last_conv_layer(model: nn.Module) -> tuple[str, nn.Conv2d]:
@@ -42,8 +45,11 @@ def grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module | None = N
     """Grad-CAM heatmaps in [0, 1], shape [B, H, W] (the input's spatial size).
 
     ``inputs`` is what the model's forward takes (normalised float [B, C, H, W]). The model is put in eval
-    mode for the call and restored afterwards; its parameters' gradients are left untouched.
+    mode for the call and restored afterwards; its parameters' gradients are left untouched. For a
+    ``ProbabilityEnsemble`` (and no ``layer``): ``ensemble_grad_cam``.
     """
+    if layer is None and isinstance(model, ProbabilityEnsemble):
+        return ensemble_grad_cam(model, inputs)
     target_layer = layer if layer is not None else last_conv_layer(model)[1]
     captured: dict[str, torch.Tensor] = {}
 
@@ -69,5 +75,23 @@ def grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module | None = N
     channel_weights = gradient.mean(dim=(2, 3), keepdim=True)
     cam = functional.relu((channel_weights * activation).sum(dim=1, keepdim=True))
     cam = functional.interpolate(cam, size=inputs.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return _peak_normalised(cam)
+
+
+def ensemble_grad_cam(ensemble: ProbabilityEnsemble, inputs: torch.Tensor) -> torch.Tensor:
+    """The mean of the members' Grad-CAMs, each on the member's own resized input and last convolution and
+    brought back to the ensemble's input size; renormalised to [0, 1] per image: [B, H, W]."""
+    size = inputs.shape[-2:]
+    cams = []
+    for index, member in enumerate(ensemble.members):
+        cam = grad_cam(member, ensemble.member_input(inputs, index))
+        if cam.shape[-2:] != size:
+            cam = functional.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+        cams.append(cam)
+    return _peak_normalised(torch.stack(cams).mean(dim=0))
+
+
+def _peak_normalised(cam: torch.Tensor) -> torch.Tensor:
+    """[B, H, W] non-negative maps divided by each one's peak: [0, 1] per image (all-zero stays zero)."""
     peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12).view(-1, 1, 1)
     return (cam / peak).clamp(0.0, 1.0)

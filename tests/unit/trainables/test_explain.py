@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as functional
 from torch import nn
 
+from fracture_tune.trainables.ensemble import ProbabilityEnsemble
 from fracture_tune.trainables.explain import grad_cam, last_conv_layer
+from fracture_tune.trainables.models import build_model
 
 
 class BlobDetector(nn.Module):
@@ -49,3 +52,32 @@ def test_model_state_and_gradients_untouched() -> None:
     assert all(parameter.grad is None for parameter in model.parameters())
     name, layer = last_conv_layer(model)
     assert name == "features.0" and isinstance(layer, nn.Conv2d)
+
+
+def _resized(images: torch.Tensor, side: int, antialias: bool = True) -> torch.Tensor:
+    return functional.interpolate(
+        images, size=(side, side), mode="bilinear", antialias=antialias, align_corners=False
+    )
+
+
+def test_an_ensembles_heatmap_is_the_renormalised_mean_of_its_members_own() -> None:
+    torch.manual_seed(0)
+    members: list[nn.Module] = [BlobDetector(), build_model("tiny_cnn", input_size=32, width=4).eval()]
+    ensemble = ProbabilityEnsemble(members, [16, 32], 32)
+    images = torch.cat([_image_with_blob(slice(2, 10), slice(2, 10)), torch.randn(2, 1, 32, 32)])
+    cams = grad_cam(ensemble, images)
+    # Each member's Grad-CAM on its own input size, brought to the ensemble's (32 px).
+    small = grad_cam(members[0], _resized(images, 16))
+    own = [_resized(small[:, None], 32, antialias=False)[:, 0], grad_cam(members[1], images)]
+    mean = (own[0] + own[1]) / 2
+    expected = mean / mean.flatten(1).amax(dim=1).view(-1, 1, 1)
+    assert cams.shape == (3, 32, 32)
+    assert float(cams.min()) >= 0.0 and float(cams.max()) <= 1.0
+    torch.testing.assert_close(cams, expected)
+    assert all(float((cams - cam).abs().max()) > 0.05 for cam in own)  # both members count
+
+
+def test_an_ensemble_of_blob_detectors_points_at_the_blob() -> None:
+    ensemble = ProbabilityEnsemble([BlobDetector(), BlobDetector()], [16, 32], 32)
+    cams = grad_cam(ensemble, _image_with_blob(slice(20, 30), slice(20, 30)))
+    assert cams[0, 20:30, 20:30].mean() > 0.5 > cams[0, :12, :12].mean()

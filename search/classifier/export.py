@@ -2,7 +2,8 @@
 
 The exported graph is the network only: input float32 [B, 1, S, S] normalised like training
 (pixels / 255, then (x - 0.5) / 0.5), output logits [B, 2] (softmax column 1 = the positive class); the batch
-dimension is dynamic. A sidecar ``<FILE>.json`` next to the export holds that preprocessing, the class names
+dimension is dynamic (an ensemble's graph holds its members and their resizes: the same input and output).
+A sidecar ``<FILE>.json`` next to the export holds that preprocessing, the class names
 and the threshold. Every export is loaded back from disk and checked against the eager model on real-looking
 inputs, at batch sizes other than the one it was traced with, before it is kept.
 
@@ -185,7 +186,7 @@ _EXPORTERS: dict[str, Callable[[nn.Module, torch.Tensor, Path], Runner]] = {
 
 def _sidecar(classifier: Classifier, export_format: str, max_abs_diff: float) -> dict[str, object]:
     meta = classifier.metadata
-    return {
+    sidecar: dict[str, object] = {
         "format": export_format,
         "source_model": classifier.source,
         "input": "float32 [B, 1, S, S]: uint8 pixels from data.decode.decode_image (resized to input_size), "
@@ -198,3 +199,11 @@ def _sidecar(classifier: Classifier, export_format: str, max_abs_diff: float) ->
         "threshold": meta["threshold"],
         "verified_max_abs_diff": max_abs_diff,
     }
+    if classifier.is_ensemble:
+        sidecar["output"] = (
+            "logits [B, 2]: log of the members' mean probabilities; softmax column 1 = P(positive)"
+        )
+        sidecar["members"] = [
+            {"label": member["label"], "input_size": member["input_size"]} for member in classifier.members
+        ]
+    return sidecar

@@ -175,9 +175,15 @@ def record_retrain(
     primary: TrainedModel,
     report: RetrainReport,
     out_dir: Path,
+    *,
+    members: list[dict[str, Any]] | None = None,
 ) -> None:
     """The retrain's MLflow run (a child of the search's parent run), the logged model and its registration;
-    fills ``report.mlflow``, ``report.model`` and ``report.registry``."""
+    fills ``report.mlflow``, ``report.model`` and ``report.registry``.
+
+    An ensemble: ``primary.model`` is the ``ProbabilityEnsemble`` (``package.build_ensemble``),
+    ``primary.config`` its best member's config and ``members`` ``package.ensemble_members_metadata(...)``.
+    """
     import mlflow
 
     from fracture_tune.search.records import code_version
@@ -214,7 +220,7 @@ def record_retrain(
     )
     report.mlflow = TrackingRef(redact_secrets(uri), experiment_id, run_id, parent)
     try:
-        _log_and_register(client, run_id, options, source, data, primary, report, out_dir)
+        _log_and_register(client, run_id, options, source, data, primary, report, out_dir, members)
         client.set_terminated(run_id, "FINISHED")
     except BaseException:
         client.set_terminated(run_id, "FAILED")
@@ -241,6 +247,7 @@ def _log_and_register(
     primary: TrainedModel,
     report: RetrainReport,
     out_dir: Path,
+    members: list[dict[str, Any]] | None = None,
 ) -> None:
     import shutil
 
@@ -273,6 +280,7 @@ def _log_and_register(
         class_names=data.class_names,
         dataset_key=data.dataset_key,
         split_hash=data.split_hash,
+        members=members,
         test_auroc=test_auroc,
         source_run_id=run_id,
         search=source.search_name,

@@ -7,6 +7,9 @@ A logged model folder (an MLflow pyfunc: ``pyfunc_model.py``) carries two files 
   threshold and the training config: everything ``predict`` needs besides the weights;
 - ``weights.pt`` — the state_dict, read with ``torch.load(weights_only=True)`` into the eager model
   (Grad-CAM needs its module hooks).
+An ensemble is one package too: its metadata adds ``members`` (per member its flat engine config, input side
+and label; the top-level ``config`` is the best member's, ``input_size`` the ensemble's), and ``weights.pt``
+is the ``ProbabilityEnsemble``'s one state_dict (``members.0.…``), hashed like a single model's.
 Models logged before the pyfunc (MLflow's PyTorch flavour) hold the same two files under ``extra_files/``;
 they are read from there.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from fracture_tune.trainables.config import TrainConfig
+    from fracture_tune.trainables.ensemble import ProbabilityEnsemble
 
 METADATA_FILE = "fracture_tune_model.json"
 WEIGHTS_FILE = "weights.pt"
@@ -45,15 +50,24 @@ def classifier_metadata(
     class_names: tuple[str, str] | list[str],
     dataset_key: str = "",
     split_hash: str = "",
+    members: Sequence[dict[str, Any]] | None = None,
+    input_size: int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """What a model needs besides its weights to be used like it was trained (stored with it)."""
-    return {
+    """What a model needs besides its weights to be used like it was trained (stored with it).
+
+    ``members`` (``ensemble_members_metadata``) makes it an ensemble's: ``config`` is then the best member's
+    and ``input_size`` defaults to ``image_size``, the side ``build_ensemble`` gives the ensemble. A single
+    model's ``input_size`` defaults to its config's (0: the image size).
+    """
+    if input_size is None:
+        input_size = image_size if members else (config.input_size or image_size)
+    metadata = {
         "format_version": FORMAT_VERSION,
         "config": config.to_flat(),
         "model_kwargs": dict(config.model_kwargs),
         "image_size": int(image_size),
-        "input_size": int(config.input_size or image_size),
+        "input_size": int(input_size),
         "normalisation": dict(NORMALISATION),
         "threshold": float(threshold),
         "class_names": list(class_names),
@@ -61,18 +75,76 @@ def classifier_metadata(
         "split_hash": split_hash,
         **extra,
     }
+    if members:
+        metadata["members"] = [dict(member) for member in members]
+    return metadata
+
+
+def ensemble_members_metadata(
+    configs: Sequence[dict[str, Any]], labels: Sequence[str], *, image_size: int
+) -> list[dict[str, Any]]:
+    """``classifier_metadata``'s ``members``: per member its flat engine config (checked and completed by
+    ``TrainConfig``), its input side (its ``input_size``, else ``image_size``) and ``label``."""
+    from fracture_tune.trainables.config import TrainConfig
+
+    if len(configs) != len(labels):
+        raise FractureTuneError(f"{len(configs)} member config(s) but {len(labels)} label(s)")
+    members = []
+    for flat, label in zip(configs, labels, strict=True):
+        config = TrainConfig.from_flat(flat)
+        members.append(
+            {"config": config.to_flat(), "input_size": int(config.input_size or image_size), "label": label}
+        )
+    return members
+
+
+def build_ensemble(
+    models: Sequence[nn.Module], configs: Sequence[dict[str, Any]], image_size: int
+) -> ProbabilityEnsemble:
+    """The trained ``models`` (flat engine ``configs``, same order) as one ``ProbabilityEnsemble``, which
+    takes the prepared images' side (``image_size``) and resizes for each member that trained at another."""
+    from fracture_tune.trainables.ensemble import ProbabilityEnsemble
+
+    sizes = [int(config.get("input_size") or image_size) for config in configs]
+    return ProbabilityEnsemble(list(models), sizes, int(image_size)).eval()
 
 
 def write_package_files(folder: Path, model: nn.Module, metadata: dict[str, Any]) -> tuple[Path, Path]:
     """The two files ``predict`` reads (metadata JSON, state_dict), written into ``folder``."""
     import torch
 
+    _check_model_matches_metadata(model, metadata)
     folder.mkdir(parents=True, exist_ok=True)
     weights_path = folder / WEIGHTS_FILE
     torch.save({key: value.contiguous() for key, value in model.state_dict().items()}, weights_path)
     metadata_path = folder / METADATA_FILE
     metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str), encoding="utf-8")
     return metadata_path, weights_path
+
+
+def _check_model_matches_metadata(model: nn.Module, metadata: dict[str, Any]) -> None:
+    """An ensemble's package needs its ``members`` in the metadata (a single model's must have none), else
+    the package is written but cannot be read back."""
+    from fracture_tune.trainables.ensemble import ProbabilityEnsemble
+
+    members = metadata.get("members") or []
+    count = len(model.members) if isinstance(model, ProbabilityEnsemble) else 0
+    if len(members) != count:
+        raise FractureTuneError(
+            f"the metadata lists {len(members)} ensemble member(s) but the model is "
+            + (f"an ensemble of {count}" if count else f"a single {type(model).__name__}"),
+            hint="pass classifier_metadata(..., members=ensemble_members_metadata(...)) for an ensemble, "
+            "and no members for a single model",
+        )
+    if not isinstance(model, ProbabilityEnsemble):
+        return
+    recorded = (int(metadata["input_size"]), [int(member["input_size"]) for member in members])
+    if recorded != (model.input_size, list(model.input_sizes)):
+        raise FractureTuneError(
+            f"the metadata's input sizes {recorded} (ensemble, members) differ from the ensemble's "
+            f"{(model.input_size, list(model.input_sizes))}",
+            hint="build both from the same configs and image size: build_ensemble, ensemble_members_metadata",
+        )
 
 
 def sha256_of_file(path: Path) -> str:
@@ -171,20 +243,39 @@ def read_package(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def read_package_files(metadata_file: Path, weights_file: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The eager model (CPU, eval mode) and its metadata from the two package files."""
+    """The eager model (CPU, eval mode) and its metadata from the two package files: a
+    ``ProbabilityEnsemble`` when the metadata lists ``members``."""
     import torch
-
-    from fracture_tune.trainables.models import build_model
 
     metadata = json.loads(Path(metadata_file).read_text(encoding="utf-8"))
     state = torch.load(weights_file, map_location="cpu", weights_only=True)
-    model_kwargs = dict(metadata.get("model_kwargs", {}))
-    # The stored weights replace any pretrained start; the original file need not exist here.
-    model_kwargs.pop("pretrained_path", None)
-    model = build_model(metadata["config"]["model"], input_size=int(metadata["input_size"]), **model_kwargs)
+    model = _ensemble(metadata) if metadata.get("members") else _single_model(metadata)
     model.load_state_dict(state)
     model.eval()
     return model, metadata
+
+
+def _single_model(metadata: dict[str, Any]) -> nn.Module:
+    from fracture_tune.trainables.models import build_model
+
+    model_kwargs = dict(metadata.get("model_kwargs", {}))
+    # The stored weights replace any pretrained start; the original file need not exist here.
+    model_kwargs.pop("pretrained_path", None)
+    return build_model(metadata["config"]["model"], input_size=int(metadata["input_size"]), **model_kwargs)
+
+
+def _ensemble(metadata: dict[str, Any]) -> ProbabilityEnsemble:
+    from fracture_tune.trainables.config import TrainConfig
+    from fracture_tune.trainables.ensemble import ProbabilityEnsemble
+    from fracture_tune.trainables.models import build_model
+
+    models, sizes = [], []
+    for member in metadata["members"]:
+        config = TrainConfig.from_flat(member["config"])
+        model_kwargs = {key: value for key, value in config.model_kwargs.items() if key != "pretrained_path"}
+        sizes.append(int(member["input_size"]))
+        models.append(build_model(config.model, input_size=sizes[-1], **model_kwargs))
+    return ProbabilityEnsemble(models, sizes, int(metadata["input_size"]))
 
 
 def model_inputs(images: np.ndarray, input_size: int) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Use a trained classifier: load it (registry, run or folder), score images, report per image.
 
 Every file goes through ``data.decode.decode_image`` — the function that prepared the training images —
-and the engine's ``predict_proba``, so a served image is preprocessed exactly like a training one.
+and the engine's ``predict_proba`` (an ensemble: the same preprocessing, then the mean of its members'
+probabilities), so a served image is preprocessed exactly like a training one.
 A file that cannot be decoded (a PDF, a text file named .jpg, a truncated JPEG) becomes a row with
 ``status=rejected`` and the reason; the batch goes on. From Python, ``Classifier.predict`` also takes an image
 file's bytes (decoded by the same code as the file), PIL images and uint8 arrays, which go through the same
@@ -83,7 +84,18 @@ class Classifier:
 
     @property
     def config(self) -> dict[str, Any]:
+        """The flat engine config it was trained with (an ensemble's: its best member's)."""
         return dict(self.metadata["config"])
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Several models whose probabilities are averaged (``trainables/ensemble.py``)."""
+        return bool(self.metadata.get("members"))
+
+    @property
+    def members(self) -> list[dict[str, Any]]:
+        """An ensemble's members (``config``, ``input_size``, ``label`` each); empty for a single model."""
+        return [dict(member) for member in self.metadata.get("members") or []]
 
     def predict(
         self, images: ImageInput | Sequence[ImageInput], threshold: float | None = None
@@ -156,14 +168,27 @@ def classifier_inputs(classifier: Classifier, images: np.ndarray) -> torch.Tenso
     return model_inputs(images, int(classifier.metadata["input_size"]))
 
 
-def classifier_probabilities(classifier: Classifier, images: np.ndarray) -> np.ndarray:
-    """P(positive) for uint8 images [N, S, S], through the engine's own inference path."""
+def classifier_probabilities(
+    classifier: Classifier, images: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """P(positive) for uint8 images [N, S, S], through the engine's own inference path (an ensemble: its
+    module, on the same preprocessing: ``model_inputs``)."""
+    import torch
+
     from fracture_tune.trainables.engine import predict_proba
 
     if len(images) == 0:
         return np.zeros(0, dtype=np.float64)
-    config = {**classifier.config, "device": "cpu"}
-    return np.asarray(predict_proba(classifier.model, images, config), dtype=np.float64)
+    if not classifier.is_ensemble:
+        config = {**classifier.config, "device": "cpu"}
+        return np.asarray(predict_proba(classifier.model, images, config), dtype=np.float64)
+    model = classifier.model.cpu().eval()
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            logits = model(classifier_inputs(classifier, images[start : start + batch_size]))
+            chunks.append(torch.softmax(logits.float(), dim=1)[:, 1])
+    return torch.cat(chunks).numpy().astype(np.float64)
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:

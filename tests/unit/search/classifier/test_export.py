@@ -22,7 +22,11 @@ from fracture_tune.search.classifier.export import (
     MAX_ABS_DIFF,
     export_classifier,
 )
-from fracture_tune.search.classifier.package import classifier_metadata
+from fracture_tune.search.classifier.package import (
+    build_ensemble,
+    classifier_metadata,
+    ensemble_members_metadata,
+)
 from fracture_tune.search.classifier.predict import Classifier
 from fracture_tune.search.cli import build_parser
 from fracture_tune.trainables.config import TrainConfig
@@ -166,3 +170,51 @@ def test_onnx_export_runs_in_onnxruntime_for_every_model(name: str, tmp_path: Pa
     with torch.no_grad():
         expected = classifier.model(images).numpy()
     np.testing.assert_allclose(logits, expected, atol=MAX_ABS_DIFF, rtol=0)
+
+
+def _ensemble_classifier() -> Classifier:
+    configs = [{"model": "base_cnn", "input_size": 16}, {"model": "deep_cnn"}]
+    torch.manual_seed(0)
+    models = [build_model("base_cnn", input_size=16), build_model("deep_cnn", input_size=IMAGE_SIZE)]
+    metadata = classifier_metadata(
+        TrainConfig.from_flat(configs[0]),
+        image_size=IMAGE_SIZE,
+        threshold=0.4,
+        class_names=("non_fractured", "fractured"),
+        members=ensemble_members_metadata(configs, ["a", "b"], image_size=IMAGE_SIZE),
+    )
+    return Classifier(build_ensemble(models, configs, IMAGE_SIZE), metadata, source="test:ensemble")
+
+
+def _load_export(export_format: str, path: Path) -> Any:
+    """The exported file as a function of a float batch, the way its format is served."""
+    if export_format == "onnx":
+        onnxruntime = pytest.importorskip("onnxruntime")
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda images: torch.from_numpy(session.run(["logits"], {"image": images.numpy()})[0])
+    if export_format == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path))
+    return torch.export.load(path).module()
+
+
+@pytest.mark.parametrize("export_format", EXPORT_FORMATS)
+def test_an_ensemble_of_members_at_other_sizes_exports_and_matches_eager(
+    export_format: str, tmp_path: Path
+) -> None:
+    """Each member's antialiased resize is part of the graph, in every format (ONNX: Resize, antialias)."""
+    if export_format == "onnx":
+        pytest.importorskip("onnxscript")
+    classifier = _ensemble_classifier()
+    suffix = {"pt2": ".pt2", "torchscript": ".pt", "onnx": ".onnx"}[export_format]
+    result = export_classifier(classifier, export_format, tmp_path / f"model{suffix}")
+    assert result.max_abs_diff <= MAX_ABS_DIFF
+    images = _unseen_batch()
+    with torch.no_grad():
+        exported, eager = _load_export(export_format, result.path)(images), classifier.model(images)
+    torch.testing.assert_close(exported, eager, atol=MAX_ABS_DIFF, rtol=0)
+    assert json.loads(result.sidecar.read_text())["members"] == [
+        {"label": "a", "input_size": 16},
+        {"label": "b", "input_size": IMAGE_SIZE},
+    ]

@@ -135,6 +135,14 @@ def select_best_trial(
     → fewer epochs, then lower trial index. Errored trials count only if they reached ``min_epochs``.
     Raises ValueError when no trial reported the metric at all.
     """
+    return rank_trials(rows, mode, scope, min_epochs)[0]
+
+
+def rank_trials(
+    rows: list[Row], mode: str, scope: str = "best_epoch", min_epochs: int = 1
+) -> list[Selection]:
+    """Every trial with a score, best first, by ``select_best_trial``'s rule (its first entry is the winner):
+    the trials with >= ``min_epochs`` epochs, then the others."""
     scored = []
     for row in rows:
         score, epoch = _score(row, scope, mode)
@@ -152,8 +160,30 @@ def select_best_trial(
     def order(item: tuple[Row, float, int]) -> tuple[float, int, int]:
         return sign * item[1], len(item[0].get("metric_history", [])), int(item[0]["trial_index"])
 
-    row, score, epoch = min(eligible, key=order)
-    return Selection(row=row, score=score, epoch=epoch, note=note)
+    # After the eligible trials come the others (a top-k list may need them), in the same order.
+    rest = [item for item in scored if not any(item[0] is chosen[0] for chosen in eligible)]
+    return [
+        Selection(row=row, score=score, epoch=epoch, note=note)
+        for row, score, epoch in sorted(eligible, key=order) + sorted(rest, key=order)
+    ]
+
+
+def rows_from_frame(frame: Any) -> list[Row]:
+    """``read_results``' table back as rows (``config`` and ``metric_history`` unpacked; NaN config values,
+    a conditional parameter the trial's model does not take, left out)."""
+    import json
+
+    rows = []
+    for record in frame.to_dict("records"):
+        row: Row = {key: value for key, value in record.items() if not key.startswith("config/")}
+        row["metric_history"] = [float(value) for value in json.loads(record.get("metric_history") or "[]")]
+        row["config"] = {
+            key.removeprefix("config/"): value.item() if hasattr(value, "item") else value
+            for key, value in record.items()
+            if key.startswith("config/") and _present(value)
+        }
+        rows.append(row)
+    return rows
 
 
 def to_frame(rows: list[Row]) -> Any:

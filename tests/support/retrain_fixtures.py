@@ -66,3 +66,23 @@ def registered_champion(tmp_path: Path) -> dict[str, Any]:
             "--no-baseline", "--resamples", "50", "--tracking-uri", uri]  # fmt: skip
     assert main(argv) == 0, "the retrain that registers the champion failed"
     return {**info, "uri": uri, "tmp": tmp_path}
+
+
+def write_trials(
+    run_dir: Path, trials: list[tuple[str, dict[str, Any], list[float]]], **settings: Any
+) -> None:
+    """A search's results table (``trial id, config, val_auroc per epoch`` per trial) and its saved config
+    (``settings``: dotted keys such as ``best_trial.min_epochs``), as a finished search leaves them."""
+    from fracture_tune.search.config import apply_overrides, config_from_dict, config_to_yaml
+    from fracture_tune.search.records import RESOLVED_CONFIG_FILE
+    from fracture_tune.search.results import summarise_history, write_results
+
+    rows = [
+        summarise_history({"trial_id": trial_id, "trial_index": index, "status": "finished",
+                           "stop_detail": "", "metric_history": history, "config": config, "node_id": "",
+                           "mlflow_run_id": "", "error": "", "best_checkpoint": ""}, "max")
+        for index, (trial_id, config, history) in enumerate(trials)
+    ]
+    write_results(run_dir, rows)
+    raw = apply_overrides({"dataset": {"image_size": IMAGE_SIZE}}, dict(settings))
+    (run_dir / RESOLVED_CONFIG_FILE).write_text(config_to_yaml(config_from_dict(raw)), encoding="utf-8")

@@ -94,3 +94,18 @@ def test_threshold_rejects_bad_target_and_missing_positives() -> None:
         threshold_for_sensitivity(np.array([0, 1]), np.array([0.1, 0.9]), 1.5)
     with pytest.raises(FractureTuneError, match="no positive"):
         threshold_for_sensitivity(np.zeros(4, dtype=int), np.linspace(0, 1, 4), 0.9)
+
+
+def test_paired_auroc_difference_is_zero_for_the_same_scores_and_positive_for_a_better_model() -> None:
+    from fracture_tune.search.classifier.evaluation import paired_auroc_difference
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 120 + [1] * 80)
+    weak = rng.normal(labels * 0.6, 1.0)
+    strong = weak + labels * 1.0  # the same noise, better separated
+    same = paired_auroc_difference(labels, weak, weak, n_resamples=200)
+    assert (same.value, same.lower, same.upper) == (0.0, 0.0, 0.0)
+    better = paired_auroc_difference(labels, strong, weak, n_resamples=200)
+    assert better.value > 0 and better.lower > 0 and better.lower <= better.value <= better.upper
+    worse = paired_auroc_difference(labels, weak, strong, n_resamples=200)
+    assert worse.value == pytest.approx(-better.value) and worse.upper < 0

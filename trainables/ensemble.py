@@ -37,13 +37,20 @@ class ProbabilityEnsemble(nn.Module):
 
     def member_input(self, x: torch.Tensor, index: int) -> torch.Tensor:
         """``x`` (at the ensemble's side) resized to member ``index``'s side, unchanged when the two are
-        equal: decided on the stored sides, never on the data, so an export traces one fixed graph."""
+        equal: decided on the stored sides, never on the data, so an export traces one fixed graph.
+
+        The resize is training's own (``device.images_to_device``): back to pixel values, bilinear with
+        antialiasing, rounded to whole pixel values, normalised again, so a member sees exactly the pixels
+        it would see on its own.
+        """
         size = self.input_sizes[index]
         if size == self.input_size:
             return x
-        return functional.interpolate(
-            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        pixels = ((x * 0.5 + 0.5) * 255.0).round()
+        resized = functional.interpolate(
+            pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False
         )
+        return (resized.round().clamp(0.0, 255.0) / 255.0 - 0.5) / 0.5
 
     def member_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """P(positive) per member and image: [M, B]."""

@@ -59,6 +59,28 @@ def _add_retrain(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--epochs", type=int, default=30, help="epochs (default 30, the seed's)")
     parser.add_argument("--train-on", choices=("train", "train+val"), default="train")
     parser.add_argument("--seeds", type=int, default=1, help="train this many seeds and report the spread")
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --search: register the K best distinct configurations as one model averaging their "
+        "probabilities (after re-ranking, when it runs); the report adds the single best model beside it",
+    )
+    parser.add_argument(
+        "--rerank",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --search: train the K best distinct configurations with fresh seeds and keep the best "
+        "mean validation score (default: the search's evaluation.rerank_top_k; 0 = off)",
+    )
+    parser.add_argument(
+        "--rerank-seeds",
+        type=int,
+        default=None,
+        help="fresh seeds per finalist when re-ranking (default: the search's evaluation.rerank_seeds)",
+    )
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: the search's)")
     parser.add_argument("--register-name", default="fracture-classifier", help="registered model name")
     parser.add_argument("--no-register", action="store_true", help="log the model but do not register it")
@@ -81,7 +103,7 @@ def _add_retrain(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_retrain_command(args: argparse.Namespace) -> int:
-    from fracture_tune.search.classifier.evaluation import METRIC_NAMES
+    from fracture_tune.search.classifier.evaluation import METRIC_NAMES, MetricInterval
     from fracture_tune.search.classifier.retrain import retrain
 
     result = retrain(
@@ -102,6 +124,9 @@ def run_retrain_command(args: argparse.Namespace) -> int:
         baseline=not args.no_baseline,
         resamples=args.resamples,
         device=args.device,
+        ensemble=args.ensemble,
+        rerank_top_k=args.rerank,
+        rerank_seeds=args.rerank_seeds,
     )
     report = result.report
     optimized, baseline = report.optimized, report.baseline
@@ -116,6 +141,16 @@ def run_retrain_command(args: argparse.Namespace) -> int:
         f"test sensitivity {_interval_text(threshold.test['sensitivity'])}, "
         f"specificity {_interval_text(threshold.test['specificity'])}"
     )
+    if report.rerank:
+        entries = ", ".join(f"{entry['trial_id']} {entry['mean']:.4f}" for entry in report.rerank["entries"])
+        print(f"re-ranked {len(report.rerank['entries'])} finalists by mean {report.rerank['metric']} over "
+              f"fresh seeds: {entries}; winner {report.rerank['winner']}")
+    if report.ensemble:
+        single = report.ensemble["single_best"]["test"]["auroc"]
+        difference = report.ensemble["auroc_minus_single_best"]
+        print(f"ensemble of {len(report.ensemble['members'])}: single best model's test auroc "
+              f"{_interval_text(MetricInterval(**single))}; ensemble - single best "
+              f"{difference['value']:+.4f} [{difference['lower']:+.4f}, {difference['upper']:+.4f}] (paired)")
     if report.reproduction.get("warning"):
         print(f"warning: {report.reproduction['warning']}")
     if report.registry:

@@ -139,12 +139,16 @@ class RetrainReport:
     mlflow: TrackingRef | None = None
     model: LoggedModel | None = None
     registry: RegistryEntry | None = None
+    # retrain --rerank: the finalists' fresh-seed scores (``selection.RerankEntry``) and the winner
+    rerank: dict[str, Any] | None = None
+    # retrain --ensemble: members, the single best model's evaluation, the paired AUROC difference
+    ensemble: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``report.json``'s layout (NaN kept; ``report_files`` writes it as null). Parts a retrain did not
         produce (no registration, no warnings) are left out, not written as null."""
         payload = asdict(self)
-        for key in ("warnings", "mlflow", "model", "registry"):
+        for key in ("warnings", "mlflow", "model", "registry", "rerank", "ensemble"):
             if not payload[key]:
                 del payload[key]
         return payload
@@ -293,4 +297,10 @@ def flat_metrics(report: RetrainReport) -> dict[str, float]:
         metrics[f"seeds_test_{name}_std"] = spread["std"]
     if report.reproduction.get("checked"):
         metrics["reproduction_retrained_value"] = report.reproduction["retrained_value"]
+    if report.ensemble is not None:
+        difference = report.ensemble["auroc_minus_single_best"]
+        metrics["ensemble_minus_single_best_test_auroc"] = difference["value"]
+        metrics["ensemble_minus_single_best_test_auroc_ci_lower"] = difference["lower"]
+        metrics["ensemble_minus_single_best_test_auroc_ci_upper"] = difference["upper"]
+        metrics["single_best_test_auroc"] = report.ensemble["single_best"]["test"]["auroc"]["value"]
     return {key: float(value) for key, value in metrics.items() if math.isfinite(value)}

@@ -21,18 +21,27 @@ if TYPE_CHECKING:
 
 
 def write_test_predictions(
-    out_dir: Path, source_paths: list[str], data: DatasetArrays, primary: TrainedModel
+    out_dir: Path,
+    source_paths: list[str],
+    data: DatasetArrays,
+    primary: TrainedModel,
+    extra: dict[str, np.ndarray] | None = None,
 ) -> Path:
+    """``test_predictions.csv``: per test image its path, label and the registered model's probability;
+    ``extra`` adds a ``probability_<name>`` column each (an ensemble's single best model and members)."""
     import csv
 
     path = out_dir / "test_predictions.csv"
     rows = data.indices("test")
+    columns = {"probability": primary.test_probabilities}
+    columns.update({f"probability_{name}": values for name, values in (extra or {}).items()})
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["row", "source_path", "label", "probability"])
-        for row, probability in zip(rows, primary.test_probabilities, strict=True):
+        writer.writerow(["row", "source_path", "label", *columns])
+        for index, row in enumerate(rows):
             shown = source_paths[row] if row < len(source_paths) else ""
-            writer.writerow([int(row), shown, int(data.labels[row]), repr(float(probability))])
+            values = [repr(float(column[index])) for column in columns.values()]
+            writer.writerow([int(row), shown, int(data.labels[row]), *values])
     return path
 
 
@@ -150,8 +159,42 @@ def render_markdown(report: RetrainReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _selection_lines(report: RetrainReport) -> list[str]:
+    lines: list[str] = []
+    if report.rerank:
+        rerank = report.rerank
+        lines += ["## Re-ranking of the search's finalists", "", f"Rule: {rerank['rule']}.", "",
+                  f"| trial | search rank | search {rerank['metric']} | fresh seeds | scores | mean |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for entry in rerank["entries"]:
+            scores = ", ".join(f"{score:.4f}" for score in entry["scores"])
+            lines.append(f"| {entry['trial_id']} | {entry['search_rank']} | {entry['search_score']:.4f} | "
+                         f"{entry['seeds']} | {scores} | **{entry['mean']:.4f}** |")
+        winner, search_winner = rerank["winner"], rerank["search_winner"]
+        lines += ["", f"Winner: trial {winner} (the search's own best: {search_winner}).", ""]
+    if report.ensemble:
+        ensemble = report.ensemble
+        single = ensemble["single_best"]["test"]["auroc"]
+        difference = ensemble["auroc_minus_single_best"]
+        lines += ["## Ensemble", "",
+                  f"The registered model averages the probabilities of {len(ensemble['members'])} models; "
+                  "the metrics above are the ensemble's.", "",
+                  "| member | seed | input size | search score | test AUROC (95 % CI) |",
+                  "| --- | --- | --- | --- | --- |"]
+        for member in ensemble["members"]:
+            auroc = member["test_auroc"]
+            lines.append(f"| trial {member['trial_id']} | {member['seed']} | {member['input_size']} | "
+                         f"{member['search_score']:.4f} | {auroc['value']:.3f} [{auroc['lower']:.3f}, "
+                         f"{auroc['upper']:.3f}] |")
+        lines += ["", f"Single best model (the first member) test AUROC {single['value']:.3f} "
+                  f"[{single['lower']:.3f}, {single['upper']:.3f}]; ensemble − single best: "
+                  f"{difference['value']:+.3f} [{difference['lower']:+.3f}, {difference['upper']:+.3f}] "
+                  "(paired bootstrap on the same test images).", ""]
+    return lines
+
+
 def _markdown_extras(report: RetrainReport) -> list[str]:
-    lines = ["## Reproduction check", ""]
+    lines = _selection_lines(report) + ["## Reproduction check", ""]
     check = report.reproduction
     if check.get("checked"):
         low, high = check["trial_range"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +33,14 @@ from fracture_tune.search.classifier.report import (
     trial_summary,
 )
 from fracture_tune.search.classifier.report_files import write_plots, write_report, write_test_predictions
+from fracture_tune.search.classifier.selection import RerankEntry, fresh_seeds, ranked_finalists, rerank_order
 from fracture_tune.search.classifier.source import RetrainSource, resolve_source
 from fracture_tune.search.environment import call_environment
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from fracture_tune.search.records import BestTrial
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,9 @@ class RetrainOptions:
     baseline: bool = True
     resamples: int = 1000
     device: str | None = None
+    ensemble: int = 1  # >= 2: the K best distinct configurations, registered as one averaging model
+    rerank_top_k: int | None = None  # None: the search's evaluation.rerank_top_k
+    rerank_seeds: int | None = None  # None: the search's evaluation.rerank_seeds
 
 
 @dataclass
@@ -122,10 +128,18 @@ def retrain(
     baseline: bool = True,
     resamples: int = 1000,
     device: str | None = None,
+    ensemble: int = 1,
+    rerank_top_k: int | None = None,
+    rerank_seeds: int | None = None,
 ) -> RetrainResult:
     """Retrain a search's best trial (``search``), a trial by MLflow ``run_id``, or a flat ``config`` (a dict
     or a JSON file; needs ``dataset``, a prepared cache folder) for ``epochs``; test it once, log it to MLflow
     under the search's run and register it as ``register_name`` (the ``champion`` alias per ``promote``).
+
+    With ``rerank_top_k`` (default: the search's ``evaluation.rerank_top_k``) the search's k best distinct
+    configurations are trained ``rerank_seeds`` times with fresh seeds and the best mean validation score
+    wins; with ``ensemble`` K >= 2 the K best distinct configurations are registered as one model that
+    averages their probabilities (``selection.py``). Both need ``search``.
 
     Raises ``FractureTuneError`` for bad input; prints nothing (progress goes to ``logging``).
     """
@@ -148,6 +162,9 @@ def retrain(
         baseline=baseline,
         resamples=resamples,
         device=device,
+        ensemble=ensemble,
+        rerank_top_k=rerank_top_k,
+        rerank_seeds=rerank_seeds,
     )
     return run_retrain(options)
 
@@ -168,28 +185,214 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
             )
         data = dataset.arrays
         out_dir = _output_dir(options, source)
+        plan = selection_plan(options, source)
+        trained: dict[str, list[TrainedModel]] = {}
+        finalists: list[BestTrial] = []
+        rerank: list[RerankEntry] = []
+        if plan.finalists > 1:
+            assert source.run_dir is not None
+            finalists = ranked_finalists(source.run_dir, plan.finalists)
+            if len(finalists) < plan.ensemble:
+                raise FractureTuneError(
+                    f"--ensemble {plan.ensemble}: search {source.search_name!r} has {len(finalists)} "
+                    "distinct configuration(s) with a score",
+                    hint="use a smaller --ensemble, or run a longer search",
+                )
+        if plan.rerank_top_k > 1 and len(finalists) > 1:
+            top = finalists[: plan.rerank_top_k]
+            rerank, trained = rerank_finalists(top, plan.rerank_seeds, data, options)
+            by_id = {trial.trial_id: trial for trial in finalists}
+            finalists = [by_id[entry.trial_id] for entry in rerank] + finalists[len(rerank):]
+            source = replace(source, config=dict(finalists[0].config), trial=finalists[0],
+                             description=f"search {source.search_name!r}, trial {finalists[0].trial_id} "
+                             f"(re-ranked first of {len(rerank)})")
         first_seed = int(source.config.get("seed", 0))
-        models = [
-            train_and_score(
-                f"seed {seed}",
-                trained_config(source.config, epochs=options.epochs, seed=seed, device=options.device),
+        models = list(trained.get(source.trial.trial_id, [])) if source.trial is not None else []
+        seeds = [int(model.config["seed"]) for model in models]
+        next_seed = first_seed
+        while len(models) < options.seeds:
+            while next_seed in seeds:
+                next_seed += 1
+            models.append(train_and_score(
+                f"seed {next_seed}",
+                trained_config(source.config, epochs=options.epochs, seed=next_seed, device=options.device),
                 data,
                 options.train_on,
-            )
-            for seed in range(first_seed, first_seed + options.seeds)
-        ]
+            ))
+            seeds.append(next_seed)
         primary = models[0]
+        registered, members = primary, None
+        ensemble_summary = None
+        if plan.ensemble > 1:
+            member_models = [primary] + [
+                _member_model(trial, trained, data, options) for trial in finalists[1 : plan.ensemble]
+            ]
+            registered, members = ensemble_of(member_models, finalists[: plan.ensemble], data)
+            ensemble_summary = ensemble_report(registered, member_models, finalists[: plan.ensemble], primary,
+                                               data, options)
         base = None
         if options.baseline:
             base = train_and_score(
                 "seed base CNN", base_recipe_config(primary.config, options.epochs), data, options.train_on
             )
-        report = _build_report(options, source, data, models, base)
-        write_test_predictions(out_dir, dataset.source_paths, data, primary)
-        report.plots = write_plots(out_dir, data, primary, report.optimized, base)
-        record_retrain(options, source, data, primary, report, out_dir)
+        report = _build_report(options, source, data, models, base, registered)
+        report.rerank = _rerank_summary(rerank, finalists) if rerank else None
+        report.ensemble = ensemble_summary
+        extra_columns = {"single_best": primary.test_probabilities} if registered is not primary else {}
+        if ensemble_summary is not None:
+            extra_columns.update({f"member_{index + 1}": model.test_probabilities
+                                  for index, model in enumerate(member_models)})
+        write_test_predictions(out_dir, dataset.source_paths, data, registered, extra_columns)
+        report.plots = write_plots(out_dir, data, registered, report.optimized, base)
+        record_retrain(options, source, data, registered, report, out_dir, members=members)
         write_report(out_dir, report)
     return RetrainResult(report, out_dir)
+
+
+@dataclass(frozen=True)
+class SelectionPlan:
+    rerank_top_k: int
+    rerank_seeds: int
+    ensemble: int
+
+    @property
+    def finalists(self) -> int:
+        return max(self.rerank_top_k, self.ensemble, 1)
+
+
+def selection_plan(options: RetrainOptions, source: RetrainSource) -> SelectionPlan:
+    """Re-ranking and ensemble sizes: the options', else the search's ``evaluation`` section."""
+    evaluation = None
+    if source.run_dir is not None and options.search:
+        from fracture_tune.search.config import load_config
+        from fracture_tune.search.records import RESOLVED_CONFIG_FILE
+
+        saved = source.run_dir / RESOLVED_CONFIG_FILE
+        evaluation = load_config(saved).evaluation if saved.is_file() else None
+    top_k = options.rerank_top_k if options.rerank_top_k is not None else (
+        evaluation.rerank_top_k if evaluation else 0)
+    seeds = options.rerank_seeds if options.rerank_seeds is not None else (
+        evaluation.rerank_seeds if evaluation else 1)
+    if (top_k > 1 or options.ensemble > 1) and not options.search:
+        flag = "--ensemble" if options.ensemble > 1 else "--rerank"
+        raise FractureTuneError(f"{flag} needs --search NAME: it picks among a search's trials",
+                                hint="e.g. fracture-tune retrain --search NAME --ensemble 3")
+    if top_k > 1 and options.train_on == "train+val":
+        raise FractureTuneError("re-ranking scores finalists on the validation split, which --train-on "
+                                "train+val trains on", hint="use --train-on train, or --rerank 0")
+    return SelectionPlan(rerank_top_k=top_k, rerank_seeds=seeds, ensemble=options.ensemble)
+
+
+def rerank_finalists(
+    finalists: list[BestTrial], seeds: int, data: DatasetArrays, options: RetrainOptions
+) -> tuple[list[RerankEntry], dict[str, list[TrainedModel]]]:
+    """Train each finalist ``seeds`` times with fresh seeds; entries best mean first, and the models."""
+    entries, trained = [], {}
+    for rank, trial in enumerate(finalists, start=1):
+        models = [
+            train_and_score(
+                f"trial {trial.trial_id} seed {seed}",
+                trained_config(trial.config, epochs=options.epochs, seed=seed, device=options.device),
+                data,
+                options.train_on,
+            )
+            for seed in fresh_seeds(trial.config, seeds)
+        ]
+        trained[trial.trial_id] = models
+        scores = [float(model.history[-1][trial.metric]) for model in models]
+        entries.append(RerankEntry(trial.trial_id, rank, trial.metric_value,
+                                   [int(model.config["seed"]) for model in models], scores))
+        log.info("re-ranking: trial %s (search rank %d) %s %s", trial.trial_id, rank, trial.metric,
+                 ", ".join(f"{score:.4f}" for score in scores))
+    return rerank_order(entries, finalists[0].mode), trained
+
+
+def _member_model(
+    trial: BestTrial, trained: dict[str, list[TrainedModel]], data: DatasetArrays, options: RetrainOptions
+) -> TrainedModel:
+    """A member's model: its first re-ranking model, else one trained with the trial's own seed."""
+    if trained.get(trial.trial_id):
+        return trained[trial.trial_id][0]
+    seed = int(trial.config.get("seed", 0))
+    config = trained_config(trial.config, epochs=options.epochs, seed=seed, device=options.device)
+    return train_and_score(f"trial {trial.trial_id} seed {seed}", config, data, options.train_on)
+
+
+def ensemble_of(
+    members: list[TrainedModel], trials: list[BestTrial], data: DatasetArrays
+) -> tuple[TrainedModel, list[dict[str, Any]]]:
+    """The members as one model, scored through its own forward pass (validation, then test once)."""
+    from fracture_tune.search.classifier.package import build_ensemble, ensemble_members_metadata
+
+    configs = [model.config for model in members]
+    ensemble = build_ensemble([model.model for model in members], configs, data.image_size)
+    labels = [f"trial {trial.trial_id}" for trial in trials]
+    metadata = ensemble_members_metadata(configs, labels, image_size=data.image_size)
+    scored = TrainedModel(
+        f"ensemble of {len(members)}",
+        members[0].config,
+        ensemble,
+        members[0].history,
+        ensemble_probabilities(ensemble, data.images[data.indices("val")]),
+        ensemble_probabilities(ensemble, data.images[data.indices("test")]),
+        sum(model.train_seconds for model in members),
+    )
+    return scored, metadata
+
+
+def ensemble_probabilities(ensemble: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """P(positive) from the ensemble's forward pass on uint8 images at the prepared size (CPU)."""
+    import torch
+
+    from fracture_tune.search.classifier.package import model_inputs
+
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            batch = model_inputs(np.asarray(images[start : start + batch_size]), int(images.shape[-1]))
+            outputs.append(torch.softmax(ensemble(batch).float(), dim=1)[:, 1].numpy())
+    return np.concatenate(outputs).astype(np.float64) if outputs else np.zeros(0, dtype=np.float64)
+
+
+def ensemble_report(
+    ensemble: TrainedModel,
+    members: list[TrainedModel],
+    trials: list[BestTrial],
+    single_best: TrainedModel,
+    data: DatasetArrays,
+    options: RetrainOptions,
+) -> dict[str, Any]:
+    """The ensemble beside the single best model: each member's test AUROC, the single best model's full
+    evaluation and the paired bootstrap CI of AUROC(ensemble) − AUROC(single best) on the same images."""
+    from fracture_tune.search.classifier.evaluation import bootstrap_metrics, paired_auroc_difference
+
+    labels = np.asarray(data.labels[data.indices("test")])
+    single = optimized_result(single_best, data, target_sensitivity=options.target_sensitivity,
+                              resamples=options.resamples)
+    difference = paired_auroc_difference(labels, ensemble.test_probabilities, single_best.test_probabilities,
+                                         n_resamples=options.resamples)
+    return {
+        "members": [
+            {"trial_id": trial.trial_id, "seed": int(model.config["seed"]),
+             "input_size": int(model.config.get("input_size") or data.image_size),
+             "search_score": trial.metric_value,
+             "test_auroc": bootstrap_metrics(labels, model.test_probabilities, n_resamples=options.resamples)[
+                 "auroc"].as_dict()}
+            for trial, model in zip(trials, members, strict=True)
+        ],
+        "single_best": asdict(single),
+        "auroc_minus_single_best": difference.as_dict(),
+    }
+
+
+def _rerank_summary(entries: list[RerankEntry], finalists: list[BestTrial]) -> dict[str, Any]:
+    return {
+        "rule": "best mean validation score at the last epoch over fresh seeds; ties keep the search's order",
+        "metric": finalists[0].metric,
+        "winner": entries[0].trial_id,
+        "search_winner": next(entry.trial_id for entry in entries if entry.search_rank == 1),
+        "entries": [entry.to_dict() for entry in entries],
+    }
 
 
 def check_dataset_matches(
@@ -249,6 +452,11 @@ def _validate(options: RetrainOptions) -> None:
         )
     if options.train_on not in TRAIN_ON_CHOICES:
         raise FractureTuneError(f"--train-on {options.train_on!r}: use one of {', '.join(TRAIN_ON_CHOICES)}")
+    if options.ensemble < 1 or (options.rerank_top_k or 0) < 0 or (options.rerank_seeds or 1) < 1:
+        raise FractureTuneError(
+            f"--ensemble must be >= 1, --rerank >= 0 and --rerank-seeds >= 1 (got {options.ensemble}, "
+            f"{options.rerank_top_k}, {options.rerank_seeds})"
+        )
 
 
 def _output_dir(options: RetrainOptions, source: RetrainSource) -> Path:
@@ -268,8 +476,10 @@ def _build_report(
     data: DatasetArrays,
     models: list[TrainedModel],
     baseline: TrainedModel | None,
+    registered: TrainedModel | None = None,
 ) -> RetrainReport:
     primary = models[0]
+    registered = registered or primary
     test_labels = np.asarray(data.labels[data.indices("test")])
     target, resamples = options.target_sensitivity, options.resamples
     history = {"optimized": primary.history}
@@ -294,7 +504,7 @@ def _build_report(
         train_on=options.train_on,
         epochs=options.epochs,
         config=primary.config,
-        optimized=optimized_result(primary, data, target_sensitivity=target, resamples=resamples),
+        optimized=optimized_result(registered, data, target_sensitivity=target, resamples=resamples),
         seeds=seed_spread(models, test_labels),
         reproduction=reproduction_check(source.trial, primary.history, options.train_on),
         baseline=(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
-import torch.nn.functional as functional
 
 from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.device import images_to_device, normalise, to_unit_range
 from fracture_tune.trainables.ensemble import ProbabilityEnsemble
 from fracture_tune.trainables.models import build_model
 
@@ -23,8 +24,17 @@ def _members() -> list[torch.nn.Module]:
     return [small, large]
 
 
+def model_inputs(pixels: np.ndarray, side: int) -> torch.Tensor:
+    """What the engine feeds a model trained at ``side`` (``engine.predict_proba``'s preprocessing)."""
+    return normalise(to_unit_range(images_to_device(pixels, side, torch.device("cpu"))), channels_last=False)
+
+
+def _pixels() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (3, SIDE, SIDE), dtype=np.uint8)
+
+
 def _batch() -> torch.Tensor:
-    return torch.randn(3, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(0))
+    return model_inputs(_pixels(), SIDE)
 
 
 def test_probability_is_the_mean_of_the_members_each_at_its_own_input_size() -> None:
@@ -32,9 +42,8 @@ def test_probability_is_the_mean_of_the_members_each_at_its_own_input_size() -> 
     ensemble = ProbabilityEnsemble([small, large], [32, SIDE], SIDE).eval()
     images = _batch()
     with torch.no_grad():
-        resized = functional.interpolate(
-            images, size=(32, 32), mode="bilinear", antialias=True, align_corners=False
-        )
+        # Each member on its own, fed the way training feeds it: the uint8 images resized by the engine.
+        resized = model_inputs(_pixels(), 32)
         expected = torch.stack([torch.softmax(small(resized), 1), torch.softmax(large(images), 1)])[..., 1]
         logits = ensemble(images)
         members = ensemble.member_probabilities(images)

@@ -67,7 +67,7 @@ def test_an_ensembles_heatmap_is_the_renormalised_mean_of_its_members_own() -> N
     images = torch.cat([_image_with_blob(slice(2, 10), slice(2, 10)), torch.randn(2, 1, 32, 32)])
     cams = grad_cam(ensemble, images)
     # Each member's Grad-CAM on its own input size, brought to the ensemble's (32 px).
-    small = grad_cam(members[0], _resized(images, 16))
+    small = grad_cam(members[0], ensemble.member_input(images, 0))
     own = [_resized(small[:, None], 32, antialias=False)[:, 0], grad_cam(members[1], images)]
     mean = (own[0] + own[1]) / 2
     expected = mean / mean.flatten(1).amax(dim=1).view(-1, 1, 1)

@@ -123,7 +123,8 @@ def test_seed_preset_needs_a_model_with_widths() -> None:
 
 def test_evaluation_folds_and_rerank_accept_zero_or_at_least_two() -> None:
     config = config_from_dict({"evaluation": {"folds": 5, "rerank_top_k": 3, "rerank_seeds": 2}})
-    assert (config.evaluation.folds, config.evaluation.rerank_top_k, config.evaluation.rerank_seeds) == (5, 3, 2)
+    evaluation = config.evaluation
+    assert (evaluation.folds, evaluation.rerank_top_k, evaluation.rerank_seeds) == (5, 3, 2)
     assert config_from_dict({}).evaluation.folds == 0
     assert "evaluation.folds" in str(_error({"evaluation": {"folds": 1}}))
     assert "evaluation.rerank_top_k" in str(_error({"evaluation": {"rerank_top_k": 1}}))

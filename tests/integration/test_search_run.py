@@ -202,3 +202,46 @@ def test_time_budget_cut_offs_are_told_apart_from_asha_stops(tmp_path: Path) -> 
     final = [line for line in done.stdout.splitlines() if " done (" in line][-1]
     assert f"{counts['stopped_by_asha']} stopped by ASHA" in final
     assert f"{counts['time_budget']} cut off by the time budget" in final
+
+
+def test_a_cross_validated_search_ranks_trials_on_the_fold_mean(tmp_path: Path) -> None:
+    """evaluation.folds: 3 on a real local Ray: every trial reports the mean over its three fold models each
+    epoch (MLflow holds the mean, its spread and the fold count), and the results table and the Optuna study
+    rank on that mean."""
+    config = write_search_config(
+        tmp_path,
+        training={"epochs": 2},
+        scheduler={"grace_period": 1, "max_t": 2, "reduction_factor": 2},
+        budget={"num_trials": 3},
+        evaluation={"folds": 3},
+        searcher={"points_to_evaluate": []},
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run(
+        search_command("--config", str(config), "--name", "cv", "--tracking-uri", uri, "--num-cpus", "2"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    _, children = child_runs(uri)
+    frame = pd.read_csv(tmp_path / ".fracture-tune" / "runs" / "cv" / "results.csv")
+    assert len(children) == len(frame) == 3
+    for run in children:
+        history = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "val_auroc"),
+                                           key=lambda m: m.step)]  # fmt: skip
+        assert run.data.metrics["folds"] == 3.0
+        assert "val_auroc_fold_sd" in run.data.metrics and "val_loss_fold_sd" in run.data.metrics
+        row = frame[frame["trial_id"] == run.data.tags["fracture_tune.trial_id"]].iloc[0]
+        assert json.loads(row["metric_history"]) == pytest.approx(history)
+    import optuna
+
+    study = optuna.load_study(study_name="cv", storage=f"sqlite:///{tmp_path}/.fracture-tune/runs/cv/optuna.db")
+    by_trial = {t.user_attrs["tune_trial_id"]: t for t in study.trials}
+    for row in frame.itertuples():
+        trial, last_epoch = by_trial[row.trial_id], json.loads(row.metric_history)[-1]
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert trial.value == pytest.approx(last_epoch)
+        else:  # stopped by ASHA: PRUNED, with the fold means as its intermediate values
+            assert trial.intermediate_values[max(trial.intermediate_values)] == pytest.approx(last_epoch)

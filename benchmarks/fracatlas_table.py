@@ -1,23 +1,36 @@
-"""The FracAtlas quality table from benchmarks/fracatlas_quality.sh's retrain reports.
+"""The FracAtlas quality table from the retrain reports of benchmarks/fracatlas_quality.sh or
+benchmarks/fracatlas_selection.sh.
 
     python benchmarks/fracatlas_table.py --work .fracture-tune/quality --out table.json   # prints Markdown
 
 Rows per split seed: (a) the seed's base recipe and (b) its tuned recipe (``s<k>/seed_recipes/report.json``:
-(b) is that retrain's model, (a) its base-recipe row), (c) fracture-tune's search + retrain
-(``s<k>/search/report.json``). Each cell is the test value with its 95 % bootstrap CI; the last rows are the
-mean over split seeds with the standard deviation between them.
+(b) is that retrain's model, (a) its base-recipe row), (c) fracture-tune's search + retrain of its best trial
+(``s<k>/search/report.json``), (d) the search's finalists re-ranked over fresh seeds and (e) the top-3
+ensemble (``s<k>/selection/report.json``: (e) is its registered model, (d) its single best model). Each cell
+is the test value with its 95 % bootstrap CI. For (c), (d) and (e) the last column is AUROC minus (b)'s on the
+same test images (matched by source path, from each folder's ``test_predictions.csv``) with its paired
+bootstrap 95 % CI. The last rows are the mean over split seeds with the standard deviation between them, and
+the mean paired difference with a CI from resampling each split seed's test images together.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 METRICS = ("auroc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1")
-ROWS = (("a", "seed base recipe"), ("b", "seed tuned recipe"), ("c", "fracture-tune search + retrain"))
+ROWS = (("a", "seed base recipe"), ("b", "seed tuned recipe"), ("c", "fracture-tune search + retrain"),
+        ("d", "search + re-ranked finalists"), ("e", "search + top-3 ensemble"))
+# Which test_predictions.csv column holds each row's probabilities, in which folder.
+PREDICTIONS = {"b": ("seed_recipes", "probability"), "c": ("search", "probability"),
+               "d": ("selection", "probability_single_best"), "e": ("selection", "probability")}
+PAIRED_RESAMPLES = 2000
 
 
 def load_rows(work: Path) -> list[dict[str, Any]]:
@@ -26,23 +39,60 @@ def load_rows(work: Path) -> list[dict[str, Any]]:
         split_seed = int(seed_dir.name[1:])
         recipes = _read(seed_dir / "seed_recipes" / "report.json")
         searched = _read(seed_dir / "search" / "report.json")
+        selected = _read(seed_dir / "selection" / "report.json")
+        ensemble = (selected or {}).get("ensemble") or {}
         sources = {"a": recipes and recipes.get("baseline"), "b": recipes and recipes["optimized"],
-                   "c": searched and searched["optimized"]}
+                   "c": searched and searched["optimized"], "d": ensemble.get("single_best"),
+                   "e": selected and selected["optimized"]}
+        reports = {"a": recipes, "b": recipes, "c": searched, "d": selected, "e": selected}
         for key, label in ROWS:
             result = sources[key]
-            if not result:
+            report = reports[key]
+            if not result or report is None:
                 continue
-            report = searched if key == "c" else recipes
-            assert report is not None
             row = {"split_seed": split_seed, "row": key, "recipe": label,
                    "test": {name: result["test"][name] for name in METRICS},
                    "train_seconds": result.get("train_seconds"),
                    "split_hash": report["dataset"]["split_hash"]}
-            if searched is not None and key == "c":
-                row.update(config=searched["config"], source=searched["source"], trial=searched["trial"],
-                           reproduction=searched["reproduction"], threshold=result["threshold"])
+            if key in ("c", "d", "e"):
+                row.update(config=report["config"], source=report["source"], trial=report["trial"],
+                           threshold=result["threshold"])
+            if key == "e":
+                row["members"] = [member["trial_id"] for member in ensemble["members"]]
+            if key in ("c", "d", "e"):
+                row["auroc_minus_b"] = _paired_against_b(seed_dir, key)
             rows.append(row)
     return rows
+
+
+def _predictions(seed_dir: Path, key: str) -> dict[str, tuple[int, float]] | None:
+    folder, column = PREDICTIONS[key]
+    path = seed_dir / folder / "test_predictions.csv"
+    if not path.is_file():
+        return None
+    with path.open(newline="", encoding="utf-8") as stream:
+        return {row["source_path"]: (int(row["label"]), float(row[column])) for row in csv.DictReader(stream)}
+
+
+def _paired_against_b(seed_dir: Path, key: str) -> dict[str, Any] | None:
+    """AUROC(row) - AUROC(b) on the test images both scored, with a paired bootstrap CI."""
+    from fracture_tune.search.classifier.evaluation import paired_auroc_difference
+
+    mine, reference = _predictions(seed_dir, key), _predictions(seed_dir, "b")
+    if mine is None or reference is None:
+        return None
+    shared = sorted(set(mine) & set(reference))
+    if len(shared) != len(mine) or len(shared) != len(reference):
+        raise SystemExit(f"{seed_dir}: ({key}) and (b) scored different test images ({len(mine)} vs "
+                         f"{len(reference)}, {len(shared)} shared): not the same split")
+    labels = np.array([mine[path][0] for path in shared])
+    if not np.array_equal(labels, [reference[path][0] for path in shared]):
+        raise SystemExit(f"{seed_dir}: ({key}) and (b) disagree on test labels")
+    scores = np.array([mine[path][1] for path in shared])
+    base = np.array([reference[path][1] for path in shared])
+    difference = paired_auroc_difference(labels, scores, base, n_resamples=PAIRED_RESAMPLES)
+    return {**difference.as_dict(), "images": len(shared), "labels": labels.tolist(),
+            "scores": scores.tolist(), "reference": base.tolist()}
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -57,21 +107,60 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             values = [row["test"][name]["value"] for row in chosen]
             mean[name] = {"mean": statistics.fmean(values),
                           "sd": statistics.stdev(values) if len(values) > 1 else None}
+        paired = [row["auroc_minus_b"] for row in chosen if row.get("auroc_minus_b")]
+        if paired and len(paired) == len(chosen):
+            mean["auroc_minus_b"] = mean_paired_difference(paired)
         means.append(mean)
     return means
 
 
+def mean_paired_difference(
+    per_seed: list[dict[str, Any]], resamples: int = PAIRED_RESAMPLES
+) -> dict[str, Any]:
+    """The mean over split seeds of AUROC(row) - AUROC(b), with a CI from resampling every split seed's test
+    images (stratified, paired) in each draw and averaging the per-seed differences."""
+    from fracture_tune.trainables.metrics import binary_metrics
+
+    def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+        return float(binary_metrics(labels, scores)["auroc"])
+
+    rng = np.random.default_rng(0)
+    arrays = [(np.array(d["labels"]), np.array(d["scores"]), np.array(d["reference"])) for d in per_seed]
+    point = statistics.fmean(d["value"] for d in per_seed)
+    draws = np.empty(resamples)
+    for draw in range(resamples):
+        differences = []
+        for labels, scores, reference in arrays:
+            positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+            chosen = np.concatenate(
+                [rng.choice(positives, positives.size), rng.choice(negatives, negatives.size)]
+            )
+            drawn = labels[chosen]
+            differences.append(auroc(drawn, scores[chosen]) - auroc(drawn, reference[chosen]))
+        draws[draw] = statistics.fmean(differences)
+    lower, upper = np.quantile(draws, [0.025, 0.975])
+    return {"value": point, "lower": float(lower), "upper": float(upper), "split_seeds": len(per_seed)}
+
+
 def markdown(rows: list[dict[str, Any]], means: list[dict[str, Any]]) -> str:
-    header = "| split seed | recipe | " + " | ".join(METRICS) + " |"
-    lines = [header, "| --- " * (len(METRICS) + 2) + "|"]
+    header = "| split seed | recipe | " + " | ".join(METRICS) + " | AUROC − (b), paired |"
+    lines = [header, "| --- " * (len(METRICS) + 3) + "|"]
     for row in rows:
         cells = [_interval(row["test"][name]) for name in METRICS]
+        cells.append(_difference(row.get("auroc_minus_b")))
         lines.append(f"| {row['split_seed']} | ({row['row']}) {row['recipe']} | " + " | ".join(cells) + " |")
     for mean in means:
         cells = [_mean_cell(mean[name]) for name in METRICS]
+        cells.append(_difference(mean.get("auroc_minus_b")))
         seeds = ",".join(str(seed) for seed in mean["split_seeds"])
         lines.append(f"| mean ({seeds}) | ({mean['row']}) {mean['recipe']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _difference(difference: dict[str, Any] | None) -> str:
+    if not difference:
+        return ""
+    return f"{difference['value']:+.3f} [{difference['lower']:+.3f}, {difference['upper']:+.3f}]"
 
 
 def _mean_cell(summary: dict[str, Any]) -> str:
@@ -100,8 +189,11 @@ def main() -> None:
     means = summarise(rows)
     print(markdown(rows, means))
     for row in rows:
-        if row["row"] == "c":
-            print(f"\nsplit seed {row['split_seed']}: {row['source']}; config {json.dumps(row['config'])}")
+        if row["row"] in ("c", "d"):
+            print(f"\nsplit seed {row['split_seed']} ({row['row']}): {row['source']}; "
+                  f"config {json.dumps(row['config'])}")
+        if row["row"] == "e":
+            print(f"\nsplit seed {row['split_seed']} (e): members {', '.join(row['members'])}")
     if args.out:
         args.out.write_text(json.dumps({"rows": rows, "means": means}, indent=2), encoding="utf-8")
 

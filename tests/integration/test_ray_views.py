@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from search_fixtures import search_command, write_search_config
+from search_fixtures import run_local_search, write_search_config
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +47,7 @@ def test_tensorboard_event_files_and_status_table_on_request(tmp_path: Path) -> 
         checkpoint={"num_to_keep": 2},
         tracking={"experiment_name": "search-it", "tensorboard": True, "status_table": True},
     )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = subprocess.run(
-        search_command("--config", str(config), "--name", "tb", "--tracking-uri", uri, "--num-cpus", "2"),
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    done, _ = run_local_search(tmp_path, config, "tb")
     events = list((tmp_path / ".fracture-tune" / "runs" / "tb").glob("trial_*/events.out.tfevents.*"))
     assert len(events) == 2 and all(path.stat().st_size > 0 for path in events)
     assert "== Status ==" in done.stdout and "Number of trials: 2/2" in done.stdout  # Tune's own table...

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from search_fixtures import child_runs, metric_steps, search_command, write_search_config
+from search_fixtures import (
+    child_runs,
+    metric_steps,
+    run_local_search,
+    search_command,
+    write_search_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -170,12 +176,7 @@ def test_time_budget_cut_offs_are_told_apart_from_asha_stops(tmp_path: Path) -> 
         scheduler={"grace_period": 1, "max_t": 30, "reduction_factor": 2},
         budget={"num_trials": 40, "time_budget_s": 30},
     )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = subprocess.run(
-        search_command("--config", str(config), "--name", "budget", "--tracking-uri", uri, "--num-cpus", "2"),
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    done, uri = run_local_search(tmp_path, config, "budget")
     frame = pd.read_csv(tmp_path / ".fracture-tune" / "runs" / "budget" / "results.csv")
     counts = frame["status"].value_counts().to_dict()
     assert counts.get("stopped_by_asha", 0) >= 1 and counts.get("time_budget", 0) >= 1, counts
@@ -216,12 +217,7 @@ def test_a_cross_validated_search_ranks_trials_on_the_fold_mean(tmp_path: Path) 
         evaluation={"folds": 3},
         searcher={"points_to_evaluate": []},
     )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = subprocess.run(
-        search_command("--config", str(config), "--name", "cv", "--tracking-uri", uri, "--num-cpus", "2"),
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    done, uri = run_local_search(tmp_path, config, "cv")
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -83,6 +84,20 @@ def search_command(*args: str) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "fracture_tune.search.cli", "search", *args]
+
+
+def run_local_search(tmp_path: Path, config: Path, name: str) -> tuple[Any, str]:
+    """``fracture-tune search`` of ``config`` as ``name`` on a local 2-CPU Ray, tracked in
+    ``tmp_path/mlflow.db``; asserts it succeeded and returns (the finished process, the tracking URI)."""
+    import subprocess
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run(
+        search_command("--config", str(config), "--name", name, "--tracking-uri", uri, "--num-cpus", "2"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return done, uri
 
 
 def child_runs(tracking_uri: str, experiment_name: str = "search-it") -> tuple[object, list]:

@@ -185,7 +185,7 @@ def main() -> None:
     rows = load_rows(args.work)
     if not rows:
         raise SystemExit(f"no retrain reports under {args.work}/s<seed>/: "
-                         "run benchmarks/fracatlas_quality.sh first")
+                         "run benchmarks/fracatlas_quality.sh or fracatlas_selection.sh first")
     means = summarise(rows)
     print(markdown(rows, means))
     for row in rows:

@@ -33,9 +33,14 @@ FRESH_SEED_OFFSET = 1000
 def ranked_finalists(run_dir: Path, count: int) -> list[BestTrial]:
     """The search's ``count`` best DISTINCT configurations, best first, by its own best-trial rule."""
     from fracture_tune.search.config import load_config
-    from fracture_tune.search.records import RESOLVED_CONFIG_FILE
+    from fracture_tune.search.records import RESOLVED_CONFIG_FILE, RESULTS_PARQUET_FILE
     from fracture_tune.search.results import rank_trials, read_results, rows_from_frame
 
+    if not (Path(run_dir) / RESULTS_PARQUET_FILE).is_file():
+        raise FractureTuneError(
+            f"{run_dir} has no {RESULTS_PARQUET_FILE}: the search never finished writing its results",
+            hint="finish it (`fracture-tune search --resume NAME`), or retrain without --rerank/--ensemble",
+        )
     config = load_config(Path(run_dir) / RESOLVED_CONFIG_FILE)
     rows = rows_from_frame(read_results(run_dir))
     rule = config.best_trial

@@ -60,3 +60,11 @@ def test_finalists_are_distinct_configurations_in_the_searchs_order(tmp_path: Pa
     assert [trial.trial_id for trial in finalists] == ["b", "a", "c", "short"]
     assert finalists[0].metric_value == pytest.approx(0.82) and finalists[0].best_epoch == 1
     assert [trial.trial_id for trial in ranked_finalists(tmp_path, 2)] == ["b", "a"]
+
+
+def test_a_search_without_results_is_named_with_what_to_do(tmp_path: Path) -> None:
+    from fracture_tune.data.errors import FractureTuneError
+
+    with pytest.raises(FractureTuneError, match="has no results.parquet") as caught:
+        ranked_finalists(tmp_path, 3)
+    assert "--resume" in (caught.value.hint or "")

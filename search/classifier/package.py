@@ -287,3 +287,20 @@ def model_inputs(images: np.ndarray, input_size: int) -> torch.Tensor:
 
     on_cpu = images_to_device(np.ascontiguousarray(images), int(input_size), torch.device("cpu"))
     return normalise(to_unit_range(on_cpu), channels_last=False)
+
+
+def ensemble_probabilities(
+    ensemble: nn.Module, images: np.ndarray, input_size: int, batch_size: int = 256
+) -> np.ndarray:
+    """P(positive) from an ensemble's forward pass on uint8 images [N, S, S], preprocessed by ``model_inputs``
+    (CPU, in batches)."""
+    import numpy as np
+    import torch
+
+    model = ensemble.cpu().eval()
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            logits = model(model_inputs(np.asarray(images[start : start + batch_size]), int(input_size)))
+            chunks.append(torch.softmax(logits.float(), dim=1)[:, 1])
+    return torch.cat(chunks).numpy().astype(np.float64) if chunks else np.zeros(0, dtype=np.float64)

@@ -40,6 +40,7 @@ from fracture_tune.search.classifier.evaluation import (
 from fracture_tune.search.classifier.package import (
     METADATA_FILE,
     PACKAGE_FOLDERS,
+    ensemble_probabilities,
     find_package,
     hash_recorded_beside,
     model_inputs,
@@ -172,9 +173,7 @@ def classifier_probabilities(
     classifier: Classifier, images: np.ndarray, batch_size: int = 256
 ) -> np.ndarray:
     """P(positive) for uint8 images [N, S, S], through the engine's own inference path (an ensemble: its
-    module, on the same preprocessing: ``model_inputs``)."""
-    import torch
-
+    module, on the same preprocessing: ``package.ensemble_probabilities``)."""
     from fracture_tune.trainables.engine import predict_proba
 
     if len(images) == 0:
@@ -182,13 +181,8 @@ def classifier_probabilities(
     if not classifier.is_ensemble:
         config = {**classifier.config, "device": "cpu"}
         return np.asarray(predict_proba(classifier.model, images, config), dtype=np.float64)
-    model = classifier.model.cpu().eval()
-    chunks = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            logits = model(classifier_inputs(classifier, images[start : start + batch_size]))
-            chunks.append(torch.softmax(logits.float(), dim=1)[:, 1])
-    return torch.cat(chunks).numpy().astype(np.float64)
+    side = int(classifier.metadata["input_size"])
+    return ensemble_probabilities(classifier.model, images, side, batch_size)
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:

@@ -322,7 +322,11 @@ def ensemble_of(
     members: list[TrainedModel], trials: list[BestTrial], data: DatasetArrays
 ) -> tuple[TrainedModel, list[dict[str, Any]]]:
     """The members as one model, scored through its own forward pass (validation, then test once)."""
-    from fracture_tune.search.classifier.package import build_ensemble, ensemble_members_metadata
+    from fracture_tune.search.classifier.package import (
+        build_ensemble,
+        ensemble_members_metadata,
+        ensemble_probabilities,
+    )
 
     configs = [model.config for model in members]
     ensemble = build_ensemble([model.model for model in members], configs, data.image_size)
@@ -333,25 +337,11 @@ def ensemble_of(
         members[0].config,
         ensemble,
         members[0].history,
-        ensemble_probabilities(ensemble, data.images[data.indices("val")]),
-        ensemble_probabilities(ensemble, data.images[data.indices("test")]),
+        ensemble_probabilities(ensemble, data.images[data.indices("val")], data.image_size),
+        ensemble_probabilities(ensemble, data.images[data.indices("test")], data.image_size),
         sum(model.train_seconds for model in members),
     )
     return scored, metadata
-
-
-def ensemble_probabilities(ensemble: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """P(positive) from the ensemble's forward pass on uint8 images at the prepared size (CPU)."""
-    import torch
-
-    from fracture_tune.search.classifier.package import model_inputs
-
-    outputs = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            batch = model_inputs(np.asarray(images[start : start + batch_size]), int(images.shape[-1]))
-            outputs.append(torch.softmax(ensemble(batch).float(), dim=1)[:, 1].numpy())
-    return np.concatenate(outputs).astype(np.float64) if outputs else np.zeros(0, dtype=np.float64)
 
 
 def ensemble_report(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The FracAtlas selection table (BENCHMARKS.md "Search that beats hand tuning"), per split seed, on one
+# The FracAtlas selection table (BENCHMARKS.md "Model quality"), per split seed, on one
 # prepared cache (64 px) and one 10-minute search (configs/fracatlas-laptop.yaml):
 #   (c) retrain --search of the search's best trial (30 epochs);
 #   (d)+(e) one retrain --search --rerank 3 --ensemble 3: the three best distinct configurations trained

@@ -214,27 +214,7 @@ class ExperimentConfig(StrictModel):
             self.mode = "min" if self.metric in LOWER_IS_BETTER else "max"
         check_trial_values(self.training, self.space.resolved_params(), self.dataset.image_size)
         self.space.check_points(self.searcher.points_to_evaluate)
-        self._check_resolution()
         return self
-
-    def _check_resolution(self) -> None:
-        """Resolution as a searched dimension: the cache is prepared once, at ``dataset.image_size``, and each
-        trial resizes it to its ``input_size``; a size above the cache's would only upsample."""
-        spec = self.space.resolved_params().get("input_size")
-        if spec is None:
-            sizes, where = [int(self.training.get("input_size") or 0)], "training.input_size"
-        elif spec.type == "categorical":
-            sizes, where = [int(choice) for choice in spec.choices or []], "space.params.input_size"
-        else:
-            sizes, where = [int(spec.high or 0)], "space.params.input_size.high"
-        largest = max(sizes, default=0)
-        if largest > self.dataset.image_size:
-            raise FractureTuneError(
-                f"{where}: input size {largest} is larger than dataset.image_size {self.dataset.image_size}; "
-                "trials would train on upsampled images",
-                hint=f"set dataset.image_size: {largest}, the largest size in the space: the cache is "
-                "prepared once at that size and each trial resizes it to the input_size it samples",
-            )
 
     @property
     def metric_mode(self) -> str:
@@ -245,6 +225,29 @@ class ExperimentConfig(StrictModel):
         """Epochs a trial runs unless ASHA stops it."""
         epochs = self.training.get("epochs")
         return min(int(epochs), self.scheduler.max_t) if epochs else self.scheduler.max_t
+
+
+def upsampling_note(config: ExperimentConfig) -> str | None:
+    """Resolution as a searched dimension: the cache is prepared once, at ``dataset.image_size``, and each
+    trial resizes it to its ``input_size``. A size above the cache's trains on upsampled images — allowed (a
+    model may need a larger input than the data has), and said once when a search starts, with the size to
+    prepare; None when every size fits."""
+    spec = config.space.resolved_params().get("input_size")
+    if spec is None:
+        sizes, where = [int(config.training.get("input_size") or 0)], "training.input_size"
+    elif spec.type == "categorical":
+        sizes, where = [int(choice) for choice in spec.choices or []], "space.params.input_size"
+    else:
+        sizes, where = [int(spec.high or 0)], "space.params.input_size.high"
+    largest = max(sizes, default=0)
+    if largest <= config.dataset.image_size:
+        return None
+    return (
+        f"{where}: input size {largest} is larger than dataset.image_size {config.dataset.image_size}: those "
+        f"trials train on upsampled images; to search resolution, set dataset.image_size: {largest}, the "
+        "largest size in the space (the cache is prepared once at that size and each trial resizes it to its "
+        "input_size)"
+    )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fracture_tune.data.errors import FractureTuneError
-from fracture_tune.search.config import ExperimentConfig, config_to_yaml, load_config
+from fracture_tune.search.config import ExperimentConfig, config_to_yaml, load_config, upsampling_note
 from fracture_tune.search.environment import call_environment, set_progress_output
 from fracture_tune.search.optuna_study import check_new_study, dashboard_command, settle_study, storage_url
 from fracture_tune.search.preflight import check_before_ray, check_cluster_resources
@@ -446,6 +446,9 @@ def _run(config: ExperimentConfig, options: SearchOptions) -> SearchResult:
     (run_dir / RESOLVED_CONFIG_FILE).write_text(config_to_yaml(redacted_config(config)), encoding="utf-8")
     record = _new_record(config, options, prepared, parent)
     write_search_record(run_dir, record)
+    note = upsampling_note(config)
+    if note:
+        logger.warning(note)
     options.say(
         f"search {options.name}: {config.budget.num_trials} trials, metric {config.metric} "
         f"({config.metric_mode}); run folder {run_dir}; MLflow {record.tracking_uri} run {parent.run_id}"

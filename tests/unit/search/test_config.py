@@ -131,12 +131,16 @@ def test_evaluation_folds_and_rerank_accept_zero_or_at_least_two() -> None:
     assert "evaluation.fold" in str(_error({"evaluation": {"fold": 3}}))  # a typo is named
 
 
-def test_a_searched_input_size_above_the_prepared_size_is_refused_with_the_size_to_prepare() -> None:
+def test_a_searched_input_size_above_the_prepared_size_is_named_with_the_size_to_prepare() -> None:
+    from fracture_tune.search.config import upsampling_note
+
     space = {"params": {"input_size": {"type": "categorical", "choices": [64, 96, 128]}}}
-    error = _error({"dataset": {"image_size": 96}, "space": space})
-    assert "space.params.input_size: input size 128 is larger than dataset.image_size 96" in str(error)
-    assert "dataset.image_size: 128" in (error.hint or "")
-    config = config_from_dict({"dataset": {"image_size": 128}, "space": space})
-    assert config.space.params["input_size"].choices == [64, 96, 128]
+    config = config_from_dict({"dataset": {"image_size": 96}, "space": space})
+    assert config.space.params["input_size"].choices == [64, 96, 128]  # allowed: upsampling is a choice
+    note = upsampling_note(config) or ""
+    assert "space.params.input_size: input size 128 is larger than dataset.image_size 96" in note
+    assert "set dataset.image_size: 128" in note
+    assert upsampling_note(config_from_dict({"dataset": {"image_size": 128}, "space": space})) is None
     ranged = {"params": {"input_size": {"type": "int", "low": 32, "high": 160, "step": 32}}}
-    assert "input_size.high: input size 160" in str(_error({"dataset": {"image_size": 128}, "space": ranged}))
+    note = upsampling_note(config_from_dict({"dataset": {"image_size": 128}, "space": ranged})) or ""
+    assert note.startswith("space.params.input_size.high: input size 160")

@@ -6,6 +6,7 @@ path (``scheduler.grace_period``) and a hint. ``--set a.b=c`` overrides go throu
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from fracture_tune.search.config_errors import format_validation_error
 from fracture_tune.search.space import ParamSpec, SpaceConfig
 from fracture_tune.search.trial_values import check_trial_values
 from fracture_tune.trainables.engine_keys import LOWER_IS_BETTER, REPORTED_METRICS
+from fracture_tune.trainables.score import ScoreRule
 
 # configs/ at the repository root, installed as package data beside the code (fracture_tune/configs).
 SHIPPED_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -62,6 +64,9 @@ class SearcherConfig(StrictModel):
     # Where the Optuna study lives (optuna-dashboard opens it): an Optuna RDB URL; default
     # sqlite:///<run folder>/optuna.db. The study is named after the search.
     storage: str | None = None
+    # TPE models at most this many finished trials (the best tenth and the most recent; search/sampler.py),
+    # so a suggestion's cost stops growing with the search; 0 keeps every trial.
+    history_limit: int = Field(default=1000, ge=0)
 
     @field_validator("storage")
     @classmethod
@@ -118,28 +123,36 @@ class BudgetConfig(StrictModel):
 
 
 class CheckpointConfig(StrictModel):
-    """Per-trial checkpoints kept: the best epoch (for retrain) and the latest (for resume) at minimum.
+    """Which trial checkpoints stay on disk (``search/checkpoint_keeper.py``).
 
-    Ray forces an experiment snapshot each time a trial writes ``num_to_keep`` checkpoints; with epochs
-    of a second, a small value makes it snapshot (and warn) constantly, so fast configs keep more.
+    A running trial keeps two: its latest (what a restart resumes from) and the one of the epoch its score
+    comes from. Once a trial has ended, only its score epoch's checkpoint stays, and only while the trial is
+    among the search's ``keep_best_trials`` best; an errored or interrupted trial keeps its latest too, for
+    ``search --resume``. A search of N trials therefore needs ~``keep_best_trials`` + 2 x the concurrent
+    trials checkpoints on disk, not N x epochs.
     """
 
-    num_to_keep: int = Field(default=2, ge=1)
+    keep_best_trials: int = Field(default=5, ge=1)
+    # Retired: Ray's num_to_keep forced an experiment snapshot every num_to_keep checkpoints of a trial. Still
+    # accepted so that older configs load; it changes nothing.
+    num_to_keep: int | None = Field(default=None, ge=1)
 
 
 class BestTrialRule(StrictModel):
-    """How the winner is chosen from the results table (``search.results.select_best_trial``).
+    """How a trial's validation curve becomes its score: the one number ASHA's rungs, the Optuna study,
+    MLflow, ``search show`` and the choice of the best trial all use (``trainables/score.py``).
 
-    Default: each trial is scored by its metric at its own best epoch, among trials that ran at least
-    ``min_epochs`` epochs. Why: ASHA stops most trials after ``grace_period`` epochs, and an early epoch of
-    a short trial can spike on a small validation set; requiring a minimum number of epochs keeps the
-    winner among configs that were trained long enough to be trusted by retrain. Ties go to the trial
-    with fewer epochs (cheaper, equally good), then the lower trial index (earlier = deterministic).
-    If no trial reached ``min_epochs``, the rule falls back to all trials and says so.
+    ``scope: best_epoch`` (default): the best value at or after epoch ``min_epochs``; ``last_epoch``: the
+    last value. ``min_epochs`` defaults to ASHA's second rung (``grace_period x reduction_factor``, at most
+    the planned epochs): a trial counts once it has survived ASHA's first decision, and an early epoch that
+    spiked on a small validation split is not part of any score. The winner is the best score among trials
+    that ended for good (finished, stopped by ASHA, cut by the time budget) and ran at least ``min_epochs``
+    epochs; equal scores go to the better-trained trial (more epochs), then the earlier one. If no trial
+    reached ``min_epochs``, the rule falls back to all trials and says so.
     """
 
     scope: Literal["best_epoch", "last_epoch"] = "best_epoch"
-    min_epochs: int = Field(default=1, ge=1)
+    min_epochs: int | None = Field(default=None, ge=1)
 
 
 class EvaluationConfig(StrictModel):
@@ -219,6 +232,19 @@ class ExperimentConfig(StrictModel):
     @property
     def metric_mode(self) -> str:
         return self.mode or "max"
+
+    @property
+    def min_epochs(self) -> int:
+        """``best_trial.min_epochs``, or ASHA's second rung (at most the planned epochs) when unset."""
+        if self.best_trial.min_epochs is not None:
+            return min(self.best_trial.min_epochs, self.planned_epochs)
+        second_rung = math.ceil(self.scheduler.grace_period * self.scheduler.reduction_factor)
+        return max(1, min(second_rung, self.planned_epochs))
+
+    @property
+    def score_rule(self) -> ScoreRule:
+        """The search's one definition of a trial's score (``trainables/score.py``)."""
+        return ScoreRule(self.metric, self.metric_mode, self.min_epochs, self.best_trial.scope)
 
     @property
     def planned_epochs(self) -> int:

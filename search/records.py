@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.trainables.score import ScoreRule
 
 DEFAULT_RUNS_ROOT = Path(".fracture-tune") / "runs"
 SEARCH_RECORD_FILE = "search_record.json"
@@ -55,10 +56,11 @@ class SearchRecord:
 class BestTrial:
     """The trial selected by the best-trial rule, with what retrain needs to rebuild it.
 
-    ``config`` holds flat engine keys only (``TrainConfig.from_flat`` accepts it). ``metric_value`` is
-    the metric at ``best_epoch``; ``metric_range`` is (min, max) of the metric over the epochs the trial
-    ran, so a reader sees how noisy the selection was. ``checkpoint_path`` is the checkpoint directory of
-    ``best_epoch`` when it was kept, else the trial's latest one (empty if none survived).
+    ``config`` holds flat engine keys only (``TrainConfig.from_flat`` accepts it). ``metric_value`` is the
+    trial's score (``trainables/score.py``) and ``best_epoch`` the epoch it comes from; ``metric_range`` is
+    (min, max) of the metric over the epochs the trial ran, so a reader sees how noisy the selection was.
+    ``checkpoint_path`` is the checkpoint directory of ``best_epoch`` while it is kept (empty once the
+    checkpoint keeper removed it: retrain trains from the config, not from it).
     """
 
     trial_id: str
@@ -74,6 +76,13 @@ class BestTrial:
     mlflow_run_id: str
     status: str = ""
     metric_by_epoch: list[float] = field(default_factory=list)
+
+
+def score_rule_of(record: SearchRecord) -> ScoreRule:
+    """The score rule a search ran with (its metric, mode and ``best_trial`` rule, as recorded)."""
+    rule = record.best_trial_rule or {}
+    scope = "last_epoch" if rule.get("scope") == "last_epoch" else "best_epoch"
+    return ScoreRule(record.metric, record.mode, int(rule.get("min_epochs") or 1), scope)
 
 
 def run_dir_for(name: str, storage: str | os.PathLike[str] | None = None) -> Path:

@@ -6,9 +6,11 @@ rows, unit-tested without Ray.
 A row is a dict: ``trial_id``, ``trial_index``, ``status`` (why the trial ended, as recorded when it
 happened — finished | stopped_by_asha | time_budget | interrupted | error — or ``running`` when nothing was
 recorded: still running, or its driver was killed; see ``stops``), ``stop_detail``, ``epochs``,
-``metric_history`` (metric per epoch, epoch 1 first), ``last_metric``, ``best_metric``, ``best_epoch``,
-``node_id``, ``mlflow_run_id``, ``best_checkpoint``, ``error`` and ``config`` (the trial's flat config).
-``to_frame`` flattens ``config`` into ``config/<key>`` columns.
+``metric_history`` (metric per epoch, epoch 1 first), ``last_metric``, ``score`` and ``score_epoch`` (the
+trial's score and the epoch it comes from, by the search's ``ScoreRule``: ``trainables/score.py``),
+``node_id``, ``mlflow_run_id``, ``best_checkpoint`` (the score epoch's checkpoint while it is kept),
+``error`` and ``config`` (the trial's flat config). ``to_frame`` flattens ``config`` into ``config/<key>``
+columns.
 """
 
 from __future__ import annotations
@@ -20,7 +22,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fracture_tune.search.records import RESULTS_CSV_FILE, RESULTS_PARQUET_FILE, BestTrial, write_best_trial
-from fracture_tune.search.stops import ERROR, RUNNING, StopLedger, TrialStop, describe
+from fracture_tune.search.stops import (
+    ERROR,
+    FINISHED,
+    RUNNING,
+    STOPPED_BY_ASHA,
+    TIME_BUDGET,
+    StopLedger,
+    TrialStop,
+    describe,
+)
+from fracture_tune.trainables.score import ScoreRule
+from fracture_tune.trainables.tune_adapter import EPOCH_MARKER
 
 if TYPE_CHECKING:
     from fracture_tune.search.config import ExperimentConfig
@@ -28,6 +41,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
+# Trials that ended for good: only they can be the search's best (an errored or interrupted trial may still
+# be resumed, and the Optuna study holds no final value for it).
+FINAL_STATUSES = frozenset({FINISHED, STOPPED_BY_ASHA, TIME_BUDGET})
 
 
 def trial_index(experiment_tag: str) -> int:
@@ -38,8 +54,10 @@ def trial_index(experiment_tag: str) -> int:
 
 def trial_rows(result_grid: Any, config: ExperimentConfig, run_dir: Path) -> list[Row]:
     """One row per trial from a ``ResultGrid`` (histories from each trial's progress on disk, stop reasons
-    from the search's ``StopLedger``)."""
+    from the search's ``StopLedger``, read once)."""
     stops = StopLedger(run_dir).all()
+    rule = config.score_rule
+    tags = experiment_tags(result_grid)
     rows = []
     for result in result_grid:
         frame = result.metrics_dataframe
@@ -52,9 +70,8 @@ def trial_rows(result_grid: Any, config: ExperimentConfig, run_dir: Path) -> lis
             )
             history = [float(value) for value in frame[config.metric].tolist()]
             node = str(frame.iloc[-1].get("node_id", frame.iloc[-1].get("node_ip", "")))
-        trial_id = str(
-            (result.metrics or {}).get("trial_id") or Path(result.path).name.removeprefix("trial_")
-        )
+        # The trial's own folder names it: a result's metrics can be another trial's when Tune never ran it.
+        trial_id = Path(result.path).name.removeprefix("trial_")
         stop = stops.get(trial_id)
         if result.error and (stop is None or stop.reason != ERROR):
             stop = TrialStop(ERROR, len(history), str(result.error).strip().splitlines()[-1][:500])
@@ -65,7 +82,7 @@ def trial_rows(result_grid: Any, config: ExperimentConfig, run_dir: Path) -> lis
             detail = stop.detail if stop.reason == ERROR else describe(stop.reason, stop.epoch, planned)
         row: Row = {
             "trial_id": trial_id,
-            "trial_index": trial_index(str((result.metrics or {}).get("experiment_tag", ""))),
+            "trial_index": trial_index(tags.get(trial_id, "")),
             "status": status,
             "stop_detail": detail,
             "metric_history": history,
@@ -75,39 +92,42 @@ def trial_rows(result_grid: Any, config: ExperimentConfig, run_dir: Path) -> lis
             "error": str(result.error or "")[:500],
             "best_checkpoint": "",
         }
-        row = summarise_history(row, config.metric_mode)
-        row["best_checkpoint"] = checkpoint_for_epoch(result, int(row["best_epoch"]))
+        row = summarise_history(row, rule)
+        row["best_checkpoint"] = checkpoint_of_epoch(Path(result.path), int(row["score_epoch"]))
         rows.append(row)
     return rows
 
 
-def checkpoint_for_epoch(result: Any, epoch: int) -> str:
-    """The kept checkpoint of ``epoch``, else the latest one, else ""."""
-    for checkpoint, metrics in result.best_checkpoints or []:
-        if int(metrics.get("epoch", -1)) == epoch:
-            return str(checkpoint.path)
-    return str(result.checkpoint.path) if result.checkpoint is not None else ""
+def experiment_tags(result_grid: Any) -> dict[str, str]:
+    """Each trial's experiment tag (``7_lr=...``: its creation index first), from the Tune trials behind the
+    grid: a trial that never reported has none in its metrics."""
+    analysis = getattr(result_grid, "_experiment_analysis", None)
+    return {str(trial.trial_id): str(trial.experiment_tag) for trial in getattr(analysis, "trials", [])}
 
 
-def best_of_history(history: list[float], mode: str) -> tuple[float, int]:
-    """(best value, its 1-based epoch); ties go to the earlier epoch."""
-    if not history:
-        return math.nan, 0
-    pick = max if mode == "max" else min
-    best = pick(history)
-    return best, history.index(best) + 1
+def checkpoint_of_epoch(trial_dir: Path, epoch: int) -> str:
+    """The trial's kept checkpoint folder of ``epoch`` (the adapter names it in ``epoch.txt``), else ""."""
+    if epoch <= 0:
+        return ""
+    for folder in sorted(Path(trial_dir).glob("checkpoint_*")):
+        try:
+            if int((folder / EPOCH_MARKER).read_text(encoding="utf-8").strip()) == epoch:
+                return str(folder)
+        except (OSError, ValueError):
+            continue
+    return ""
 
 
-def summarise_history(row: Row, mode: str) -> Row:
-    """Fill last/best metric and best epoch from ``metric_history``."""
+def summarise_history(row: Row, rule: ScoreRule) -> Row:
+    """Fill epochs, last metric, score and score epoch from ``metric_history`` by ``rule``."""
     history = [float(value) for value in row.get("metric_history", [])]
-    best, epoch = best_of_history(history, mode)
+    score, epoch = rule.score(history)
     return {
         **row,
         "epochs": len(history),
         "last_metric": history[-1] if history else math.nan,
-        "best_metric": best,
-        "best_epoch": epoch,
+        "score": score,
+        "score_epoch": epoch,
     }
 
 
@@ -119,58 +139,50 @@ class Selection:
     note: str  # how the rule was applied, for the report
 
 
-def _score(row: Row, scope: str, mode: str) -> tuple[float, int]:
-    history = [float(value) for value in row.get("metric_history", [])]
-    if scope == "last_epoch":
-        return (history[-1], len(history)) if history else (math.nan, 0)
-    return best_of_history(history, mode)
+def select_best_trial(rows: list[Row], rule: ScoreRule) -> Selection:
+    """The winner by ``rule`` (``rank_trials``' first entry). Raises ValueError when no trial has a score."""
+    return rank_trials(rows, rule)[0]
 
 
-def select_best_trial(
-    rows: list[Row], mode: str, scope: str = "best_epoch", min_epochs: int = 1
-) -> Selection:
-    """Pick the winner: best score among trials with ≥ ``min_epochs`` epochs (see ``BestTrialRule``).
-
-    The score is the metric at the trial's best epoch (``scope="best_epoch"``) or its last epoch. Ties
-    → fewer epochs, then lower trial index. Errored trials count only if they reached ``min_epochs``.
-    Raises ValueError when no trial reported the metric at all.
-    """
-    return rank_trials(rows, mode, scope, min_epochs)[0]
+def counts_for_best(row: Row, rule: ScoreRule) -> bool:
+    """Whether a trial can be the search's best: it ended for good and ran at least ``min_epochs``."""
+    return row.get("status") in FINAL_STATUSES and rule.eligible(len(row.get("metric_history", [])))
 
 
-def rank_trials(
-    rows: list[Row], mode: str, scope: str = "best_epoch", min_epochs: int = 1
-) -> list[Selection]:
-    """Every trial with a score, best first, by ``select_best_trial``'s rule (its first entry is the winner):
-    the trials with >= ``min_epochs`` epochs, then the others."""
+def rank_trials(rows: list[Row], rule: ScoreRule) -> list[Selection]:
+    """Every trial with a score, best first: those that count for best (``counts_for_best``) by score, then
+    more epochs, then the earlier trial; then the others in the same order (a top-k list may need them).
+    When none counts, the first entry is the best of the others and its note says so."""
     scored = []
     for row in rows:
-        score, epoch = _score(row, scope, mode)
+        history = [float(value) for value in row.get("metric_history", [])]
+        score, epoch = rule.score(history)
         if math.isfinite(score):
             scored.append((row, score, epoch))
     if not scored:
         raise ValueError("no trial reported the metric; nothing to select")
-    eligible = [item for item in scored if len(item[0].get("metric_history", [])) >= min_epochs]
-    note = f"best {scope.replace('_', ' ')} among trials with >= {min_epochs} epochs"
-    if not eligible:
-        eligible = scored
-        note = f"no trial reached {min_epochs} epochs; best {scope.replace('_', ' ')} among all trials"
-    sign = -1.0 if mode == "max" else 1.0
+    words = "best epoch at or after" if rule.scope == "best_epoch" else "last epoch, among trials of >="
+    note = (
+        f"score: {words} epoch {rule.min_epochs}; trials that ended for good with >= {rule.min_epochs} epochs"
+    )
+    if not any(counts_for_best(row, rule) for row, _, _ in scored):
+        note = f"no trial ended for good with {rule.min_epochs} epochs; best score among all trials"
 
-    def order(item: tuple[Row, float, int]) -> tuple[float, int, int]:
-        return sign * item[1], len(item[0].get("metric_history", [])), int(item[0]["trial_index"])
+    def order(item: tuple[Row, float, int]) -> tuple[int, tuple[int, int, float, int, int]]:
+        row, score, _ = item
+        epochs = len(row.get("metric_history", []))
+        return (0 if counts_for_best(row, rule) else 1), rule.rank_key(score, epochs, int(row["trial_index"]))
 
-    # After the eligible trials come the others (a top-k list may need them), in the same order.
-    rest = [item for item in scored if not any(item[0] is chosen[0] for chosen in eligible)]
     return [
         Selection(row=row, score=score, epoch=epoch, note=note)
-        for row, score, epoch in sorted(eligible, key=order) + sorted(rest, key=order)
+        for row, score, epoch in sorted(scored, key=order)
     ]
 
 
-def rows_from_frame(frame: Any) -> list[Row]:
+def rows_from_frame(frame: Any, rule: ScoreRule | None = None) -> list[Row]:
     """``read_results``' table back as rows (``config`` and ``metric_history`` unpacked; NaN config values,
-    a conditional parameter the trial's model does not take, left out)."""
+    a conditional parameter the trial's model does not take, left out). A table written before scores were
+    recorded gets them from ``rule``."""
     import json
 
     rows = []
@@ -182,6 +194,8 @@ def rows_from_frame(frame: Any) -> list[Row]:
             for key, value in record.items()
             if key.startswith("config/") and _present(value)
         }
+        if rule is not None and "score" not in row:
+            row = summarise_history(row, rule)
         rows.append(row)
     return rows
 
@@ -216,24 +230,33 @@ def read_results(run_dir: Path) -> Any:
     return pd.read_parquet(Path(run_dir) / RESULTS_PARQUET_FILE)
 
 
-def format_summary(frame: Any, metric: str, mode: str, top: int = 5) -> str:
-    """Status counts and the top trials by best metric, as fixed-width text."""
+def format_summary(frame: Any, rule: ScoreRule, top: int = 5) -> str:
+    """Status counts and the top trials by the best-trial rule's order, as fixed-width text."""
     if not len(frame):
         return "no trials"
     counts = frame["status"].value_counts().to_dict()
     by_status = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
     lines = [f"{len(frame)} trials: {by_status}"]
-    ranked = frame.dropna(subset=["best_metric"]).sort_values("best_metric", ascending=(mode == "min"))
+    try:
+        ranked = rank_trials(rows_from_frame(frame, rule), rule)
+    except ValueError:
+        ranked = []
     config_columns = [column for column in frame.columns if column.startswith("config/")]
-    varied = [c for c in config_columns if frame[c].astype(str).nunique(dropna=False) > 1]
-    lines.append(f"top {min(top, len(ranked))} by {metric} ({mode}):")
-    lines.append(f"  {'trial':<14} {'status':<15} {'best':>8} {'@ep':>4} {'epochs':>6}  config")
-    for _, row in ranked.head(top).iterrows():
-        # A conditional parameter the trial's model does not take is missing (NaN) in its row: not shown.
-        config = " ".join(f"{c.removeprefix('config/')}={_short(row[c])}" for c in varied if _present(row[c]))
+    varied = [
+        c.removeprefix("config/") for c in config_columns if frame[c].astype(str).nunique(dropna=False) > 1
+    ]
+    lines.append(
+        f"top {min(top, len(ranked))} by score ({rule.metric}, {rule.mode}"
+        f"{'; ' + ranked[0].note if ranked else ''}):"
+    )
+    lines.append(f"  {'trial':<14} {'status':<15} {'score':>8} {'@ep':>4} {'epochs':>6}  config")
+    for selection in ranked[:top]:
+        row = selection.row
+        # A conditional parameter the trial's model does not take is missing from its config: not shown.
+        config = " ".join(f"{key}={_short(row['config'][key])}" for key in varied if key in row["config"])
         lines.append(
-            f"  {row['trial_id']:<14} {row['status']:<15} {row['best_metric']:>8.4f} "
-            f"{int(row['best_epoch']):>4} {int(row['epochs']):>6}  {config}"
+            f"  {row['trial_id']:<14} {row['status']:<15} {selection.score:>8.4f} "
+            f"{selection.epoch:>4} {len(row['metric_history']):>6}  {config}"
         )
     return "\n".join(lines)
 
@@ -249,29 +272,36 @@ def _short(value: Any) -> str:
 
 
 def choose_best(rows: list[Row], config: ExperimentConfig, run_dir: Path) -> BestTrial | None:
-    rule = config.best_trial
+    """The best trial by the search's rule, written to ``best_trial.json``; None when no trial has a score."""
+    rule = config.score_rule
     try:
-        selection = select_best_trial(rows, config.metric_mode, scope=rule.scope, min_epochs=rule.min_epochs)
+        selection = select_best_trial(rows, rule)
     except ValueError:
         logger.warning("no trial reported %s; no best trial", config.metric)
         return None
+    best = best_trial_record(selection, config.metric, config.metric_mode)
+    write_best_trial(run_dir, best)
+    logger.info("best trial: %s (%s)", best.trial_id, selection.note)
+    return best
+
+
+def best_trial_record(selection: Selection, metric: str, mode: str) -> BestTrial:
+    """A ranked trial as the record retrain reads (``metric_value`` is its score, ``best_epoch`` the score's
+    epoch)."""
     row = selection.row
     history = [float(v) for v in row["metric_history"]]
-    best = BestTrial(
-        trial_id=row["trial_id"],
+    return BestTrial(
+        trial_id=str(row["trial_id"]),
         trial_index=int(row["trial_index"]),
         config=dict(row["config"]),
-        metric=config.metric,
-        mode=config.metric_mode,
+        metric=metric,
+        mode=mode,
         metric_value=float(selection.score),
         best_epoch=int(selection.epoch),
         epochs_run=len(history),
         metric_range=(min(history), max(history)) if history else (math.nan, math.nan),
-        checkpoint_path=str(row["best_checkpoint"]),
-        mlflow_run_id=str(row["mlflow_run_id"]),
-        status=str(row["status"]),
+        checkpoint_path=str(row.get("best_checkpoint", "")),
+        mlflow_run_id=str(row.get("mlflow_run_id", "")),
+        status=str(row.get("status", "")),
         metric_by_epoch=history,
     )
-    write_best_trial(run_dir, best)
-    logger.info("best trial: %s (%s)", best.trial_id, selection.note)
-    return best

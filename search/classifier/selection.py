@@ -34,7 +34,7 @@ def ranked_finalists(run_dir: Path, count: int) -> list[BestTrial]:
     """The search's ``count`` best DISTINCT configurations, best first, by its own best-trial rule."""
     from fracture_tune.search.config import load_config
     from fracture_tune.search.records import RESOLVED_CONFIG_FILE, RESULTS_PARQUET_FILE
-    from fracture_tune.search.results import rank_trials, read_results, rows_from_frame
+    from fracture_tune.search.results import best_trial_record, rank_trials, read_results, rows_from_frame
 
     if not (Path(run_dir) / RESULTS_PARQUET_FILE).is_file():
         raise FractureTuneError(
@@ -42,10 +42,10 @@ def ranked_finalists(run_dir: Path, count: int) -> list[BestTrial]:
             hint="finish it (`fracture-tune search --resume NAME`), or retrain without --rerank/--ensemble",
         )
     config = load_config(Path(run_dir) / RESOLVED_CONFIG_FILE)
-    rows = rows_from_frame(read_results(run_dir))
-    rule = config.best_trial
+    rule = config.score_rule
+    rows = rows_from_frame(read_results(run_dir), rule)
     try:
-        ranked = rank_trials(rows, config.metric_mode, scope=rule.scope, min_epochs=rule.min_epochs)
+        ranked = rank_trials(rows, rule)
     except ValueError:
         raise FractureTuneError(f"no trial of the search in {run_dir} reported {config.metric}") from None
     finalists: list[BestTrial] = []
@@ -55,7 +55,7 @@ def ranked_finalists(run_dir: Path, count: int) -> list[BestTrial]:
         if key in seen:
             continue
         seen.add(key)
-        finalists.append(_as_best_trial(selection, config.metric, config.metric_mode))
+        finalists.append(best_trial_record(selection, config.metric, config.metric_mode))
         if len(finalists) == count:
             break
     return finalists
@@ -97,23 +97,3 @@ def rerank_order(entries: list[RerankEntry], mode: str) -> list[RerankEntry]:
     """Best mean first (``mode`` max or min); equal means keep the search's order."""
     sign = -1.0 if mode == "max" else 1.0
     return sorted(entries, key=lambda entry: (sign * entry.mean, entry.search_rank))
-
-
-def _as_best_trial(selection: Any, metric: str, mode: str) -> BestTrial:
-    row = selection.row
-    history = [float(value) for value in row["metric_history"]]
-    return BestTrial(
-        trial_id=str(row["trial_id"]),
-        trial_index=int(row["trial_index"]),
-        config=dict(row["config"]),
-        metric=metric,
-        mode=mode,
-        metric_value=float(selection.score),
-        best_epoch=int(selection.epoch),
-        epochs_run=len(history),
-        metric_range=(min(history), max(history)) if history else (float("nan"), float("nan")),
-        checkpoint_path=str(row.get("best_checkpoint", "")),
-        mlflow_run_id=str(row.get("mlflow_run_id", "")),
-        status=str(row.get("status", "")),
-        metric_by_epoch=history,
-    )

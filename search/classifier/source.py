@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fracture_tune.data.errors import FractureTuneError
-from fracture_tune.search.records import BestTrial, SearchRecord
+from fracture_tune.search.records import BestTrial, SearchRecord, score_rule_of
 
 if TYPE_CHECKING:
     from fracture_tune.search.classifier.retrain import RetrainOptions
@@ -132,14 +132,15 @@ def _trial_from_results(run_dir: Path, record: SearchRecord, run_id: str) -> Bes
         if column.startswith("config/") and not _is_missing(value)
     }
     history = [float(value) for value in json.loads(row.get("metric_history") or "[]")]
+    score, score_epoch = score_rule_of(record).score(history)  # the search's own rule, as search show ranks
     return BestTrial(
         trial_id=str(row["trial_id"]),
         trial_index=int(row["trial_index"]),
         config=config,
         metric=record.metric,
         mode=record.mode,
-        metric_value=float(row["best_metric"]),
-        best_epoch=int(row["best_epoch"]),
+        metric_value=float(score),
+        best_epoch=int(score_epoch),
         epochs_run=len(history),
         metric_range=(min(history), max(history)) if history else (math.nan, math.nan),
         checkpoint_path=str(row.get("best_checkpoint", "")),

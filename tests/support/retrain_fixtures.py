@@ -46,7 +46,8 @@ def fake_search(tmp_path: Path, tracking_uri: str, config: dict[str, Any]) -> di
     write_search_record(run_dir, SearchRecord(
         name="fake", run_dir=str(run_dir), dataset_cache_dir=str(prepared.cache_dir),
         dataset_key=arrays.dataset_key, split_hash=arrays.split_hash, metric="val_auroc", mode="max",
-        best_trial_rule={"scope": "all"}, tracking_uri=tracking_uri, experiment_name="fake-search",
+        best_trial_rule={"scope": "best_epoch", "min_epochs": 1}, tracking_uri=tracking_uri,
+        experiment_name="fake-search",
         experiment_id=experiment_id, parent_run_id=parent, code_version="test", library_versions={},
         status="finished"))
     write_best_trial(run_dir, BestTrial(
@@ -76,13 +77,16 @@ def write_trials(
     from fracture_tune.search.config import apply_overrides, config_from_dict, config_to_yaml
     from fracture_tune.search.records import RESOLVED_CONFIG_FILE
     from fracture_tune.search.results import summarise_history, write_results
+    from fracture_tune.trainables.score import ScoreRule
 
+    raw = apply_overrides({"dataset": {"image_size": IMAGE_SIZE}}, dict(settings))
+    rule = config_from_dict(raw).score_rule
     rows = [
         summarise_history({"trial_id": trial_id, "trial_index": index, "status": "finished",
                            "stop_detail": "", "metric_history": history, "config": config, "node_id": "",
-                           "mlflow_run_id": "", "error": "", "best_checkpoint": ""}, "max")
+                           "mlflow_run_id": "", "error": "", "best_checkpoint": ""}, rule)
         for index, (trial_id, config, history) in enumerate(trials)
     ]
+    assert isinstance(rule, ScoreRule)
     write_results(run_dir, rows)
-    raw = apply_overrides({"dataset": {"image_size": IMAGE_SIZE}}, dict(settings))
     (run_dir / RESOLVED_CONFIG_FILE).write_text(config_to_yaml(config_from_dict(raw)), encoding="utf-8")

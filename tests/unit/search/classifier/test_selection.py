@@ -53,13 +53,14 @@ def test_finalists_are_distinct_configurations_in_the_searchs_order(tmp_path: Pa
         ("short", {**base, "lr": 0.1}, [0.95]),  # best score but below min_epochs: after the eligible ones
         ("a", {**base, "lr": 0.01}, [0.7, 0.8]),
         ("a-again", {**base, "lr": 0.01, "seed": 4}, [0.7, 0.79]),  # the same configuration as "a"
-        ("b", {**base, "lr": 0.02}, [0.82, 0.6]),  # its best epoch counts (scope best_epoch)
-        ("c", {**base, "lr": 0.03}, [0.5, 0.6]),
+        ("b", {**base, "lr": 0.02}, [0.82, 0.6]),  # its epoch-1 spike is before min_epochs: scored 0.6
+        ("c", {**base, "lr": 0.03}, [0.5, 0.6]),  # ties b: same epochs, the earlier trial (b) first
     ], **{"best_trial.min_epochs": 2})  # fmt: skip
     finalists = ranked_finalists(tmp_path, 4)
-    assert [trial.trial_id for trial in finalists] == ["b", "a", "c", "short"]
-    assert finalists[0].metric_value == pytest.approx(0.82) and finalists[0].best_epoch == 1
-    assert [trial.trial_id for trial in ranked_finalists(tmp_path, 2)] == ["b", "a"]
+    assert [trial.trial_id for trial in finalists] == ["a", "b", "c", "short"]
+    assert finalists[0].metric_value == pytest.approx(0.8) and finalists[0].best_epoch == 2
+    assert finalists[1].metric_value == pytest.approx(0.6) and finalists[1].best_epoch == 2
+    assert [trial.trial_id for trial in ranked_finalists(tmp_path, 2)] == ["a", "b"]
 
 
 def test_a_search_without_results_is_named_with_what_to_do(tmp_path: Path) -> None:

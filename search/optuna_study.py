@@ -2,25 +2,38 @@
 
 Every search keeps its study in an Optuna RDB storage — by default ``sqlite:///<run folder>/optuna.db``;
 ``searcher.storage`` takes any Optuna RDB URL (PostgreSQL, MySQL…) — under the search's name, and a resumed
-search continues the same study (Tune restores the searcher, which holds the study; nothing is asked twice).
+search continues the same study (Tune restores the searcher; nothing is asked twice).
 
-Ray 2.60's ``OptunaSearch`` tells Optuna COMPLETE with the last result for trials ASHA stopped (PRUNED only
-for an empty result), so TPE would read a 1-epoch score as a final one. ``RecordingOptunaSearch`` tells
-Optuna what happened instead, from the search's ``StopLedger``: stopped by ASHA → PRUNED with its per-epoch
-(intermediate) values; failed → FAIL; finished → COMPLETE. Trials Tune stops without telling the searcher (the
-time budget ran out, the search was interrupted) are left RUNNING by Ray; ``settle_study`` marks them at the
-end of the search (PRUNED, their epochs as intermediate values). Each Optuna trial carries the Tune trial id
-and why it ended as user attributes.
+The study holds what the rest of the search holds (``study_state_for``): a trial's value is its score
+(``trainables/score.py``: the searcher's metric is ``score``) and its intermediate values are its score after
+each epoch. A trial that ended for good with ``min_epochs`` epochs is COMPLETE — so TPE and optuna-dashboard
+rank exactly the trials the best-trial rule ranks; one that ended before is PRUNED (its value, as Optuna
+gives every pruned trial, is its last score); an errored trial is FAIL; an interrupted one stays RUNNING for
+``search --resume``. Ray 2.60's OptunaSearch would instead tell COMPLETE with the last result for trials ASHA
+stopped and write every epoch in a transaction of its own; ``RecordingOptunaSearch`` keeps a trial's scores in
+memory and writes its end in one transaction (``optuna_writes``). Trials Tune stops without telling the
+searcher (the time budget ran out) are ended by ``settle_study`` at the end of the search. Each study trial
+carries the Tune trial id and why it ended as user attributes.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import pickle
 from pathlib import Path
 from typing import Any
 
 from fracture_tune.data.errors import FractureTuneError
-from fracture_tune.search.stops import ERROR, FINISHED, INTERRUPTED, STOPPED_BY_ASHA, StopLedger, TrialStop
+from fracture_tune.search.stops import (
+    ERROR,
+    FINISHED,
+    STOPPED_BY_ASHA,
+    TIME_BUDGET,
+    StopLedger,
+)
+from fracture_tune.trainables.score import SCORE_KEY, ScoreRule
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +42,16 @@ TUNE_TRIAL_ID_ATTR = "tune_trial_id"
 STOP_REASON_ATTR = "stop_reason"
 # Asked by a driver killed before Tune saved the trial: it never ran as part of the search.
 LOST = "lost_with_its_driver"
+ENDED_FOR_GOOD = (FINISHED, STOPPED_BY_ASHA, TIME_BUDGET)
+
+
+def study_state_for(status: str, epochs: int, rule: ScoreRule) -> str:
+    """The Optuna state a trial that ended as ``status`` after ``epochs`` epochs has in the study."""
+    if status == ERROR:
+        return "FAIL"
+    if status not in ENDED_FOR_GOOD:
+        return "RUNNING"
+    return "COMPLETE" if rule.eligible(epochs) else "PRUNED"
 
 
 def storage_url(configured: str | None, run_dir: Path) -> str:
@@ -76,11 +99,16 @@ def _searcher_class() -> type:
     from ray.tune.search.optuna import OptunaSearch
 
     class RecordingOptunaSearch(OptunaSearch):
-        """Ray's OptunaSearch, telling Optuna why each trial ended (see the module's docstring)."""
+        """Ray's OptunaSearch, telling the study what the search's records say (see the module)."""
 
-        def __init__(self, ledger: StopLedger, **kwargs: Any) -> None:
+        def __init__(self, rule: ScoreRule, run_dir: Path, storage_url: str, **kwargs: Any) -> None:
             super().__init__(**kwargs)
-            self.ledger = ledger
+            self.rule = rule
+            self.run_dir = Path(run_dir)
+            self.storage_url = storage_url
+            self.ledger = StopLedger(run_dir)
+            self.scores: dict[str, dict[int, float]] = {}  # running trials' score per epoch, not yet written
+            self.errored: dict[str, int] = {}  # Tune trial id -> study trial id of trials told FAIL
 
         def suggest(self, trial_id: str) -> dict[str, Any] | None:
             params = super().suggest(trial_id)
@@ -89,84 +117,170 @@ def _searcher_class() -> type:
                 trial.set_user_attr(TUNE_TRIAL_ID_ATTR, trial_id)
             return params
 
+        def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+            self._remember(trial_id, result)  # written when the trial ends, in one transaction
+
+        def _remember(self, trial_id: str, result: dict[str, Any] | None) -> None:
+            if not result or SCORE_KEY not in result:
+                return
+            step = int(result.get("epoch", result.get("training_iteration", 0)) or 0)
+            if step > 0:
+                self.scores.setdefault(trial_id, {})[step] = float(result[SCORE_KEY])
+
         def on_trial_complete(
             self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
         ) -> None:
-            stop = self.ledger.get(trial_id)
             trial = self._ot_trials.get(trial_id)
             if trial is None or trial_id in self._completed_trials:
-                super().on_trial_complete(trial_id, result, error)
                 return
-            if error or (stop is not None and stop.reason == ERROR):
-                trial.set_user_attr(STOP_REASON_ATTR, ERROR)
-                self._tell(trial_id, trial, None, "FAIL")
-            elif stop is not None and stop.reason == STOPPED_BY_ASHA:
-                # (Tune tells the searcher before the callbacks record a finish: no record = finished.)
-                # ASHA's STOP result never reached on_trial_result: report it as the last intermediate value.
-                if result and self.metric in result and "training_iteration" in result:
-                    _report(trial, result[self.metric], int(result["training_iteration"]))
-                trial.set_user_attr(STOP_REASON_ATTR, stop.reason)
-                self._tell(trial_id, trial, None, "PRUNED")
+            self._remember(trial_id, result)  # ASHA's STOP result never reached on_trial_result
+            scores = self._scores_of(trial_id)
+            epochs = max(scores, default=0)
+            if error:
+                status = ERROR
             else:
-                trial.set_user_attr(STOP_REASON_ATTR, FINISHED)
-                super().on_trial_complete(trial_id, result, error)
+                stop = self.ledger.get(trial_id)  # ASHA writes its decision before Tune tells the searcher
+                asha = stop is not None and stop.reason == STOPPED_BY_ASHA and stop.epoch == epochs
+                status = STOPPED_BY_ASHA if asha else FINISHED
+            state = study_state_for(status, epochs, self.rule)
+            self._end(trial_id, trial._trial_id, state, scores, status)
+            if status == ERROR:
+                self.errored[trial_id] = trial._trial_id
+            self._completed_trials.add(trial_id)
+            self._ot_trials.pop(trial_id, None)
 
-        def _tell(self, trial_id: str, trial: Any, value: float | None, state: str) -> None:
+        def _scores_of(self, trial_id: str) -> dict[int, float]:
+            """The trial's score per epoch: what this driver saw, completed from the trial's results on disk
+            (epochs reported under an earlier driver, before a crash)."""
+            scores = self.scores.pop(trial_id, {})
+            if scores and len(scores) == max(scores):
+                return scores
+            return {**scores_on_disk(self.run_dir / f"trial_{trial_id}"), **scores}
+
+        def _end(
+            self, trial_id: str, study_trial_id: int, state: str, scores: dict[int, float], why: str
+        ) -> None:
             import optuna
 
-            study: Any = self._ot_study
+            from fracture_tune.search.optuna_writes import end_trial
+
+            value = scores[max(scores)] if scores else None
             try:
-                study.tell(trial, value, state=getattr(optuna.trial.TrialState, state))
-            except Exception as exc:  # noqa: BLE001 - as Ray does: a refused tell must not stop the search
-                logger.warning("Optuna refused to mark trial %s %s: %s", trial_id, state, exc)
-            self._completed_trials.add(trial_id)
+                end_trial(
+                    self._ot_study,
+                    study_trial_id,
+                    getattr(optuna.trial.TrialState, state),
+                    value,
+                    scores,
+                    {STOP_REASON_ATTR: why},
+                )
+            except Exception as exc:  # noqa: BLE001 - as Ray does: a refused write must not stop the search
+                logger.warning("Optuna refused to end trial %s as %s: %s", trial_id, state, exc)
+
+        # What Tune saves with every experiment snapshot: no study or trial objects (the study's cache holds
+        # every trial, which would make each snapshot grow with the search); they are reopened on restore.
+        def save(self, checkpoint_path: str) -> None:
+            state = self.__dict__.copy()
+            state["_ot_trials"] = {tune_id: trial._trial_id for tune_id, trial in self._ot_trials.items()}
+            state["_ot_study"] = None
+            state["_storage"] = None
+            state.pop("ledger", None)
+            with open(checkpoint_path, "wb") as stream:
+                pickle.dump(state, stream)
+
+        def restore(self, checkpoint_path: str) -> None:
+            import optuna
+
+            with open(checkpoint_path, "rb") as stream:
+                state = pickle.load(stream)
+            live = state.pop("_ot_trials")
+            self.__dict__.update(state)
+            self.ledger = StopLedger(self.run_dir)
+            self._storage = open_storage(self.storage_url)
+            study = optuna.load_study(
+                study_name=self._study_name, storage=self._storage, sampler=self._sampler
+            )
+            # `search --resume` reruns errored trials: their study trials end again (``optuna_writes``).
+            from fracture_tune.search.optuna_writes import reopen_trial
+
+            for tune_id, study_trial_id in self.errored.items():
+                reopen_trial(study._storage, study_trial_id)
+                live[tune_id] = study_trial_id
+                self._completed_trials.discard(tune_id)
+            self.errored = {}
+            self._ot_study = study  # type: ignore[assignment]  # Ray declares it None until set up
+            self._ot_trials = {
+                tune_id: optuna.trial.Trial(study, study_trial_id) for tune_id, study_trial_id in live.items()
+            }
 
     return RecordingOptunaSearch
 
 
-def _report(trial: Any, value: Any, step: int) -> None:
-    import math
-    import warnings
+def scores_on_disk(trial_dir: Path) -> dict[int, float]:
+    """A trial's score per epoch from Tune's ``result.json`` in its folder (an epoch's last line wins)."""
+    scores: dict[int, float] = {}
+    try:
+        lines = (Path(trial_dir) / "result.json").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return scores
+    for line in lines:
+        try:
+            result = json.loads(line)
+        except ValueError:
+            continue
+        step = int(result.get("epoch", result.get("training_iteration", 0)) or 0)
+        if step > 0 and isinstance(result.get(SCORE_KEY), int | float):
+            scores[step] = float(result[SCORE_KEY])
+    return scores
 
-    if isinstance(value, int | float) and math.isfinite(float(value)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a value already reported at this step is kept, with a warning
-            trial.report(float(value), step)
 
-
-def recording_searcher(ledger: StopLedger, **kwargs: Any) -> Any:
+def recording_searcher(rule: ScoreRule, run_dir: Path, url: str, **kwargs: Any) -> Any:
     """A ``RecordingOptunaSearch`` (Ray's OptunaSearch subclass, built on first use: Ray is imported late)."""
-    return _searcher_class()(ledger, **kwargs)
+    return _searcher_class()(rule, run_dir, url, **kwargs)
 
 
-def settle_study(url: str, study_name: str, ledger: StopLedger, search_trials: set[str]) -> int:
-    """Give the trials Ray left RUNNING their final state; returns how many were changed.
+def settle_study(url: str, study_name: str, rows: list[dict[str, Any]], rule: ScoreRule) -> int:
+    """Give the study trials Ray left RUNNING their final state (``study_state_for``); returns how many.
 
-    Cut off by the time budget → PRUNED (their epochs are its intermediate values); an error → FAIL. An
-    interrupted trial stays RUNNING: ``search --resume`` continues it in the same Optuna trial. A trial
-    asked by a driver that was killed before Tune saved it (not one of ``search_trials``, the search's Tune
-    trials) never ran as part of the search: FAIL, with ``stop_reason=lost_with_its_driver``.
+    Cut off by the time budget: COMPLETE or PRUNED by the rule, with its scores. An interrupted trial stays
+    RUNNING: ``search --resume`` continues it in the same study trial. A trial asked by a driver that was
+    killed before Tune saved it (no row of the search) never ran as part of the search: FAIL, with
+    ``stop_reason=lost_with_its_driver``.
     """
     import optuna
+
+    from fracture_tune.search.optuna_writes import end_trial
 
     storage = open_storage(url)
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         return 0
-    stops: dict[str, TrialStop] = ledger.all()
+    by_id = {str(row["trial_id"]): row for row in rows}
     settled = 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        tune_id = str(trial.user_attrs.get(TUNE_TRIAL_ID_ATTR, ""))
-        stop = stops.get(tune_id)
-        if tune_id not in search_trials:
-            reason, state = LOST, optuna.trial.TrialState.FAIL
-        elif stop is None or stop.reason == INTERRUPTED:
-            continue
+        row = by_id.get(str(trial.user_attrs.get(TUNE_TRIAL_ID_ATTR, "")))
+        if row is None:
+            state, why, scores = "FAIL", LOST, {}
         else:
-            reason = stop.reason
-            state = optuna.trial.TrialState.FAIL if stop.reason == ERROR else optuna.trial.TrialState.PRUNED
-        storage.set_trial_user_attr(trial._trial_id, STOP_REASON_ATTR, reason)
-        study.tell(trial.number, state=state)
+            history = [float(value) for value in row.get("metric_history", [])]
+            state = study_state_for(str(row["status"]), len(history), rule)
+            why = str(row["status"])
+            scores = {
+                epoch: value
+                for epoch, value in enumerate(rule.running(history), start=1)
+                if math.isfinite(value)
+            }
+        if state == "RUNNING":
+            continue
+        value = scores[max(scores)] if scores else None
+        end_trial(
+            study,
+            trial._trial_id,
+            getattr(optuna.trial.TrialState, state),
+            value,
+            scores,
+            {STOP_REASON_ATTR: why},
+        )
         settled += 1
     return settled

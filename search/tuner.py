@@ -17,6 +17,7 @@ from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig
 from fracture_tune.search.space import DefineByRunSpace
 from fracture_tune.search.stops import StopLedger
+from fracture_tune.trainables.score import EPOCH_SCORE_KEY, SCORE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def build_searcher(config: ExperimentConfig, run_dir: Path | None = None) -> Any
     from ray.tune.search.optuna import OptunaSearch
 
     from fracture_tune.search.optuna_study import open_storage, recording_searcher, storage_url
+    from fracture_tune.search.sampler import BoundedTPESampler
 
     if config.resources.max_concurrent_trials > config.searcher.n_startup_trials:
         # ray#52535: every trial launched before n_startup_trials complete is sampled at random.
@@ -47,7 +49,8 @@ def build_searcher(config: ExperimentConfig, run_dir: Path | None = None) -> Any
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # multivariate TPE
-        sampler = optuna.samplers.TPESampler(
+        sampler = BoundedTPESampler(
+            history_limit=config.searcher.history_limit,
             seed=config.searcher.seed,
             multivariate=config.searcher.multivariate,
             n_startup_trials=config.searcher.n_startup_trials,
@@ -56,7 +59,7 @@ def build_searcher(config: ExperimentConfig, run_dir: Path | None = None) -> Any
     # honours (suggest_* return the enqueued values); tests/unit/search/test_space.py checks it.
     settings: dict[str, Any] = {
         "space": DefineByRunSpace(config.space.resolved_params()),
-        "metric": config.metric,
+        "metric": SCORE_KEY,  # the trial's score (trainables/score.py), not the raw metric
         "mode": config.metric_mode,
         "sampler": sampler,
         "points_to_evaluate": [dict(point) for point in config.searcher.points_to_evaluate] or None,
@@ -64,18 +67,27 @@ def build_searcher(config: ExperimentConfig, run_dir: Path | None = None) -> Any
     if run_dir is None:  # the study in memory (benchmarks that time Tune alone)
         return OptunaSearch(**settings)
     storage = open_storage(storage_url(config.searcher.storage, run_dir))
-    return recording_searcher(StopLedger(run_dir), study_name=run_dir.name, storage=storage, **settings)
+    return recording_searcher(
+        config.score_rule, run_dir, storage_url(config.searcher.storage, run_dir), study_name=run_dir.name,
+        storage=storage, **settings,
+    )  # fmt: skip
 
 
-def build_trainable(config: ExperimentConfig, arrays: Any, folds: Any = None) -> Any:
+def build_trainable(
+    config: ExperimentConfig, arrays: Any, folds: Any = None, fit_function: Any = None
+) -> Any:
     """``train_trial`` with the dataset (and the fold assignment, for ``evaluation.folds``) in the object
-    store (put once) and the per-trial resources."""
+    store (put once), the search's score rule and the per-trial resources. ``fit_function`` replaces the
+    training engine (the scale benchmark's fixed-time step)."""
     from ray import tune
 
     from fracture_tune.trainables.tune_adapter import train_trial
 
     resources = {"cpu": config.resources.cpus_per_trial, "gpu": config.resources.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(train_trial, data=arrays, folds=folds), resources)
+    trainable = tune.with_parameters(
+        train_trial, data=arrays, folds=folds, score_rule=config.score_rule, fit_function=fit_function
+    )
+    return tune.with_resources(trainable, resources)
 
 
 def short_trial_dirname(trial: Any) -> str:
@@ -106,11 +118,6 @@ def build_run_config(config: ExperimentConfig, name: str, storage_root: Path, ca
 
     from fracture_tune.search.stop_recording import BudgetStopper
 
-    # Ray forces an experiment snapshot whenever a trial has written num_to_keep checkpoints since the
-    # last one; with second-long epochs that is a snapshot storm. A trial never writes more than max_t
-    # checkpoints, so num_to_keep >= max_t keeps everything anyway: pass None (same files, no storm).
-    keep = config.checkpoint.num_to_keep
-    num_to_keep = None if keep >= config.scheduler.max_t else keep
     budget = config.budget.time_budget_s
     return tune.RunConfig(
         name=name,
@@ -118,9 +125,12 @@ def build_run_config(config: ExperimentConfig, name: str, storage_root: Path, ca
         callbacks=[*callbacks, *tune_result_loggers(config.tracking.tensorboard)],
         # Our ProgressCallback prints plain lines; Tune's own status table only on request.
         verbose=1 if config.tracking.status_table else 0,
+        # Which checkpoints stay is the CheckpointKeeper's (search/checkpoint_keeper.py): Ray's num_to_keep
+        # would force an experiment snapshot every num_to_keep checkpoints of a trial (a rewrite of the whole
+        # experiment state, ~15 KB a trial, every few seconds). Ray orders them by the epoch's own score.
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=num_to_keep,
-            checkpoint_score_attribute=config.metric,
+            num_to_keep=None,
+            checkpoint_score_attribute=EPOCH_SCORE_KEY,
             checkpoint_score_order=config.metric_mode,
         ),
         failure_config=tune.FailureConfig(max_failures=config.max_failures),
@@ -137,6 +147,7 @@ def build_tuner(
     storage_root: Path,
     callbacks: list[Any],
     folds: Any = None,
+    fit_function: Any = None,
 ) -> Any:
     from ray import tune
 
@@ -151,7 +162,7 @@ def build_tuner(
         reduction_factor=config.scheduler.reduction_factor,
     )
     tune_config = tune.TuneConfig(
-        metric=config.metric,
+        metric=SCORE_KEY,  # ASHA's rungs compare trials' scores (trainables/score.py)
         mode=config.metric_mode,
         search_alg=build_searcher(config, storage_root / name),
         scheduler=scheduler,
@@ -163,14 +174,16 @@ def build_tuner(
         reuse_actors=config.resources.reuse_actors,
     )
     return tune.Tuner(
-        build_trainable(config, arrays, folds),
+        build_trainable(config, arrays, folds, fit_function),
         param_space=fixed_trial_values(config),
         tune_config=tune_config,
         run_config=build_run_config(config, name, storage_root, callbacks),
     )
 
 
-def restore_tuner(config: ExperimentConfig, arrays: Any, run_dir: Path, folds: Any = None) -> Any:
+def restore_tuner(
+    config: ExperimentConfig, arrays: Any, run_dir: Path, folds: Any = None, fit_function: Any = None
+) -> Any:
     """Continue an interrupted search: finished trials stay, unfinished/errored ones resume from checkpoints.
 
     The searcher (Optuna study included) and the callbacks come back from the experiment folder; the
@@ -185,7 +198,7 @@ def restore_tuner(config: ExperimentConfig, arrays: Any, run_dir: Path, folds: A
         )
     return tune.Tuner.restore(
         str(run_dir),
-        trainable=build_trainable(config, arrays, folds),
+        trainable=build_trainable(config, arrays, folds, fit_function),
         resume_unfinished=True,
         resume_errored=True,
     )

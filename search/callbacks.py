@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from fracture_tune.search.stops import (
     TrialStop,
 )
 from fracture_tune.search.tracking import TrialRunLogger, error_summary, is_transient
+from fracture_tune.trainables.score import SCORE_EPOCH_KEY, SCORE_KEY, ScoreRule
 
 logger = logging.getLogger(__name__)
 
@@ -40,29 +44,58 @@ logger = logging.getLogger(__name__)
 RETRY_INTERVAL_S = 15.0
 
 
-class MlflowTrialCallback(Callback):
-    """Tune → ``TrialRunLogger``. Logging failures are reported, never allowed to kill the search.
+@dataclass
+class _Update:
+    """One thing MLflow must learn about a trial: its start, an epoch's result, or its end."""
 
-    Updates go through a queue, in order: when the server is unreachable they stay queued and are replayed
-    once it answers again (``TrialRunLogger`` skips epochs already logged, so replays never duplicate). An
-    update refused for a reason that will not go away (a 4xx, a bug) is dropped and counted. At the end of the
-    search, what is still queued or was dropped is reported — in the log and in ``mlflow_backlog.jsonl`` in
-    the run folder, which the search's summary reads — with the ``sync-mlflow`` command that backfills it
-    from Tune's results on disk. Why each trial ended comes from the ``StopLedger``.
+    kind: str  # start | result | finish
+    config: dict[str, Any]
+    index: int = 0
+    result: dict[str, Any] | None = None
+    stop: TrialStop | None = None
+    error_detail: str = ""
+
+
+class MlflowTrialCallback(Callback):
+    """Tune → ``TrialRunLogger``, off Tune's event loop. Logging failures are reported, never allowed to kill
+    the search.
+
+    Updates are queued per trial and written by a background thread, a trial's queued updates at a time in as
+    few MLflow calls as there can be (``TrialRunLogger.write``: a run seen whole is ``create_run``, one
+    ``log_batch`` and ``set_terminated``), so MLflow's latency never holds up the trials. When the server is
+    unreachable the updates stay queued, in order, and are replayed once it answers again (``TrialRunLogger``
+    skips epochs already logged, so replays never duplicate); at most one failed call per
+    ``retry_interval_s``. An update refused for a reason that will not go away (a 4xx, a bug) is dropped and
+    counted. At the end of the search the queue is flushed and what is still queued or was dropped is
+    reported — in the log and in ``mlflow_backlog.jsonl`` in the run folder, which the search's summary
+    reads — with the ``sync-mlflow`` command that backfills it from Tune's results on disk. Why each trial
+    ended comes from the ``StopLedger``. ``background=False`` writes in the caller's thread (tests of the
+    queue itself).
     """
 
     def __init__(
-        self, trial_logger: TrialRunLogger, ledger: StopLedger, retry_interval_s: float = RETRY_INTERVAL_S
+        self,
+        trial_logger: TrialRunLogger,
+        ledger: StopLedger,
+        retry_interval_s: float = RETRY_INTERVAL_S,
+        background: bool = True,
     ) -> None:
         self.trial_logger = trial_logger
         self.ledger = ledger
         self.retry_interval_s = retry_interval_s
-        self.pending: list[tuple[str, Any, tuple[Any, ...], dict[str, Any]]] = []
+        self.background = background
+        self._setup_state()
+
+    def _setup_state(self) -> None:
+        self.queue: OrderedDict[str, list[_Update]] = OrderedDict()  # trial id -> its updates, in order
         self.dropped: list[str] = []  # "<action>: <error>" of each update MLflow refused for good
         self.next_attempt = 0.0
         self.failed_attempts = 0
         self.seen: set[str] = set()  # trials that ran under this driver
         self.ended: set[str] = set()  # ...and whose run this callback has ended
+        self._lock = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._stopping = False
 
     # Tune pickles callbacks with the Tuner: never carry queued updates into a resumed search.
     def __getstate__(self) -> dict[str, Any]:
@@ -70,48 +103,124 @@ class MlflowTrialCallback(Callback):
             "trial_logger": self.trial_logger,
             "ledger": self.ledger,
             "retry_interval_s": self.retry_interval_s,
+            "background": self.background,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["trial_logger"], state["ledger"], state["retry_interval_s"])  # type: ignore[misc]
+        self.__dict__.update(state)
+        self._setup_state()
 
     @property
     def backlog_file(self) -> Path:
         return self.ledger.path.parent / MLFLOW_BACKLOG_FILE
 
-    def _safely(self, action: str, function: Any, *args: Any, **kwargs: Any) -> None:
-        self.pending.append((action, function, args, kwargs))
-        self.drain()
+    @property
+    def pending(self) -> int:
+        """Updates queued and not yet in MLflow."""
+        with self._lock:
+            return sum(len(updates) for updates in self.queue.values())
+
+    def _enqueue(self, trial_id: str, update: _Update) -> None:
+        with self._lock:
+            self.queue.setdefault(trial_id, []).append(update)
+            self._lock.notify()
+        if not self.background:
+            self.drain()
+        elif self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_in_background, name="mlflow-writer", daemon=True
+            )
+            self._writer.start()
+
+    def _write_in_background(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stopping and (not self.queue or time.monotonic() < self.next_attempt):
+                    self._lock.wait(None if not self.queue else self.next_attempt - time.monotonic())
+                if self._stopping:
+                    return
+            self.drain()
+
+    def wait_until_idle(self, timeout_s: float = 30.0) -> None:
+        """Block until the queue is empty or waiting out a failure (tests; the end of a search flushes)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self.queue or time.monotonic() < self.next_attempt:
+                    return
+            time.sleep(0.01)
+
+    def _next_group(self) -> tuple[str, list[_Update]] | None:
+        """The first queued trial's updates up to and including its next end (a resumed trial may end
+        twice)."""
+        with self._lock:
+            if not self.queue:
+                return None
+            trial_id, updates = self.queue.popitem(last=False)
+            ends = [position for position, update in enumerate(updates) if update.kind == "finish"]
+            cut = ends[0] + 1 if ends else len(updates)
+            if cut < len(updates):
+                self.queue[trial_id] = updates[cut:]
+                self.queue.move_to_end(trial_id, last=False)
+            return trial_id, updates[:cut]
+
+    def _put_back(self, trial_id: str, updates: list[_Update]) -> None:
+        with self._lock:
+            self.queue[trial_id] = updates + self.queue.get(trial_id, [])
+            self.queue.move_to_end(trial_id, last=False)
 
     def drain(self, force: bool = False) -> None:
-        """Send queued updates in order; stop at the first transient failure and retry later."""
+        """Send queued updates, trial by trial; stop at the first transient failure and retry later."""
         if not force and time.monotonic() < self.next_attempt:
             return
         was_failing = self.failed_attempts > 0
-        while self.pending:
-            action, function, args, kwargs = self.pending[0]
+        while (group := self._next_group()) is not None:
+            trial_id, updates = group
             try:
-                function(*args, **kwargs)
+                self._write(trial_id, updates)
             except Exception as error:  # noqa: BLE001 - tracking must not take the search down
                 reason = error_summary(error)
                 if is_transient(error):
+                    self._put_back(trial_id, updates)
                     self.failed_attempts += 1
                     self.next_attempt = time.monotonic() + self.retry_interval_s
                     logger.warning(
-                        "MLflow %s failed (%s); %d update(s) queued, retrying in %.0f s",
-                        action, reason, len(self.pending), self.retry_interval_s,
+                        "MLflow update failed (%s); %d update(s) queued, retrying in %.0f s",
+                        reason, self.pending, self.retry_interval_s,
                     )  # fmt: skip
                     return
-                self.dropped.append(f"{action}: {reason}")
+                self.dropped.extend(f"{update.kind} {trial_id}: {reason}" for update in updates)
                 logger.warning(
-                    "MLflow %s refused (%s); update dropped (%d so far), backfill with `fracture-tune search "
-                    "sync-mlflow %s`", action, reason, len(self.dropped), self.trial_logger.search_name,
+                    "MLflow refused an update of trial %s (%s); %d update(s) dropped so far, backfill with "
+                    "`fracture-tune search sync-mlflow %s`",
+                    trial_id, reason, len(self.dropped), self.trial_logger.search_name,
                 )  # fmt: skip
-            self.pending.pop(0)
         if was_failing:
             logger.warning("MLflow reachable again: queued updates logged (%d failed attempts)",
                            self.failed_attempts)  # fmt: skip
             self.failed_attempts = 0
+
+    def _write(self, trial_id: str, updates: list[_Update]) -> None:
+        last = updates[-1]
+        starts = [update.index for update in updates if update.kind == "start"]
+        self.trial_logger.write(
+            trial_id,
+            last.config,
+            starts[0] if starts else 0,
+            results=[update.result for update in updates if update.kind == "result" and update.result],
+            stop=last.stop if last.kind == "finish" else None,
+            error_detail=last.error_detail,
+        )
+
+    def stop_writer(self) -> None:
+        """End the background writer (its queue is drained by the caller)."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify()
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        self._stopping = False
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         # Tune stops trials for the time budget or an interruption without on_trial_complete: end their runs
@@ -122,17 +231,19 @@ class MlflowTrialCallback(Callback):
             stop = stops.get(trial.trial_id)
             if ran_here and trial.status == "TERMINATED" and stop is not None:
                 self._end(trial, stop)
+        self.stop_writer()
         self.drain(force=True)
         self._report_backlog()
 
     def _report_backlog(self) -> None:
         name = self.trial_logger.search_name
-        missing = len(self.pending) + len(self.dropped)
+        queued = self.pending
+        missing = queued + len(self.dropped)
         if not missing:
             self.backlog_file.unlink(missing_ok=True)
             return
         record = {
-            "queued_unsent": len(self.pending),
+            "queued_unsent": queued,
             "dropped": len(self.dropped),
             "dropped_reasons": self.dropped[:50],
             "recover_with": f"fracture-tune search sync-mlflow {name}",
@@ -145,22 +256,17 @@ class MlflowTrialCallback(Callback):
             "MLflow is missing %d update(s) of this search (%d still queued: server unreachable; %d "
             "dropped: refused); Tune's results on disk are complete: backfill with `fracture-tune search "
             "sync-mlflow %s`",
-            missing, len(self.pending), len(self.dropped), name,
+            missing, queued, len(self.dropped), name,
         )  # fmt: skip
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.seen.add(trial.trial_id)
-        self._safely(
-            "create run",
-            self.trial_logger.run_for,
-            trial.trial_id,
-            dict(trial.config),
-            trial_index(trial.experiment_tag),
-        )
+        update = _Update("start", dict(trial.config), index=trial_index(trial.experiment_tag))
+        self._enqueue(trial.trial_id, update)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self.seen.add(trial.trial_id)
-        self._safely("log metrics", self.trial_logger.log_result, trial.trial_id, dict(trial.config), result)
+        self._enqueue(trial.trial_id, _Update("result", dict(trial.config), result=dict(result)))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         stop = self.ledger.get(trial.trial_id) or TrialStop(FINISHED, last_epoch(trial))
@@ -176,8 +282,8 @@ class MlflowTrialCallback(Callback):
     def _end(self, trial: Any, stop: TrialStop, error_detail: str = "") -> None:
         self.seen.add(trial.trial_id)
         self.ended.add(trial.trial_id)
-        self._safely(
-            "finish run", self.trial_logger.finish, trial.trial_id, dict(trial.config), stop, error_detail
+        self._enqueue(
+            trial.trial_id, _Update("finish", dict(trial.config), stop=stop, error_detail=error_detail)
         )
 
 
@@ -223,16 +329,18 @@ def progress_line(
 
 
 class ProgressCallback(Callback):
+    """A plain progress line every ``interval_s`` and when trials end (at most one a second)."""
+
     def __init__(
-        self, search_name: str, metric: str, mode: str, planned_trials: int, ledger: StopLedger,
-        interval_s: float = 15.0,
+        self, search_name: str, rule: ScoreRule, planned_trials: int, ledger: StopLedger,
+        interval_s: float = 15.0, min_gap_s: float = 1.0,
     ) -> None:  # fmt: skip
         self.search_name = search_name
-        self.metric = metric
-        self.mode = mode
+        self.rule = rule
         self.planned_trials = planned_trials
         self.ledger = ledger
         self.interval_s = interval_s
+        self.min_gap_s = min_gap_s
         self.started = time.monotonic()
         self.last_emit = 0.0
         self.best: tuple[float, str] | None = None
@@ -258,25 +366,24 @@ class ProgressCallback(Callback):
         return counts
 
     def _update_best(self, trial: Any, result: dict[str, Any]) -> None:
-        value = result.get(self.metric)
-        if not isinstance(value, int | float) or not math.isfinite(value):
+        """The best score so far among epochs that count (at or after ``min_epochs``)."""
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)) or 0)
+        value = result.get(SCORE_KEY)
+        if not self.rule.eligible(epoch) or not isinstance(value, int | float) or not math.isfinite(value):
             return
-        better = self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0])
-        if better:
-            self.best = (float(value), f"{trial.trial_id} epoch {int(result.get('epoch', 0))}")
+        if self.best is None or self.rule.better(float(value), self.best[0]):
+            score_epoch = int(result.get(SCORE_EPOCH_KEY, epoch) or epoch)
+            self.best = (float(value), f"{trial.trial_id} epoch {score_epoch}")
 
-    def _emit(self, trials: list[Any]) -> None:
-        self.last_emit = time.monotonic()
+    def _emit(self, trials: list[Any], force: bool = False) -> None:
         emit = progress_output(self.search_name)
-        if emit is None:
+        now = time.monotonic()
+        if emit is None or (not force and now - self.last_emit < self.min_gap_s):
             return
+        self.last_emit = now
         emit(
             progress_line(
-                self._counts(trials),
-                self.planned_trials,
-                self.best,
-                self.metric,
-                self.last_emit - self.started,
+                self._counts(trials), self.planned_trials, self.best, self.rule.metric, now - self.started
             )
         )
 
@@ -294,4 +401,6 @@ class ProgressCallback(Callback):
         self._emit(trials)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self._emit(trials)  # after the StopReasonCallback has named budget cut-offs and interruptions
+        self._emit(
+            trials, force=True
+        )  # after the StopReasonCallback has named budget cut-offs and interruptions

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,12 +148,19 @@ class ParentRun:
 
     @classmethod
     def start(
-        cls, tracking_uri: str, experiment_id: str, search_name: str, existing_run_id: str = ""
+        cls,
+        tracking_uri: str,
+        experiment_id: str,
+        search_name: str,
+        existing_run_id: str = "",
+        reopen: bool = True,
     ) -> ParentRun:
+        """The search's parent run: ``existing_run_id`` (set RUNNING again unless ``reopen`` is False: a
+        check only reads), else a new one."""
         client = make_client(tracking_uri)
         if existing_run_id:
             run = client.get_run(existing_run_id)
-            if run.info.status != "RUNNING":
+            if reopen and run.info.status != "RUNNING":
                 client.update_run(existing_run_id, status="RUNNING")
             return cls(client, experiment_id, existing_run_id, tracking_uri)
         run = client.create_run(experiment_id, run_name=search_name, tags={SEARCH_NAME_TAG: search_name})
@@ -175,12 +183,26 @@ class ParentRun:
         with self.lock:
             self.client.log_artifact(self.run_id, path)
 
-    def finish(self, status: str, tags: dict[str, str], metrics: dict[str, float]) -> None:
+    def log_report(self, folder: str, tags: dict[str, str]) -> None:
+        """The search's report folder as the run's ``report/`` artifacts, and its summary tags."""
+        from mlflow.entities import RunTag
+
         with self.lock:
-            for key, value in tags.items():
-                self.client.set_tag(self.run_id, key, value)
-            for metric_name, metric_value in metrics.items():
-                self.client.log_metric(self.run_id, metric_name, metric_value)
+            self.client.log_artifacts(self.run_id, folder, "report")
+            self.client.log_batch(self.run_id, tags=[RunTag(key, value) for key, value in tags.items()])
+
+    def finish(self, status: str, tags: dict[str, str], metrics: dict[str, float]) -> None:
+        import time
+
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        with self.lock:
+            self.client.log_batch(
+                self.run_id,
+                metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+                tags=[RunTag(key, str(value)[:5000]) for key, value in tags.items()],
+            )
             self.client.set_terminated(self.run_id, status=status)
 
 
@@ -195,6 +217,8 @@ SKIPPED_RESULT_KEYS = frozenset(
         "time_since_restore",
         "iterations_since_restore",
         "pid",
+        "epoch_score",  # the checkpoint keeper's ordering (NaN before min_epochs); ``score`` is what counts
+        "score_epoch",
     }
 )
 
@@ -220,6 +244,11 @@ class TrialRunLogger:
         self.planned_epochs = planned_epochs
         self.run_ids: dict[str, str] = {}
         self.logged_steps: dict[str, int] = {}
+        self.unlogged_params: dict[str, dict[str, Any]] = {}  # run id -> params not yet sent
+        # True for a search this driver started (not pickled): no trial has a run yet, so runs are created
+        # without first looking one up by tag (one search_runs call a trial). A resumed search or a backfill
+        # looks up first.
+        self.fresh_search = False
 
     @property
     def client(self) -> Any:
@@ -244,6 +273,10 @@ class TrialRunLogger:
         self.__init__(parent, state["search_name"], state["metric"], state["planned_epochs"])  # type: ignore[misc]
 
     def run_for(self, trial_id: str, config: dict[str, Any], index: int = 0) -> str:
+        """The trial's child run: created on its first update, found again (by tag) after a resume."""
+        return self._run_for(trial_id, config, index, [])
+
+    def _run_for(self, trial_id: str, config: dict[str, Any], index: int, extra_tags: list[Any]) -> str:
         if trial_id in self.run_ids:
             return self.run_ids[trial_id]
         with self.parent.lock:
@@ -252,7 +285,7 @@ class TrialRunLogger:
                 filter_string=f"tags.`{TRIAL_ID_TAG}` = '{trial_id}' "
                 f"and tags.`{PARENT_TAG}` = '{self.parent.run_id}'",
                 max_results=1,
-            )
+            ) if not self.fresh_search else []  # fmt: skip
             if found:
                 run_id = found[0].info.run_id
                 history = self.client.get_metric_history(run_id, self.metric)
@@ -266,8 +299,6 @@ class TrialRunLogger:
         return run_id
 
     def _create(self, trial_id: str, config: dict[str, Any], index: int) -> str:
-        from mlflow.entities import Param
-
         tags = {
             PARENT_TAG: self.parent.run_id,
             TRIAL_ID_TAG: trial_id,
@@ -277,39 +308,72 @@ class TrialRunLogger:
         run = self.client.create_run(
             self.parent.experiment_id, run_name=run_name_for(config, index), tags=tags
         )
-        params = [Param(key, str(value)[:500]) for key, value in sorted(config.items())]
-        if params:
-            self.client.log_batch(run.info.run_id, params=params)
+        self.unlogged_params[str(run.info.run_id)] = config
         return str(run.info.run_id)
 
-    def log_result(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
-        from mlflow.entities import Metric
+    def write(
+        self,
+        trial_id: str,
+        config: dict[str, Any],
+        index: int = 0,
+        results: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
+        stop: TrialStop | None = None,
+        error_detail: str = "",
+    ) -> str | None:
+        """Everything queued for one trial in as few MLflow calls as there can be: the run (created once), its
+        params, each new epoch's metrics and, when ``stop`` is given, why it ended and its final status —
+        ``create_run``, one ``log_batch`` and ``set_terminated`` for a trial seen whole. Epochs already in
+        MLflow (a replay after a resume or an outage) are skipped. Returns the run's final status, if
+        ended."""
+        from mlflow.entities import Param
 
-        run_id = self.run_for(trial_id, config)
-        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
-        if epoch <= self.logged_steps.get(trial_id, 0):
-            return  # replayed after a resume: this epoch is already in MLflow
-        timestamp = int(float(result.get("timestamp", 0)) * 1000)
-        metrics = [
-            Metric(key, float(value), timestamp, epoch)
-            for key, value in result.items()
-            if key not in SKIPPED_RESULT_KEYS
-            and isinstance(value, int | float)
-            and not isinstance(value, bool)
-        ]
+        run_id = self.run_for(trial_id, config, index)
+        metrics, tags = self._new_epochs(trial_id, results)
+        params = self.unlogged_params.pop(run_id, None)
+        param_list = [Param(key, str(value)[:500]) for key, value in sorted((params or {}).items())]
+        status = None
+        if stop is not None:
+            status = MLFLOW_STATUS[stop.reason]
+            tags += self._stop_tags(stop)
         with self.parent.lock:
-            self.client.log_batch(run_id, metrics=metrics)
-            if epoch == 1 or trial_id not in self.logged_steps:
-                self.client.set_tag(run_id, "node_id", str(result.get("node_id", "")))
-                self.client.set_tag(run_id, "node_ip", str(result.get("node_ip", "")))
-        self.logged_steps[trial_id] = epoch
+            _log_in_batches(self.client, run_id, metrics, param_list, tags)
+            if stop is not None:
+                if error_detail:
+                    self.client.log_text(run_id, error_detail, "error.txt")
+                self.client.set_terminated(run_id, status=status)
+        if results:
+            self.logged_steps[trial_id] = max(self.logged_steps.get(trial_id, 0), *self._epochs(results))
+        return status
 
-    def finish(self, trial_id: str, config: dict[str, Any], stop: TrialStop, error_detail: str = "") -> str:
-        """End the trial's run with the status and tags of why it ended (``stops``); returns the status."""
+    def _epochs(self, results: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> list[int]:
+        return [int(result.get("epoch", result.get("training_iteration", 0))) for result in results]
+
+    def _new_epochs(
+        self, trial_id: str, results: list[dict[str, Any]] | tuple[dict[str, Any], ...]
+    ) -> tuple[list[Any], list[Any]]:
+        from mlflow.entities import Metric, RunTag
+
+        metrics: list[Any] = []
+        tags: list[Any] = []
+        logged = self.logged_steps.get(trial_id, 0)
+        for result, epoch in zip(results, self._epochs(results), strict=True):
+            if epoch <= logged:
+                continue  # replayed after a resume: this epoch is already in MLflow
+            logged = epoch
+            timestamp = int(float(result.get("timestamp", 0)) * 1000)
+            metrics += [
+                Metric(key, float(value), timestamp, epoch)
+                for key, value in result.items()
+                if key not in SKIPPED_RESULT_KEYS and _is_number(value)
+            ]
+            if not tags:
+                tags = [RunTag("node_id", str(result.get("node_id", ""))),
+                        RunTag("node_ip", str(result.get("node_ip", "")))]  # fmt: skip
+        return metrics, tags
+
+    def _stop_tags(self, stop: TrialStop) -> list[Any]:
         from mlflow.entities import RunTag
 
-        run_id = self.run_for(trial_id, config)
-        status = MLFLOW_STATUS[stop.reason]
         planned = self.planned_epochs
         detail = stop.detail if stop.reason == ERROR else describe(stop.reason, stop.epoch, planned)
         tags = [
@@ -319,12 +383,35 @@ class TrialRunLogger:
         ]
         if stop.reason == ERROR:
             tags.append(RunTag("error", stop.detail[:4000]))
-        with self.parent.lock:
-            self.client.log_batch(run_id, tags=tags)
-            if error_detail:
-                self.client.log_text(run_id, error_detail, "error.txt")
-            self.client.set_terminated(run_id, status=status)
-        return status
+        return tags
+
+    def log_result(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
+        self.write(trial_id, config, results=[result])
+
+    def finish(self, trial_id: str, config: dict[str, Any], stop: TrialStop, error_detail: str = "") -> str:
+        """End the trial's run with the status and tags of why it ended (``stops``); returns the status."""
+        return str(self.write(trial_id, config, stop=stop, error_detail=error_detail))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# MLflow's limits for one log_batch call.
+_BATCH_LIMITS = {"metrics": 1000, "params": 100, "tags": 100}
+
+
+def _log_in_batches(client: Any, run_id: str, metrics: list[Any], params: list[Any], tags: list[Any]) -> None:
+    while metrics or params or tags:
+        client.log_batch(
+            run_id,
+            metrics=metrics[: _BATCH_LIMITS["metrics"]],
+            params=params[: _BATCH_LIMITS["params"]],
+            tags=tags[: _BATCH_LIMITS["tags"]],
+        )
+        metrics = metrics[_BATCH_LIMITS["metrics"] :]
+        params = params[_BATCH_LIMITS["params"] :]
+        tags = tags[_BATCH_LIMITS["tags"] :]
 
 
 def error_summary(error: BaseException) -> str:
@@ -342,12 +429,25 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, OSError | TimeoutError)
 
 
+def trial_runs(parent: ParentRun, page_size: int = 5000) -> Iterator[Any]:
+    """Every trial run under the search's parent run, page by page (a search may have more than a page)."""
+    token = None
+    while True:
+        with parent.lock:
+            page = parent.client.search_runs(
+                [parent.experiment_id],
+                filter_string=f"tags.`{PARENT_TAG}` = '{parent.run_id}'",
+                max_results=page_size,
+                page_token=token,
+            )
+        yield from page
+        token = getattr(page, "token", None)
+        if not token:
+            return
+
+
 def attach_mlflow_ids(rows: list[dict[str, Any]], parent: ParentRun) -> None:
     """Fill each results row's ``mlflow_run_id`` from the trial runs under the search's parent run."""
-    with parent.lock:
-        runs = parent.client.search_runs(
-            [parent.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.run_id}'", max_results=5000
-        )
-    by_trial = {run.data.tags.get(TRIAL_ID_TAG): run.info.run_id for run in runs}
+    by_trial = {run.data.tags.get(TRIAL_ID_TAG): run.info.run_id for run in trial_runs(parent)}
     for row in rows:
         row["mlflow_run_id"] = by_trial.get(row["trial_id"], "")

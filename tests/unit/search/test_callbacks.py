@@ -8,6 +8,9 @@ from types import SimpleNamespace
 from fracture_tune.search.callbacks import ProgressCallback, progress_line
 from fracture_tune.search.environment import set_progress_output
 from fracture_tune.search.stops import StopLedger
+from fracture_tune.trainables.score import ScoreRule
+
+RULE = ScoreRule("val_auroc", "max", min_epochs=2)
 
 
 def test_progress_line_counts_best_and_eta() -> None:
@@ -35,7 +38,7 @@ def test_progress_counts_come_from_the_recorded_reasons_not_the_epoch_count(tmp_
     ledger = StopLedger(tmp_path)
     ledger.record("a", "stopped_by_asha", 2)
     ledger.record("b", "time_budget", 2)
-    callback = ProgressCallback("s2", "val_auroc", "max", 4, ledger)
+    callback = ProgressCallback("s2", RULE, 4, ledger)
     trials = [
         SimpleNamespace(trial_id="a", status="TERMINATED", last_result={"epoch": 2}),
         SimpleNamespace(trial_id="b", status="TERMINATED", last_result={"epoch": 2}),
@@ -52,7 +55,7 @@ def test_progress_goes_where_the_call_asked_and_nowhere_otherwise(tmp_path: Path
 
     ledger = StopLedger(tmp_path)
     ledger.record("t1", "finished", 2)
-    callback = ProgressCallback("s1", "val_auroc", "max", planned_trials=4, ledger=ledger)
+    callback = ProgressCallback("s1", RULE, planned_trials=4, ledger=ledger)
     trial = SimpleNamespace(trial_id="t1", status="TERMINATED", last_result={"epoch": 2})
     lines: list[str] = []
     callback.on_trial_complete(0, [trial], trial)
@@ -66,3 +69,15 @@ def test_progress_goes_where_the_call_asked_and_nowhere_otherwise(tmp_path: Path
     assert len(lines) == 2 and "1/4 done (1 finished" in lines[0]
     callback.on_trial_complete(0, [trial], trial)
     assert len(lines) == 2
+
+
+def test_the_best_shown_is_the_best_score_among_epochs_that_count(tmp_path: Path) -> None:
+    """A spike before min_epochs is not shown as the search's best; the score's own epoch is named."""
+    callback = ProgressCallback("s3", RULE, 4, StopLedger(tmp_path))
+    spike, steady = SimpleNamespace(trial_id="spike"), SimpleNamespace(trial_id="steady")
+    callback.on_trial_result(0, [], spike, {"epoch": 1, "score": 0.99, "score_epoch": 1})
+    assert callback.best is None
+    callback.on_trial_result(0, [], steady, {"epoch": 2, "score": 0.8, "score_epoch": 2})
+    callback.on_trial_result(0, [], steady, {"epoch": 3, "score": 0.8, "score_epoch": 2})
+    callback.on_trial_result(0, [], spike, {"epoch": 2, "score": 0.6, "score_epoch": 2})
+    assert callback.best == (0.8, "steady epoch 2")

@@ -88,7 +88,8 @@ def test_trials_tune_stops_silently_are_named_by_what_stopped_them(tmp_path: Pat
 
 
 class _RecordingLogger:
-    """Stands in for TrialRunLogger: records each call; ``refuse`` makes ``finish`` fail for good."""
+    """Stands in for TrialRunLogger: records what each write carried; ``refuse`` makes an ending write fail
+    for good."""
 
     search_name = "s"
 
@@ -96,25 +97,24 @@ class _RecordingLogger:
         self.calls: list[tuple[str, str, Any]] = []
         self.refuse = refuse
 
-    def run_for(self, trial_id: str, config: dict[str, Any], index: int = 0) -> str:
-        self.calls.append(("run_for", trial_id, index))
-        return trial_id
-
-    def log_result(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
-        self.calls.append(("log", trial_id, result.get("epoch")))
-
-    def finish(self, trial_id: str, config: dict[str, Any], stop: TrialStop, error_detail: str = "") -> str:
-        if self.refuse is not None:
+    def write(
+        self, trial_id: str, config: dict[str, Any], index: int = 0, results: Any = (), stop: Any = None,
+        error_detail: str = "",
+    ) -> str | None:  # fmt: skip
+        if stop is not None and self.refuse is not None:
             raise self.refuse
-        self.calls.append(("finish", trial_id, stop))
-        return "KILLED"
+        self.calls += [("log", trial_id, result.get("epoch")) for result in results]
+        if stop is not None:
+            self.calls.append(("finish", trial_id, stop))
+            return "KILLED"
+        return None
 
 
 def test_mlflow_runs_of_budget_cut_trials_are_ended_with_their_reason(tmp_path: Path) -> None:
     ledger = StopLedger(tmp_path)
     trial_logger = _RecordingLogger()
     stops = StopReasonCallback(ledger, planned_epochs=6)
-    mirror = MlflowTrialCallback(trial_logger, ledger, retry_interval_s=0.0)  # type: ignore[arg-type]
+    mirror = MlflowTrialCallback(trial_logger, ledger, retry_interval_s=0.0, background=False)  # type: ignore[arg-type]
     ran, never_started = _trial("ran", "RUNNING", 0), _trial("never", "TERMINATED", 0)
     stops.setup()
     mirror.on_trial_start(0, [], ran)
@@ -135,7 +135,7 @@ def test_refused_mlflow_updates_are_counted_and_point_to_sync_mlflow(tmp_path: P
     ledger = StopLedger(tmp_path)
     refused = MlflowException("tag value too long", error_code=INVALID_PARAMETER_VALUE)  # a 400
     trial_logger = _RecordingLogger(refuse=refused)
-    mirror = MlflowTrialCallback(trial_logger, ledger, retry_interval_s=0.0)  # type: ignore[arg-type]
+    mirror = MlflowTrialCallback(trial_logger, ledger, retry_interval_s=0.0, background=False)  # type: ignore[arg-type]
     trial = _trial("t", "TERMINATED", 2)
     ledger.record("t", "finished", 2)
     mirror.on_trial_complete(0, [trial], trial)

@@ -16,14 +16,20 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig, config_to_yaml, load_config, upsampling_note
 from fracture_tune.search.environment import call_environment, set_progress_output
-from fracture_tune.search.optuna_study import check_new_study, dashboard_command, settle_study, storage_url
+from fracture_tune.search.optuna_study import (
+    check_new_study,
+    dashboard_command,
+    open_storage,
+    settle_study,
+    storage_url,
+)
 from fracture_tune.search.preflight import check_before_ray, check_cluster_resources
 from fracture_tune.search.records import (
     DEFAULT_RUNS_ROOT,
@@ -38,6 +44,7 @@ from fracture_tune.search.records import (
     mlflow_updates_missing,
     read_best_trial,
     read_search_record,
+    score_rule_of,
     write_search_record,
 )
 from fracture_tune.search.results import choose_best, format_summary, read_results, trial_rows, write_results
@@ -52,6 +59,7 @@ from fracture_tune.search.tracking import (
     redact_secrets,
     resolve_tracking_uri,
 )
+from fracture_tune.trainables.score import ScoreRule
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,6 +67,7 @@ if TYPE_CHECKING:
 
     from fracture_tune.data.dataset import PreparedDataset
     from fracture_tune.data.prepare import PrepareResult
+    from fracture_tune.search.reconcile import Reconciliation
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +86,9 @@ class SearchOptions:
     num_cpus: int | None = None  # local Ray only
     progress: Callable[[str], None] | None = None  # where progress lines go; None: nowhere
     dashboard: bool = False  # local Ray only: start Ray's dashboard on 127.0.0.1 (token auth on)
+    # Replaces the training engine (``engine.fit``'s signature): the scale benchmark times the search's
+    # bookkeeping with a fixed-time step. None: the engine.
+    fit_function: Callable[..., Any] | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -105,6 +117,7 @@ class SearchResult:
     parent_run_id: str
     mlflow_updates_missing: int = 0  # updates MLflow does not have (server down at the end, or refused)
     optuna_storage: str = ""  # the Optuna RDB URL of the search's study (named after the search)
+    score_rule: ScoreRule = field(default_factory=ScoreRule)  # how its trials were scored and ranked
 
     def mlflow_runs_page(self) -> str:
         """Where the MLflow UI lists this search's runs: the page's URL, and for a sqlite/file store the
@@ -119,7 +132,7 @@ class SearchResult:
 
     def summary(self, top: int = 5) -> str:
         """Status counts and the top trials, as ``fracture-tune search show`` prints them."""
-        text = format_summary(self.results, self.metric, self.mode, top)
+        text = format_summary(self.results, self.score_rule, top)
         if self.mlflow_updates_missing:
             text += (
                 f"\nMLflow is missing {self.mlflow_updates_missing} update(s) of this search; the results on "
@@ -197,6 +210,19 @@ def run_search(
         return _run(config, options)
 
 
+def run_search_with(config: ExperimentConfig, options: SearchOptions) -> SearchResult:
+    """``run_search`` with its options built (``make_options``): benchmarks set ``options.fit_function``."""
+    with _search_call(options):
+        return _run(config, options)
+
+
+def resume_search_with(options: SearchOptions) -> SearchResult:
+    """``resume_search`` with its options built (``make_options``): benchmarks and tests set
+    ``options.fit_function``, as they did for the search itself."""
+    with _search_call(options):
+        return _resume(options)
+
+
 def resume_search(
     name: str,
     *,
@@ -249,6 +275,39 @@ def sync_mlflow(
         return _sync(options)
 
 
+def check_search(
+    name: str, *, storage: str | os.PathLike[str] = DEFAULT_RUNS_ROOT, tracking_uri: str | None = None
+) -> Reconciliation:
+    """Compare a finished search's records (``search/reconcile.py``) and write ``reconciliation.json``; what
+    ``fracture-tune search check NAME`` prints."""
+    from fracture_tune.search.reconcile import write_reconciliation
+    from fracture_tune.search.results import rows_from_frame
+
+    options = make_options(name, storage=storage, tracking_uri=tracking_uri)
+    config, record = _saved_search(options)
+    if not (options.run_dir / RESULTS_PARQUET_FILE).exists():
+        raise FractureTuneError(
+            f"search {name!r} has no results table yet: it is running, or stopped before its end",
+            hint=f"finish it first: fracture-tune search --resume {name}",
+        )
+    rule = score_rule_of(record)
+    rows = rows_from_frame(read_results(options.run_dir), rule)
+    best = read_best_trial(options.run_dir) if (options.run_dir / "best_trial.json").exists() else None
+    uri = resolve_tracking_uri(tracking_uri, record.tracking_uri, config.tracking.tracking_uri)
+    with call_environment(BOUNDED_HTTP_RETRIES):
+        parent: ParentRun | None = None
+        try:
+            parent = ParentRun.start(uri, record.experiment_id, name, record.parent_run_id, reopen=False)
+        except Exception as error:  # noqa: BLE001 - compared without MLflow, and said so
+            logger.warning("MLflow at %s not reachable: %s", redact_secrets(uri), error_summary(error))
+        url = str(record.extra.get("optuna_storage") or storage_url(config.searcher.storage, options.run_dir))
+        report = check_records(options.run_dir, name, rows, rule, parent, url, best)
+    if parent is None:
+        report.notes.insert(0, f"MLflow not compared: {redact_secrets(uri)} did not answer")
+    write_reconciliation(options.run_dir, report)
+    return report
+
+
 def search_environment(local: bool) -> dict[str, str]:
     """The environment variables a search runs with, where the user has not set them."""
     defaults = {
@@ -266,6 +325,20 @@ def search_environment(local: bool) -> dict[str, str]:
         # the CPUs while they start (BENCHMARKS.md "Start-up").
         defaults["RAY_prestart_worker_first_driver"] = "0"
     return defaults
+
+
+def experiment_state_settings(config: ExperimentConfig) -> dict[str, str]:
+    """How often Tune rewrites its experiment state (every trial's state, ~20 KB each, in one file): at least
+    every 10 s, and for a search of N trials every N/20 s up to 10 minutes, so a snapshot's size and their
+    number do not both grow with N (a 10,000-trial search rewrites its 200 MB state every 8 minutes, not every
+    10 s). What a driver crash can cost is the work since the last snapshot: trials that ended since then are
+    resumed from their last checkpoint. The checkpoints Tune lists in it carry only the score they are ranked
+    by, not every metric again."""
+    period = max(10.0, min(600.0, config.budget.num_trials / 20))
+    return {
+        "TUNE_GLOBAL_CHECKPOINT_S": f"{period:g}",
+        "TUNE_ONLY_STORE_CHECKPOINT_SCORE_ATTRIBUTE": "1",
+    }
 
 
 @contextlib.contextmanager
@@ -464,6 +537,7 @@ def _run(config: ExperimentConfig, options: SearchOptions) -> SearchResult:
         Path(options.storage).expanduser().resolve(),
         search_callbacks(config, options, parent),
         search_folds(config, prepared.dataset),
+        options.fit_function,
     )
     return _fit_and_finish(tuner, config, options, parent, record)
 
@@ -487,36 +561,45 @@ def _resume(options: SearchOptions) -> SearchResult:
     from fracture_tune.search.tuner import restore_tuner
 
     folds = search_folds(config, prepared.dataset)
-    tuner = restore_tuner(config, prepared.dataset.arrays, options.run_dir, folds)
+    tuner = restore_tuner(config, prepared.dataset.arrays, options.run_dir, folds, options.fit_function)
     return _fit_and_finish(tuner, config, options, parent, record)
 
 
-def search_callbacks(config: ExperimentConfig, options: SearchOptions, parent: ParentRun) -> list[Any]:
-    """The Tune callbacks of a search: why trials end (first: the others read it), MLflow, progress."""
+def search_callbacks(
+    config: ExperimentConfig, options: SearchOptions, parent: ParentRun, new_search: bool = True
+) -> list[Any]:
+    """The Tune callbacks of a search: why trials end (first: the others read it), MLflow, progress, and which
+    checkpoints stay."""
     from fracture_tune.search.callbacks import MlflowTrialCallback, ProgressCallback
+    from fracture_tune.search.checkpoint_keeper import CheckpointKeeper
     from fracture_tune.search.stop_recording import StopReasonCallback
     from fracture_tune.search.tracking import TrialRunLogger
 
     ledger = StopLedger(options.run_dir)
     trial_logger = TrialRunLogger(parent, options.name, config.metric, config.planned_epochs)
-    progress = ProgressCallback(
-        options.name, config.metric, config.metric_mode, config.budget.num_trials, ledger
-    )
+    trial_logger.fresh_search = new_search
+    progress = ProgressCallback(options.name, config.score_rule, config.budget.num_trials, ledger)
     stops = StopReasonCallback(ledger, config.planned_epochs)
-    return [stops, MlflowTrialCallback(trial_logger, ledger), progress]
+    keeper = CheckpointKeeper(config.score_rule, config.checkpoint.keep_best_trials)
+    return [stops, MlflowTrialCallback(trial_logger, ledger), progress, keeper]
 
 
 def _fit_and_finish(
     tuner: Any, config: ExperimentConfig, options: SearchOptions, parent: ParentRun, record: SearchRecord
 ) -> SearchResult:
+    from fracture_tune.search.worker_handover import fresh_worker_on_failed_handover
+
     try:
-        result_grid = tuner.fit()
+        with fresh_worker_on_failed_handover(), call_environment(experiment_state_settings(config)):
+            result_grid = tuner.fit()
     except KeyboardInterrupt:
         write_search_record(options.run_dir, replace(record, status="interrupted"))
         options.say(f"interrupted; continue with: fracture-tune search --resume {options.name}")
         raise
-    frame, best = finish_search(result_grid, config, options.run_dir, parent)
-    _settle_optuna_study(config, options, set(frame["trial_id"]) if len(frame) else set())
+    rows, best = finish_search(result_grid, config, options.run_dir, parent)
+    _settle_optuna_study(config, options, rows)
+    records = _check_and_report(config, options, parent, rows, best)
+    frame = read_results(options.run_dir)
     record = replace(
         record,
         status="finished" if best is not None else "failed",
@@ -525,6 +608,7 @@ def _fit_and_finish(
     write_search_record(options.run_dir, record)
     result = _result(record, frame, best)
     options.say(result.summary())
+    options.say(records.summary())
     if best is None:
         raise SearchFailed(
             f"search {options.name}: no trial reported {config.metric}; every trial failed",
@@ -541,23 +625,83 @@ def _fit_and_finish(
     return result
 
 
-def _settle_optuna_study(config: ExperimentConfig, options: SearchOptions, trial_ids: set[str]) -> None:
+def _settle_optuna_study(
+    config: ExperimentConfig, options: SearchOptions, rows: list[dict[str, Any]]
+) -> None:
     """Tell Optuna about the trials Tune stopped without telling the searcher (budget cut-offs)."""
     url = storage_url(config.searcher.storage, options.run_dir)
     try:
-        settle_study(url, options.name, StopLedger(options.run_dir), trial_ids)
+        settle_study(url, options.name, rows, config.score_rule)
     except Exception as error:  # noqa: BLE001 - the results on disk matter more than the study's states
         logger.warning("could not update the Optuna study's trial states: %s", error_summary(error))
 
 
+def _check_and_report(
+    config: ExperimentConfig,
+    options: SearchOptions,
+    parent: ParentRun,
+    rows: list[dict[str, Any]],
+    best: BestTrial | None,
+) -> Reconciliation:
+    """Compare the search's records (``reconcile``), write its report and log both to the parent run."""
+    from fracture_tune.search.reconcile import write_reconciliation
+    from fracture_tune.search.search_report import write_search_report
+
+    url = storage_url(config.searcher.storage, options.run_dir)
+    records = check_records(options.run_dir, options.name, rows, config.score_rule, parent, url, best)
+    write_reconciliation(options.run_dir, records)
+    report = write_search_report(options.run_dir, options.name, rows, config, best, records)
+    options.say(report.importance.table.to_text())
+    tags = {"records_agree": str(records.agree).lower()}
+    _mlflow_best_effort(options.run_dir, parent.log_report, str(report.folder), tags)
+    return records
+
+
+def check_records(
+    run_dir: Path,
+    name: str,
+    rows: list[dict[str, Any]],
+    rule: ScoreRule,
+    parent: ParentRun | None,
+    study_url: str,
+    best: BestTrial | None,
+) -> Reconciliation:
+    """Read MLflow's trial runs and the Optuna study (each best effort: an unreachable one is named, not
+    compared) and reconcile them with the run folder's records."""
+    import optuna
+
+    from fracture_tune.search.reconcile import reconcile
+    from fracture_tune.search.tracking import trial_runs
+
+    notes: list[str] = []
+    mlflow_runs = None
+    if parent is not None:
+        try:
+            mlflow_runs = list(trial_runs(parent))
+        except Exception as error:  # noqa: BLE001 - a record that cannot be read is named, not compared
+            notes.append(f"MLflow not compared: {error_summary(error)}")
+    study_trials = None
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(study_url))
+        study_trials = study.get_trials(deepcopy=False)
+    except Exception as error:  # noqa: BLE001
+        notes.append(f"the Optuna study not compared: {error_summary(error)}")
+    report = reconcile(
+        run_dir, rows, rule, mlflow_runs=mlflow_runs, study_trials=study_trials,
+        best_trial_id=best.trial_id if best is not None else None,
+    )  # fmt: skip
+    report.notes = notes + report.notes
+    return report
+
+
 def finish_search(
     result_grid: Any, config: ExperimentConfig, run_dir: Path, parent: ParentRun
-) -> tuple[pd.DataFrame, BestTrial | None]:
+) -> tuple[list[dict[str, Any]], BestTrial | None]:
     """The results table, ``best_trial.json`` and the parent run's summary (MLflow best effort)."""
     rows = trial_rows(result_grid, config, run_dir)
     # MLflow may be unreachable now: the results table and best_trial.json are written regardless.
     _mlflow_best_effort(run_dir, attach_mlflow_ids, rows, parent)
-    frame = write_results(run_dir, rows)
+    write_results(run_dir, rows)
     best = choose_best(rows, config, run_dir)
     tags = {"num_trials": str(len(rows))}
     metrics: dict[str, float] = {}
@@ -573,7 +717,7 @@ def finish_search(
         metrics[f"best_{config.metric}"] = best.metric_value
     _mlflow_best_effort(run_dir, parent.finish, "FINISHED" if best is not None else "FAILED", tags, metrics)
     _mlflow_best_effort(run_dir, parent.log_artifact, str(run_dir / "results.csv"))
-    return frame, best
+    return rows, best
 
 
 def _mlflow_best_effort(run_dir: Path, function: Any, *args: Any) -> None:
@@ -601,7 +745,7 @@ def _new_record(
         split_hash=prepared.dataset.split_hash,
         metric=config.metric,
         mode=config.metric_mode,
-        best_trial_rule=config.best_trial.model_dump(),
+        best_trial_rule={"scope": config.best_trial.scope, "min_epochs": config.min_epochs},
         tracking_uri=redact_secrets(parent.tracking_uri),
         experiment_name=config.tracking.experiment_name,
         experiment_id=parent.experiment_id,
@@ -631,6 +775,7 @@ def _result(record: SearchRecord, results: pd.DataFrame, best: BestTrial | None)
         parent_run_id=record.parent_run_id,
         mlflow_updates_missing=mlflow_updates_missing(Path(record.run_dir)),
         optuna_storage=str(record.extra.get("optuna_storage", "")),
+        score_rule=score_rule_of(record),
     )
 
 

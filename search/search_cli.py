@@ -4,6 +4,7 @@ fracture-tune search --config configs/quickstart.yaml [--name N] [--set key=valu
 fracture-tune search --resume N
 fracture-tune search show N
 fracture-tune search sync-mlflow N
+fracture-tune search check N
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.search.records import DEFAULT_RUNS_ROOT
 
-ACTIONS = ("show", "sync-mlflow")
+ACTIONS = ("show", "sync-mlflow", "check")
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -32,9 +33,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         nargs="?",
         choices=ACTIONS,
         help="show: print a finished search's results; "
-        "sync-mlflow: backfill MLflow from Tune's results on disk",
+        "sync-mlflow: backfill MLflow from Tune's results on disk; "
+        "check: compare the search's records (results, stop records, MLflow, the Optuna study, best trial)",
     )
-    parser.add_argument("target", nargs="?", metavar="NAME", help="search name for show / sync-mlflow")
+    parser.add_argument(
+        "target", nargs="?", metavar="NAME", help="search name for show / sync-mlflow / check"
+    )
     parser.add_argument(
         "--config", help="experiment YAML, or a shipped config's name (quickstart, fracatlas, ...)"
     )
@@ -87,7 +91,7 @@ def handle_search(args: argparse.Namespace) -> int:
                 f"`search {args.action}` needs a search NAME",
                 hint=f"fracture-tune search {args.action} quickstart",
             )
-        return show(args) if args.action == "show" else _sync(args)
+        return {"show": show, "sync-mlflow": _sync, "check": check}[args.action](args)
     try:
         _run_or_resume(args)
     except SearchFailed as failed:
@@ -130,6 +134,17 @@ def _sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def check(args: argparse.Namespace) -> int:
+    """Exit 0 when the search's records agree, 1 when they do not (each difference printed)."""
+    from fracture_tune.search.run import check_search
+
+    report = check_search(args.target, storage=Path(args.storage), tracking_uri=args.tracking_uri)
+    print(report.summary(limit=200))
+    if not report.agree:
+        print(f"hint: MLflow differences: fracture-tune search sync-mlflow {args.target}", file=sys.stderr)
+    return 0 if report.agree else 1
+
+
 def show(args: argparse.Namespace) -> int:
     from fracture_tune.search.optuna_study import dashboard_command
     from fracture_tune.search.run import load_search
@@ -153,4 +168,25 @@ def show(args: argparse.Namespace) -> int:
             f"best trial {best.trial_id}: {best.metric}={best.metric_value:.4f} at epoch {best.best_epoch} "
             f"of {best.epochs_run}; checkpoint {best.checkpoint_path or '(none kept)'}"
         )
+    _print_report(search.run_dir)
     return 0
+
+
+def _print_report(run_dir: Path) -> None:
+    """What mattered and whether the records agree, as the search's end wrote them."""
+    import json
+
+    from fracture_tune.search.reconcile import RECONCILIATION_FILE
+    from fracture_tune.search.search_report import REPORT_FILE, REPORT_FOLDER, read_importance
+
+    table = read_importance(run_dir)
+    if table is not None:
+        print(table.to_text())
+    try:
+        records = json.loads((run_dir / RECONCILIATION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    differences = len(records.get("differences", []))
+    print("records agree" if records.get("agree") else f"records disagree: {differences} difference(s)",
+          f"(checked at the search's end; recheck: fracture-tune search check {run_dir.name})")  # fmt: skip
+    print(f"report: {run_dir / REPORT_FOLDER / REPORT_FILE}")

@@ -11,7 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from cli_runs import wait_for
-from search_fixtures import child_runs, metric_steps, search_command, write_search_config
+from search_fixtures import child_runs, config_of, metric_steps, search_command, write_search_config
+
+from fracture_tune.search.optuna_study import study_state_for
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +133,15 @@ def test_resume_after_sigkill_finishes_without_duplicates(tmp_path: Path) -> Non
     assert all(trial.state.name == "FAIL" and not trial.intermediate_values for trial in lost)
     tune_ids = [trial.user_attrs["tune_trial_id"] for trial in study.trials if trial not in lost]
     assert len(tune_ids) == 8 and sorted(tune_ids) == sorted(frame["trial_id"]), "a trial twice in the study"
-    states = {"finished": "COMPLETE", "stopped_by_asha": "PRUNED"}
     kept = [trial for trial in study.trials if trial not in lost]
     by_id = {trial.user_attrs["tune_trial_id"]: trial.state.name for trial in kept}
-    assert by_id == {trial_id: states[reason] for trial_id, reason in status.items()}
+    rule = config_of(run_dir).score_rule
+    epochs = dict(zip(frame["trial_id"], frame["epochs"], strict=True))
+    expected = {trial: study_state_for(reason, epochs[trial], rule) for trial, reason in status.items()}
+    assert by_id == expected
+    # Every record of every trial agrees, across the kill: what `search check` compares.
+    assert "records agree: 8 trials" in resumed.stdout
+    check = subprocess.run(
+        search_command("check", "rs", "--tracking-uri", uri), cwd=tmp_path, capture_output=True, text=True
+    )
+    assert check.returncode == 0 and "records agree: 8 trials" in check.stdout, check.stdout + check.stderr

@@ -10,12 +10,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from search_fixtures import (
+    check_records,
     child_runs,
+    config_of,
     metric_steps,
     run_local_search,
     search_command,
     write_search_config,
 )
+
+from fracture_tune.search.optuna_study import study_state_for
+from fracture_tune.search.results import counts_for_best, rank_trials, rows_from_frame, select_best_trial
 
 pytestmark = pytest.mark.integration
 
@@ -89,35 +94,58 @@ def test_best_trial_record_points_at_its_checkpoint(finished_search: dict) -> No
     run_dir = finished_search["run_dir"]
     best = json.loads((run_dir / "best_trial.json").read_text())
     frame = pd.read_parquet(run_dir / "results.parquet")
-    eligible = frame[frame["epochs"] >= 2]
-    assert best["metric_value"] == pytest.approx(eligible["best_metric"].max())
-    assert Path(best["checkpoint_path"]).is_dir()
-    assert best["checkpoint_path"].endswith(f"checkpoint_{best['best_epoch'] - 1:06d}")
+    ranked = select_best_trial(rows_from_frame(frame), config_of(run_dir).score_rule)
+    assert best["trial_id"] == ranked.row["trial_id"] and best["metric_value"] == pytest.approx(ranked.score)
+    checkpoint = Path(best["checkpoint_path"])
+    assert checkpoint.is_dir() and (checkpoint / "epoch.txt").read_text() == str(best["best_epoch"])
     record = json.loads((run_dir / "search_record.json").read_text())
     assert record["status"] == "finished" and record["parent_run_id"]
     assert (run_dir / "resolved_config.yaml").exists()
 
 
-def test_optuna_study_holds_every_trial_with_why_it_ended(finished_search: dict) -> None:
-    """optuna.load_study opens the search's study (what optuna-dashboard shows): each trial once, ASHA stops
-    as PRUNED with their per-epoch values, finishes as COMPLETE (not Ray's COMPLETE-for-everything)."""
+def test_only_the_best_trials_keep_a_checkpoint(finished_search: dict) -> None:
+    """checkpoint.keep_best_trials (5): an ended trial keeps its score epoch's checkpoint while among the 5
+    best that count (ended with >= min_epochs), none once it is not or if it never could; a running trial's
+    latest is never kept past its end."""
+    run_dir = finished_search["run_dir"]
+    frame = pd.read_parquet(run_dir / "results.parquet")
+    rule = config_of(run_dir).score_rule
+    ranked = [
+        selection.row["trial_id"]
+        for selection in rank_trials(rows_from_frame(frame), rule)
+        if counts_for_best(selection.row, rule)
+    ]
+    folders = run_dir.glob("trial_*/checkpoint_*")
+    kept = {folder.parent.name.removeprefix("trial_"): folder for folder in folders}
+    assert set(kept) == set(ranked[:5]), (sorted(kept), ranked)
+    for trial_id, folder in kept.items():
+        assert len(list((run_dir / f"trial_{trial_id}").glob("checkpoint_*"))) == 1
+        row = frame.set_index("trial_id").loc[trial_id]
+        assert (folder / "epoch.txt").read_text() == str(int(row["score_epoch"]))
+
+
+def test_optuna_study_holds_every_trial_with_its_score(finished_search: dict) -> None:
+    """optuna.load_study opens the search's study (what optuna-dashboard shows): each trial once, in the
+    state the search's rule gives it, its value the trial's score and its intermediate values the score after
+    each epoch; its best trial is the search's."""
     import optuna
 
     run_dir = finished_search["run_dir"]
     study = optuna.load_study(study_name="it", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     frame = pd.read_parquet(run_dir / "results.parquet")
+    rule = config_of(run_dir).score_rule
     by_trial = {trial.user_attrs["tune_trial_id"]: trial for trial in study.trials}
     assert len(study.trials) == 8 and sorted(by_trial) == sorted(frame["trial_id"])
-    state = {"finished": optuna.trial.TrialState.COMPLETE, "stopped_by_asha": optuna.trial.TrialState.PRUNED}
     for row in frame.itertuples():
         trial = by_trial[row.trial_id]
         history = json.loads(row.metric_history)
-        assert trial.state == state[row.status] and trial.user_attrs["stop_reason"] == row.status
-        if row.status == "stopped_by_asha":
-            assert trial.intermediate_values == {step: value for step, value in enumerate(history, 1)}
-        else:  # Ray reports every epoch but the last as intermediate, the last as the trial's value
-            assert trial.value == pytest.approx(history[-1]) and list(trial.intermediate_values) == [1, 2, 3]
-    assert any(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials)
+        assert trial.state.name == study_state_for(row.status, row.epochs, rule)
+        assert trial.user_attrs["stop_reason"] == row.status
+        assert trial.value == pytest.approx(row.score)
+        assert trial.intermediate_values == pytest.approx(dict(enumerate(rule.running(history), start=1)))
+    best = json.loads((run_dir / "best_trial.json").read_text())
+    best_in_study = study.best_trial.user_attrs["tune_trial_id"]
+    assert best_in_study == best["trial_id"] or study.best_value == pytest.approx(best["metric_value"])
     assert "optuna-dashboard sqlite:///" in finished_search["stdout"]
 
 
@@ -132,7 +160,8 @@ def test_output_is_plain_progress_lines_without_rays_table(finished_search: dict
     assert "stopped by ASHA" in stdout and "best val_auroc=" in stdout
     assert "\x1b[" not in stdout and "Trial status" not in stdout
     assert "snapshotting has been triggered multiple times" not in stderr
-    assert "top 5 by val_auroc" in stdout
+    assert "top 5 by score (val_auroc, max; score: best epoch at or after epoch 2" in stdout
+    assert "records agree: 8 trials" in stdout and "parameter importances (PED-ANOVA, 8 trials" in stdout
     parent, _ = child_runs(finished_search["uri"])
     page = next(line for line in stdout.splitlines() if line.startswith("MLflow runs of it: "))
     serve = f"`mlflow ui --backend-store-uri {finished_search['uri']}`"
@@ -148,6 +177,18 @@ def test_show_prints_the_summary_again(finished_search: dict) -> None:
     assert "8 trials:" in shown.stdout and "best trial" in shown.stdout
     run_dir = finished_search["run_dir"]
     assert f"Optuna study it: optuna-dashboard sqlite:///{run_dir.resolve()}/optuna.db" in shown.stdout
+    # What mattered and whether the records agree, as the search's end wrote them (report/ beside them).
+    assert "parameter importances (PED-ANOVA, 8 trials" in shown.stdout and "records agree" in shown.stdout
+    report = run_dir / "report"
+    for name in ("search_report.md", "importance.png", "history.png", "importance.csv"):
+        assert (report / name).is_file(), name
+    parent, _ = child_runs(finished_search["uri"])
+    from mlflow.tracking import MlflowClient
+
+    artifacts = MlflowClient(finished_search["uri"]).list_artifacts(parent.info.run_id, "report")
+    logged = {item.path for item in artifacts}
+    assert {"report/importance.png", "report/history.png", "report/search_report.md"} <= logged
+    assert parent.data.tags["records_agree"] == "true"
 
 
 def test_sync_mlflow_backfill_is_idempotent(finished_search: dict) -> None:
@@ -171,9 +212,10 @@ def test_time_budget_cut_offs_are_told_apart_from_asha_stops(tmp_path: Path) -> 
     MLflow (status and tags), in results.csv and in the progress line."""
     config = write_search_config(
         tmp_path,
-        # 30-epoch trials that ASHA promotes are mid-training whenever the 30-s budget runs out.
-        training={"epochs": 30},
-        scheduler={"grace_period": 1, "max_t": 30, "reduction_factor": 2},
+        # 400-epoch trials that ASHA promotes are mid-training whenever the 30-s budget runs out (an epoch
+        # of these tiny trials takes ~0.1 s: 30-epoch ones could all end before it).
+        training={"epochs": 400},
+        scheduler={"grace_period": 1, "max_t": 400, "reduction_factor": 2},
         budget={"num_trials": 40, "time_budget_s": 30},
     )
     done, uri = run_local_search(tmp_path, config, "budget")
@@ -203,6 +245,7 @@ def test_time_budget_cut_offs_are_told_apart_from_asha_stops(tmp_path: Path) -> 
     final = [line for line in done.stdout.splitlines() if " done (" in line][-1]
     assert f"{counts['stopped_by_asha']} stopped by ASHA" in final
     assert f"{counts['time_budget']} cut off by the time budget" in final
+    assert "records agree: " in check_records(tmp_path, "budget", uri)
 
 
 def test_a_cross_validated_search_ranks_trials_on_the_fold_mean(tmp_path: Path) -> None:
@@ -236,8 +279,6 @@ def test_a_cross_validated_search_ranks_trials_on_the_fold_mean(tmp_path: Path) 
     study = optuna.load_study(study_name="cv", storage=f"sqlite:///{tmp_path}/.fracture-tune/runs/cv/optuna.db")
     by_trial = {t.user_attrs["tune_trial_id"]: t for t in study.trials}
     for row in frame.itertuples():
-        trial, last_epoch = by_trial[row.trial_id], json.loads(row.metric_history)[-1]
-        if trial.state == optuna.trial.TrialState.COMPLETE:
-            assert trial.value == pytest.approx(last_epoch)
-        else:  # stopped by ASHA: PRUNED, with the fold means as its intermediate values
-            assert trial.intermediate_values[max(trial.intermediate_values)] == pytest.approx(last_epoch)
+        trial = by_trial[row.trial_id]  # its value is its score on the fold means (PRUNED ones included)
+        assert trial.value == pytest.approx(row.score)
+        assert trial.intermediate_values[max(trial.intermediate_values)] == pytest.approx(row.score)

@@ -117,3 +117,22 @@ def metric_steps(tracking_uri: str, run_id: str, metric: str = "val_auroc") -> l
     from mlflow.tracking import MlflowClient
 
     return sorted(m.step for m in MlflowClient(tracking_uri).get_metric_history(run_id, metric))
+
+
+def config_of(run_dir: Path) -> Any:
+    """The config a search ran with (its saved ``resolved_config.yaml``)."""
+    from fracture_tune.search.config import load_config
+
+    return load_config(Path(run_dir) / "resolved_config.yaml")
+
+
+def check_records(tmp_path: Path, name: str, tracking_uri: str) -> str:
+    """``fracture-tune search check NAME``; asserts the records agree and returns what it printed."""
+    import subprocess
+
+    done = subprocess.run(
+        search_command("check", name, "--tracking-uri", tracking_uri), cwd=tmp_path, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0 and "records agree" in done.stdout, done.stdout[-5000:] + done.stderr[-3000:]
+    return done.stdout

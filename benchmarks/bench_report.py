@@ -17,8 +17,11 @@ from typing import Any
 
 def write_report(out: Path | None, **figures: Any) -> dict[str, Any]:
     """``figures`` with the command line, the date and the machine (load average now); written to ``out``."""
+    from fracture_tune.search.records import code_version
+
     report = {
         "command": " ".join([sys.executable, *sys.argv]),
+        "commit": code_version(),  # the code measured (``+dirty``: with uncommitted changes)
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0)),
                     "load_average_at_end": os.getloadavg()},  # fmt: skip

@@ -56,7 +56,8 @@ class ModelEvaluation:
 
 @dataclass(frozen=True)
 class OptimizedResult(ModelEvaluation):
-    final_epoch: dict[str, float]
+    final_epoch: dict[str, float]  # the training metrics of the epoch whose weights the model holds
+    weights_epoch: int = 0  # that epoch: its score epoch by the search's rule, else the last
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,9 @@ def optimized_result(
     test, threshold, size, positives = evaluate_on_test(
         trained, data, target_sensitivity=target_sensitivity, resamples=resamples
     )
-    final_epoch = trained.history[-1] if trained.history else {}
-    return OptimizedResult(size, positives, test, threshold, trained.train_seconds, dict(final_epoch))
+    epoch = trained.weights_epoch or len(trained.history)
+    metrics = dict(trained.history[epoch - 1]) if trained.history else {}
+    return OptimizedResult(size, positives, test, threshold, trained.train_seconds, metrics, epoch)
 
 
 def baseline_result(

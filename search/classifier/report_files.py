@@ -121,6 +121,13 @@ def _interval(interval: MetricInterval | None) -> str:
     return f"{interval.value:.3f} [{interval.lower:.3f}, {interval.upper:.3f}]"
 
 
+def _weights_note(report: RetrainReport) -> str:
+    epoch = report.optimized.weights_epoch
+    if not epoch or epoch == report.epochs:
+        return ""
+    return f" (the model holds epoch {epoch}'s weights: its validation score's epoch by the search's rule)"
+
+
 def render_markdown(report: RetrainReport) -> str:
     optimized, baseline, dataset = report.optimized, report.baseline, report.dataset
     threshold = optimized.threshold
@@ -129,7 +136,8 @@ def render_markdown(report: RetrainReport) -> str:
         "",
         f"Dataset `{dataset.key}` (split hash `{dataset.split_hash}`): {dataset.train_size} train, "
         f"{dataset.val_size} validation, {dataset.test_size} test images. Trained on "
-        f"{report.train_on} for {report.epochs} epochs; the test split was scored once.",
+        f"{report.train_on} for {report.epochs} epochs{_weights_note(report)}; the test split was scored "
+        "once.",
         "",
         "## Test metrics (threshold 0.5), 95 % stratified bootstrap CIs",
         "",

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -36,6 +37,8 @@ from fracture_tune.search.classifier.report_files import write_plots, write_repo
 from fracture_tune.search.classifier.selection import RerankEntry, fresh_seeds, ranked_finalists, rerank_order
 from fracture_tune.search.classifier.source import RetrainSource, resolve_source
 from fracture_tune.search.environment import call_environment
+from fracture_tune.search.records import score_rule_of
+from fracture_tune.trainables.score import ScoreRule
 
 if TYPE_CHECKING:
     from torch import nn
@@ -107,6 +110,8 @@ class TrainedModel:
     val_probabilities: np.ndarray
     test_probabilities: np.ndarray
     train_seconds: float
+    weights_epoch: int = 0  # the epoch whose weights the model holds (its score epoch, or the last)
+    score: float = math.nan  # its validation score by the search's rule (NaN without one)
 
 
 def retrain(
@@ -186,6 +191,8 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
         data = dataset.arrays
         out_dir = _output_dir(options, source)
         plan = selection_plan(options, source)
+        # A search's retrain scores every curve by the search's own rule; a config's keeps its last epoch.
+        rule = score_rule_of(source.record) if source.record is not None else None
         trained: dict[str, list[TrainedModel]] = {}
         finalists: list[BestTrial] = []
         rerank: list[RerankEntry] = []
@@ -200,7 +207,7 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
                 )
         if plan.rerank_top_k > 1 and len(finalists) > 1:
             top = finalists[: plan.rerank_top_k]
-            rerank, trained = rerank_finalists(top, plan.rerank_seeds, data, options)
+            rerank, trained = rerank_finalists(top, plan.rerank_seeds, data, options, rule)
             by_id = {trial.trial_id: trial for trial in finalists}
             finalists = [by_id[entry.trial_id] for entry in rerank] + finalists[len(rerank):]
             source = replace(source, config=dict(finalists[0].config), trial=finalists[0],
@@ -218,6 +225,7 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
                 trained_config(source.config, epochs=options.epochs, seed=next_seed, device=options.device),
                 data,
                 options.train_on,
+                rule,
             ))
             seeds.append(next_seed)
         primary = models[0]
@@ -225,16 +233,15 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
         ensemble_summary = None
         if plan.ensemble > 1:
             member_models = [primary] + [
-                _member_model(trial, trained, data, options) for trial in finalists[1 : plan.ensemble]
+                _member_model(trial, trained, data, options, rule) for trial in finalists[1 : plan.ensemble]
             ]
             registered, members = ensemble_of(member_models, finalists[: plan.ensemble], data)
             ensemble_summary = ensemble_report(registered, member_models, finalists[: plan.ensemble], primary,
                                                data, options)
         base = None
         if options.baseline:
-            base = train_and_score(
-                "seed base CNN", base_recipe_config(primary.config, options.epochs), data, options.train_on
-            )
+            base_config = base_recipe_config(primary.config, options.epochs)
+            base = train_and_score("seed base CNN", base_config, data, options.train_on, rule)
         report = _build_report(options, source, data, models, base, registered)
         report.rerank = _rerank_summary(rerank, finalists) if rerank else None
         report.ensemble = ensemble_summary
@@ -284,9 +291,14 @@ def selection_plan(options: RetrainOptions, source: RetrainSource) -> SelectionP
 
 
 def rerank_finalists(
-    finalists: list[BestTrial], seeds: int, data: DatasetArrays, options: RetrainOptions
+    finalists: list[BestTrial],
+    seeds: int,
+    data: DatasetArrays,
+    options: RetrainOptions,
+    rule: ScoreRule | None = None,
 ) -> tuple[list[RerankEntry], dict[str, list[TrainedModel]]]:
-    """Train each finalist ``seeds`` times with fresh seeds; entries best mean first, and the models."""
+    """Train each finalist ``seeds`` times with fresh seeds; entries best mean first, and the models. Each
+    training is scored by the search's ``rule`` (its last epoch without one)."""
     entries, trained = [], {}
     for rank, trial in enumerate(finalists, start=1):
         models = [
@@ -295,11 +307,13 @@ def rerank_finalists(
                 trained_config(trial.config, epochs=options.epochs, seed=seed, device=options.device),
                 data,
                 options.train_on,
+                rule,
             )
             for seed in fresh_seeds(trial.config, seeds)
         ]
         trained[trial.trial_id] = models
-        scores = [float(model.history[-1][trial.metric]) for model in models]
+        last = [float(model.history[-1][trial.metric]) for model in models]
+        scores = [model.score for model in models] if rule is not None else last
         entries.append(RerankEntry(trial.trial_id, rank, trial.metric_value,
                                    [int(model.config["seed"]) for model in models], scores))
         log.info("re-ranking: trial %s (search rank %d) %s %s", trial.trial_id, rank, trial.metric,
@@ -308,14 +322,18 @@ def rerank_finalists(
 
 
 def _member_model(
-    trial: BestTrial, trained: dict[str, list[TrainedModel]], data: DatasetArrays, options: RetrainOptions
+    trial: BestTrial,
+    trained: dict[str, list[TrainedModel]],
+    data: DatasetArrays,
+    options: RetrainOptions,
+    rule: ScoreRule | None = None,
 ) -> TrainedModel:
     """A member's model: its first re-ranking model, else one trained with the trial's own seed."""
     if trained.get(trial.trial_id):
         return trained[trial.trial_id][0]
     seed = int(trial.config.get("seed", 0))
     config = trained_config(trial.config, epochs=options.epochs, seed=seed, device=options.device)
-    return train_and_score(f"trial {trial.trial_id} seed {seed}", config, data, options.train_on)
+    return train_and_score(f"trial {trial.trial_id} seed {seed}", config, data, options.train_on, rule)
 
 
 def ensemble_of(
@@ -340,6 +358,7 @@ def ensemble_of(
         ensemble_probabilities(ensemble, data.images[data.indices("val")], data.image_size),
         ensemble_probabilities(ensemble, data.images[data.indices("test")], data.image_size),
         sum(model.train_seconds for model in members),
+        members[0].weights_epoch,
     )
     return scored, metadata
 
@@ -377,7 +396,8 @@ def ensemble_report(
 
 def _rerank_summary(entries: list[RerankEntry], finalists: list[BestTrial]) -> dict[str, Any]:
     return {
-        "rule": "best mean validation score at the last epoch over fresh seeds; ties keep the search's order",
+        "rule": "best mean over fresh seeds of each training's validation score by the search's rule (the "
+        "epoch whose weights it keeps); ties keep the search's order",
         "metric": finalists[0].metric,
         "winner": entries[0].trial_id,
         "search_winner": next(entry.trial_id for entry in entries if entry.search_rank == 1),
@@ -412,17 +432,27 @@ def trained_config(base: dict[str, Any], *, epochs: int, seed: int, device: str 
     return config
 
 
-def train_and_score(label: str, config: dict[str, Any], data: DatasetArrays, train_on: str) -> TrainedModel:
-    """Fit ``config``; score validation and the untouched test split (once)."""
+def train_and_score(
+    label: str, config: dict[str, Any], data: DatasetArrays, train_on: str, rule: ScoreRule | None = None
+) -> TrainedModel:
+    """Fit ``config``; score validation and the untouched test split (once).
+
+    With ``rule`` (the search's, ``trainables/score.py``) and a held-out validation split, the model keeps
+    the weights of its score epoch — the epoch the search's rule would score this curve by, the same number
+    re-ranking compares — instead of its last; the test split plays no part in it.
+    """
     from fracture_tune.trainables.engine import fit, predict_proba
 
     splits = ("train", "val") if train_on == "train+val" else ("train",)
+    keeper = ScoreEpochWeights(rule if train_on == "train" else None)
     started = time.perf_counter()
-    result = fit(config, data, train_splits=splits, eval_split="val")
+    result = fit(config, data, train_splits=splits, eval_split="val", callbacks=[keeper])
     seconds = time.perf_counter() - started
+    weights_epoch = keeper.restore(result.model)
     val_probabilities = predict_proba(result.model, data.images[data.indices("val")], result.config)
     test_probabilities = predict_proba(result.model, data.images[data.indices("test")], result.config)
-    log.info("%s: trained %d epochs in %.1f s", label, result.config.epochs, seconds)
+    log.info("%s: trained %d epochs in %.1f s; weights of epoch %d", label, result.config.epochs, seconds,
+             weights_epoch)  # fmt: skip
     return TrainedModel(
         label,
         result.config.to_flat(),
@@ -431,7 +461,36 @@ def train_and_score(label: str, config: dict[str, Any], data: DatasetArrays, tra
         val_probabilities,
         test_probabilities,
         seconds,
+        weights_epoch,
+        keeper.score,
     )
+
+
+class ScoreEpochWeights:
+    """An engine callback keeping the weights of the epoch ``rule`` scores the curve by (None: the last)."""
+
+    def __init__(self, rule: ScoreRule | None) -> None:
+        self.rule = rule
+        self.values: list[float] = []
+        self.state: dict[str, Any] | None = None
+        self.epoch = 0
+        self.score = math.nan
+
+    def __call__(self, metrics: dict[str, float], snapshot: Any) -> None:
+        if self.rule is None:
+            self.epoch = len(self.values) + 1
+            self.values.append(math.nan)
+            return
+        self.values.append(float(metrics.get(self.rule.metric, math.nan)))
+        self.score, epoch = self.rule.score(self.values)
+        if epoch == len(self.values):  # a new score epoch: keep its weights (a CPU copy)
+            self.state, self.epoch = snapshot()["model"], epoch
+
+    def restore(self, model: Any) -> int:
+        """Load the kept weights into ``model`` (trained to its last epoch); returns their epoch."""
+        if self.state is not None and self.epoch != len(self.values):
+            model.load_state_dict(self.state)
+        return self.epoch or len(self.values)
 
 
 def _validate(options: RetrainOptions) -> None:

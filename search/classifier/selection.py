@@ -6,7 +6,8 @@ a search ranks on, so the search's single best trial is partly a lucky draw. Two
 
 - **Re-ranking** (``evaluation.rerank_top_k`` / ``--rerank K``): the K best distinct configurations by the
   search's own rule are trained again for the full schedule with fresh seeds (``rerank_seeds`` each); the
-  winner is the one with the best MEAN validation metric at the last epoch. Ties keep the search's order.
+  winner is the one with the best MEAN validation score, each training scored by the search's own rule
+  (``trainables/score.py``; the retrained model keeps that epoch's weights). Ties keep the search's order.
 - **Ensembles** (``--ensemble K``): the K best distinct configurations (after re-ranking, when it ran) are
   served as one model that averages their probabilities (``trainables/ensemble.py``).
 
@@ -83,7 +84,7 @@ class RerankEntry:
     search_rank: int  # 1 = the search's own best trial
     search_score: float
     seeds: list[int]
-    scores: list[float]  # the metric at the last epoch of each fresh-seed training
+    scores: list[float]  # each fresh-seed training's validation score by the search's rule
 
     @property
     def mean(self) -> float:

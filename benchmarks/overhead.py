@@ -67,7 +67,6 @@ def fixed_config(epochs: int, trials: int) -> ExperimentConfig:
     raw["scheduler"] = {"grace_period": epochs, "max_t": epochs, "reduction_factor": 2}
     raw["resources"]["max_concurrent_trials"] = 1
     raw["budget"] = {"num_trials": trials}
-    raw["checkpoint"]["num_to_keep"] = max(epochs, 1)
     return config_from_dict(raw)
 
 

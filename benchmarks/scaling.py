@@ -52,7 +52,6 @@ def trial_set_config(trials: int, epochs: int, concurrency: int, seed: int) -> d
     raw["scheduler"] = {"grace_period": epochs, "max_t": epochs, "reduction_factor": 2}
     raw["resources"]["max_concurrent_trials"] = concurrency
     raw["budget"] = {"num_trials": trials}
-    raw["checkpoint"]["num_to_keep"] = epochs
     raw["tracking"] = {"experiment_name": "bench-scaling"}
     return raw
 

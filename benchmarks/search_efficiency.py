@@ -74,7 +74,6 @@ def search_config(dataset: dict[str, Any], settings: SeedProtocolSettings, concu
                       "reuse_actors": True},  # opt-in: a worker process runs trial after trial
         "budget": {"num_trials": trials or settings.trials,
                    **({"time_budget_s": time_budget_s} if time_budget_s else {})},
-        "checkpoint": {"num_to_keep": settings.epochs},
         "metric": settings.metric,
         "best_trial": {"scope": "best_epoch", "min_epochs": 1},  # as the seed: best epoch of any trial
         "tracking": {"experiment_name": "bench-search-efficiency"},

@@ -522,6 +522,13 @@ def _run(config: ExperimentConfig, options: SearchOptions) -> SearchResult:
     note = upsampling_note(config)
     if note:
         logger.warning(note)
+    if config.checkpoint.num_to_keep is not None:
+        logger.warning(
+            "checkpoint.num_to_keep is retired and changes nothing: a running trial keeps its latest and "
+            "its score epoch's checkpoint, an ended one its score epoch's while among "
+            "checkpoint.keep_best_trials (%d)",
+            config.checkpoint.keep_best_trials,
+        )
     options.say(
         f"search {options.name}: {config.budget.num_trials} trials, metric {config.metric} "
         f"({config.metric_mode}); run folder {run_dir}; MLflow {record.tracking_uri} run {parent.run_id}"

@@ -84,7 +84,8 @@ def test_a_notebook_script_searches_retrains_and_predicts_through_the_api(tmp_pa
     assert len(printed) == 1 and printed[0].startswith("RESULT "), done.stdout[-3000:]  # nothing but its own
     result = json.loads(printed[0].removeprefix("RESULT "))
     assert result["frame"] == "DataFrame" and result["rows"] == 3 and result["status"] == "finished"
-    assert {"trial_id", "status", "best_metric", "config/lr", "mlflow_run_id"} <= set(result["columns"])
+    columns = set(result["columns"])
+    assert {"trial_id", "status", "score", "score_epoch", "config/lr", "mlflow_run_id"} <= columns
     assert result["best"] and result["parent"]
     assert Path(result["run_dir"]) == (project / ".fracture-tune" / "runs" / "nb1").resolve()
     assert result["env_same_after_search"] and result["env_same_at_end"]

@@ -248,7 +248,7 @@ def test_search_and_retrain_land_in_postgresql(postgres: PostgresServer, tmp_pat
         assert all(b"PGPASSWORD=" not in _proc(pid, "environ") for pid in head_pids)  # jobs don't get it
 
         config = write_search_config(tmp_path, budget={"num_trials": 2}, training={"epochs": 2},
-                                     scheduler={"max_t": 2}, checkpoint={"num_to_keep": 2})  # fmt: skip
+                                     scheduler={"max_t": 2})  # fmt: skip
         search = subprocess.run(
             search_command("--config", str(config), "--name", "pg", "--address", state.gcs_address,
                            "--tracking-uri", tracking),

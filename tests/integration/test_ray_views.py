@@ -44,7 +44,6 @@ def test_tensorboard_event_files_and_status_table_on_request(tmp_path: Path) -> 
         budget={"num_trials": 2},
         training={"epochs": 2},
         scheduler={"max_t": 2},
-        checkpoint={"num_to_keep": 2},
         tracking={"experiment_name": "search-it", "tensorboard": True, "status_table": True},
     )
     done, _ = run_local_search(tmp_path, config, "tb")

@@ -47,7 +47,6 @@ def test_search_logs_children_under_the_parent_on_a_server(tmp_path: Path, mlflo
         budget={"num_trials": 3},
         training={"epochs": 2},
         scheduler={"max_t": 2},
-        checkpoint={"num_to_keep": 2},
     )
     done = subprocess.run(
         search_command(

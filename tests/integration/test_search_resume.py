@@ -65,7 +65,6 @@ def test_resume_after_sigkill_finishes_without_duplicates(tmp_path: Path) -> Non
         budget={"num_trials": 8, "time_budget_s": 900},
         training={"epochs": 6},
         scheduler={"max_t": 6},
-        checkpoint={"num_to_keep": 2},
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_dir = tmp_path / ".fracture-tune" / "runs" / "rs"

@@ -27,7 +27,6 @@ def test_fifty_trials_four_concurrent_on_two_cpus(tmp_path: Path, observe: Obser
         resources={"cpus_per_trial": 0.5, "max_concurrent_trials": 4},
         searcher={"seed": 0, "n_startup_trials": 8, "points_to_evaluate": []},
         budget={"num_trials": NUM_TRIALS, "time_budget_s": 900},
-        checkpoint={"num_to_keep": 1},
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     started = time.monotonic()

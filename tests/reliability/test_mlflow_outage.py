@@ -59,7 +59,6 @@ def test_search_survives_mlflow_server_outage(tmp_path: Path, observe: Observe) 
         budget={"num_trials": NUM_TRIALS, "time_budget_s": 900},
         training={"epochs": EPOCHS},
         scheduler={"max_t": EPOCHS, "grace_period": EPOCHS},  # no early stopping: a long, even search
-        checkpoint={"num_to_keep": 2},
     )
     run_dir = tmp_path / ".fracture-tune" / "runs" / "outage"
     log = tmp_path / "driver.log"

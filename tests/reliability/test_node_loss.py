@@ -67,7 +67,6 @@ def test_search_survives_losing_a_worker_node(
         budget={"num_trials": 4, "time_budget_s": 900},
         training={"epochs": EPOCHS},
         scheduler={"max_t": EPOCHS, "grace_period": EPOCHS},
-        checkpoint={"num_to_keep": 2},
         resources={"cpus_per_trial": 1, "max_concurrent_trials": 2},
         dataset={"cache_root": str(tmp_path / "datasets")},
         max_failures=2,

@@ -56,7 +56,6 @@ SEARCH_CONFIG = {
     "scheduler": {"grace_period": 1, "max_t": 4, "reduction_factor": 2},
     "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},
     "budget": {"num_trials": 8, "time_budget_s": 600},
-    "checkpoint": {"num_to_keep": 4},
     "best_trial": {"min_epochs": 2},
     "tracking": {"experiment_name": "search-it"},
 }

@@ -4,6 +4,7 @@ The Python API (``import fracture_tune as ft``); the ``fracture-tune`` command l
 
     config = ft.load_config("quickstart", {"budget.num_trials": 4})
     search = ft.run_search(config, name="qs1")          # -> SearchResult: .results (DataFrame), .best_trial
+    ft.check_search("qs1").agree                         # do results, MLflow and the Optuna study agree?
     report = ft.retrain(search="qs1")                    # -> RetrainResult: .test_metrics, .registered_uri
     classifier = ft.load_classifier("models:/fracture-classifier@champion")
     classifier.predict(["scan.png", pil_image, uint8_array])   # -> DataFrame, one row per image
@@ -32,6 +33,7 @@ _API = {
     "resume_search": "fracture_tune.search.run",
     "load_search": "fracture_tune.search.run",
     "sync_mlflow": "fracture_tune.search.run",
+    "check_search": "fracture_tune.search.run",
     "SearchResult": "fracture_tune.search.run",
     "SearchFailed": "fracture_tune.search.run",
     "BestTrial": "fracture_tune.search.records",
@@ -52,6 +54,7 @@ __all__ = [
     "SearchFailed",
     "SearchResult",
     "__version__",
+    "check_search",
     "load_classifier",
     "load_config",
     "load_search",
@@ -72,6 +75,7 @@ if TYPE_CHECKING:
     from fracture_tune.search.run import (
         SearchFailed,
         SearchResult,
+        check_search,
         load_search,
         resume_search,
         run_search,

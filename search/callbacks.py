@@ -8,19 +8,16 @@ time and an ETA extrapolated from the trials finished against the trial budget.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
 from fracture_tune.search.environment import progress_output
+from fracture_tune.search.mlflow_writer import RETRY_INTERVAL_S, Update, UpdateQueue, WriterProcess
 from fracture_tune.search.records import MLFLOW_BACKLOG_FILE
 from fracture_tune.search.results import trial_index
 from fracture_tune.search.stop_recording import last_epoch, trial_error_text
@@ -34,68 +31,42 @@ from fracture_tune.search.stops import (
     StopLedger,
     TrialStop,
 )
-from fracture_tune.search.tracking import TrialRunLogger, error_summary, is_transient
+from fracture_tune.search.tracking import TrialRunLogger
 from fracture_tune.trainables.score import SCORE_EPOCH_KEY, SCORE_KEY, ScoreRule
 
 logger = logging.getLogger(__name__)
 
-# While the tracking server is unreachable, queued updates are retried at most this often, so an outage
-# costs the search one bounded failed call (see ``bound_http_retries``) per interval, not one per result.
-RETRY_INTERVAL_S = 15.0
-
-
-@dataclass
-class _Update:
-    """One thing MLflow must learn about a trial: its start, an epoch's result, or its end."""
-
-    kind: str  # start | result | finish
-    config: dict[str, Any]
-    index: int = 0
-    result: dict[str, Any] | None = None
-    stop: TrialStop | None = None
-    error_detail: str = ""
 
 
 class MlflowTrialCallback(Callback):
-    """Tune → ``TrialRunLogger``, off Tune's event loop. Logging failures are reported, never allowed to kill
-    the search.
+    """Tune → MLflow, off Tune's event loop. Logging failures are reported, never allowed to kill the search.
 
-    Updates are queued per trial and written by a background thread, a trial's queued updates at a time in as
-    few MLflow calls as there can be (``TrialRunLogger.write``: a run seen whole is ``create_run``, one
-    ``log_batch`` and ``set_terminated``), so MLflow's latency never holds up the trials. When the server is
-    unreachable the updates stay queued, in order, and are replayed once it answers again (``TrialRunLogger``
-    skips epochs already logged, so replays never duplicate); at most one failed call per
-    ``retry_interval_s``. An update refused for a reason that will not go away (a 4xx, a bug) is dropped and
-    counted. At the end of the search the queue is flushed and what is still queued or was dropped is
-    reported — in the log and in ``mlflow_backlog.jsonl`` in the run folder, which the search's summary
-    reads — with the ``sync-mlflow`` command that backfills it from Tune's results on disk. Why each trial
-    ended comes from the ``StopLedger``. ``background=False`` writes in the caller's thread (tests of the
-    queue itself).
-    """
+    Each trial's start, epoch results and end (why it ended comes from the ``StopLedger``) go to a writer
+    (``search/mlflow_writer.py``): by default an ``UpdateQueue`` in a process of its own
+    (``writer="process"``), which batches a trial's updates, queues and replays them through an outage and
+    reports at the end what MLflow is missing in ``mlflow_backlog.jsonl``, with the ``sync-mlflow`` command
+    that backfills it; ``writer="thread"`` runs the same queue in a thread of this process and ``"inline"`` in
+    the caller's (tests of the queue itself)."""
 
     def __init__(
         self,
         trial_logger: TrialRunLogger,
         ledger: StopLedger,
         retry_interval_s: float = RETRY_INTERVAL_S,
-        background: bool = True,
+        writer: str = "process",
     ) -> None:
+        if writer not in ("process", "thread", "inline"):
+            raise ValueError(f"writer must be process, thread or inline, got {writer!r}")
         self.trial_logger = trial_logger
         self.ledger = ledger
         self.retry_interval_s = retry_interval_s
-        self.background = background
+        self.writer_kind = writer
         self._setup_state()
 
     def _setup_state(self) -> None:
-        self.queue: OrderedDict[str, list[_Update]] = OrderedDict()  # trial id -> its updates, in order
-        self.dropped: list[str] = []  # "<action>: <error>" of each update MLflow refused for good
-        self.next_attempt = 0.0
-        self.failed_attempts = 0
         self.seen: set[str] = set()  # trials that ran under this driver
         self.ended: set[str] = set()  # ...and whose run this callback has ended
-        self._lock = threading.Condition()
-        self._writer: threading.Thread | None = None
-        self._stopping = False
+        self._writer: UpdateQueue | WriterProcess | None = None
 
     # Tune pickles callbacks with the Tuner: never carry queued updates into a resumed search.
     def __getstate__(self) -> dict[str, Any]:
@@ -103,7 +74,7 @@ class MlflowTrialCallback(Callback):
             "trial_logger": self.trial_logger,
             "ledger": self.ledger,
             "retry_interval_s": self.retry_interval_s,
-            "background": self.background,
+            "writer_kind": self.writer_kind,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -115,112 +86,22 @@ class MlflowTrialCallback(Callback):
         return self.ledger.path.parent / MLFLOW_BACKLOG_FILE
 
     @property
+    def writer(self) -> UpdateQueue | WriterProcess:
+        if self._writer is None:
+            if self.writer_kind == "process":
+                self._writer = WriterProcess(self.trial_logger, self.backlog_file, self.retry_interval_s)
+            else:
+                interval, thread = self.retry_interval_s, self.writer_kind == "thread"
+                self._writer = UpdateQueue(self.trial_logger, self.backlog_file, interval, thread)
+        return self._writer
+
+    @property
     def pending(self) -> int:
-        """Updates queued and not yet in MLflow."""
-        with self._lock:
-            return sum(len(updates) for updates in self.queue.values())
-
-    def _enqueue(self, trial_id: str, update: _Update) -> None:
-        with self._lock:
-            self.queue.setdefault(trial_id, []).append(update)
-            self._lock.notify()
-        if not self.background:
-            self.drain()
-        elif self._writer is None:
-            self._writer = threading.Thread(
-                target=self._write_in_background, name="mlflow-writer", daemon=True
-            )
-            self._writer.start()
-
-    def _write_in_background(self) -> None:
-        while True:
-            with self._lock:
-                while not self._stopping and (not self.queue or time.monotonic() < self.next_attempt):
-                    self._lock.wait(None if not self.queue else self.next_attempt - time.monotonic())
-                if self._stopping:
-                    return
-            self.drain()
+        """Updates queued and not yet in MLflow (known to a writer in this process)."""
+        return self.writer.pending
 
     def wait_until_idle(self, timeout_s: float = 30.0) -> None:
-        """Block until the queue is empty or waiting out a failure (tests; the end of a search flushes)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._lock:
-                if not self.queue or time.monotonic() < self.next_attempt:
-                    return
-            time.sleep(0.01)
-
-    def _next_group(self) -> tuple[str, list[_Update]] | None:
-        """The first queued trial's updates up to and including its next end (a resumed trial may end
-        twice)."""
-        with self._lock:
-            if not self.queue:
-                return None
-            trial_id, updates = self.queue.popitem(last=False)
-            ends = [position for position, update in enumerate(updates) if update.kind == "finish"]
-            cut = ends[0] + 1 if ends else len(updates)
-            if cut < len(updates):
-                self.queue[trial_id] = updates[cut:]
-                self.queue.move_to_end(trial_id, last=False)
-            return trial_id, updates[:cut]
-
-    def _put_back(self, trial_id: str, updates: list[_Update]) -> None:
-        with self._lock:
-            self.queue[trial_id] = updates + self.queue.get(trial_id, [])
-            self.queue.move_to_end(trial_id, last=False)
-
-    def drain(self, force: bool = False) -> None:
-        """Send queued updates, trial by trial; stop at the first transient failure and retry later."""
-        if not force and time.monotonic() < self.next_attempt:
-            return
-        was_failing = self.failed_attempts > 0
-        while (group := self._next_group()) is not None:
-            trial_id, updates = group
-            try:
-                self._write(trial_id, updates)
-            except Exception as error:  # noqa: BLE001 - tracking must not take the search down
-                reason = error_summary(error)
-                if is_transient(error):
-                    self._put_back(trial_id, updates)
-                    self.failed_attempts += 1
-                    self.next_attempt = time.monotonic() + self.retry_interval_s
-                    logger.warning(
-                        "MLflow update failed (%s); %d update(s) queued, retrying in %.0f s",
-                        reason, self.pending, self.retry_interval_s,
-                    )  # fmt: skip
-                    return
-                self.dropped.extend(f"{update.kind} {trial_id}: {reason}" for update in updates)
-                logger.warning(
-                    "MLflow refused an update of trial %s (%s); %d update(s) dropped so far, backfill with "
-                    "`fracture-tune search sync-mlflow %s`",
-                    trial_id, reason, len(self.dropped), self.trial_logger.search_name,
-                )  # fmt: skip
-        if was_failing:
-            logger.warning("MLflow reachable again: queued updates logged (%d failed attempts)",
-                           self.failed_attempts)  # fmt: skip
-            self.failed_attempts = 0
-
-    def _write(self, trial_id: str, updates: list[_Update]) -> None:
-        last = updates[-1]
-        starts = [update.index for update in updates if update.kind == "start"]
-        self.trial_logger.write(
-            trial_id,
-            last.config,
-            starts[0] if starts else 0,
-            results=[update.result for update in updates if update.kind == "result" and update.result],
-            stop=last.stop if last.kind == "finish" else None,
-            error_detail=last.error_detail,
-        )
-
-    def stop_writer(self) -> None:
-        """End the background writer (its queue is drained by the caller)."""
-        with self._lock:
-            self._stopping = True
-            self._lock.notify()
-        if self._writer is not None:
-            self._writer.join()
-            self._writer = None
-        self._stopping = False
+        self.writer.wait_until_idle(timeout_s)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         # Tune stops trials for the time budget or an interruption without on_trial_complete: end their runs
@@ -231,42 +112,16 @@ class MlflowTrialCallback(Callback):
             stop = stops.get(trial.trial_id)
             if ran_here and trial.status == "TERMINATED" and stop is not None:
                 self._end(trial, stop)
-        self.stop_writer()
-        self.drain(force=True)
-        self._report_backlog()
-
-    def _report_backlog(self) -> None:
-        name = self.trial_logger.search_name
-        queued = self.pending
-        missing = queued + len(self.dropped)
-        if not missing:
-            self.backlog_file.unlink(missing_ok=True)
-            return
-        record = {
-            "queued_unsent": queued,
-            "dropped": len(self.dropped),
-            "dropped_reasons": self.dropped[:50],
-            "recover_with": f"fracture-tune search sync-mlflow {name}",
-        }
-        try:
-            self.backlog_file.write_text(json.dumps(record) + "\n", encoding="utf-8")
-        except OSError as error:
-            logger.warning("cannot write %s: %s", self.backlog_file, error)
-        logger.warning(
-            "MLflow is missing %d update(s) of this search (%d still queued: server unreachable; %d "
-            "dropped: refused); Tune's results on disk are complete: backfill with `fracture-tune search "
-            "sync-mlflow %s`",
-            missing, queued, len(self.dropped), name,
-        )  # fmt: skip
+        self.writer.close()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.seen.add(trial.trial_id)
-        update = _Update("start", dict(trial.config), index=trial_index(trial.experiment_tag))
-        self._enqueue(trial.trial_id, update)
+        update = Update("start", dict(trial.config), index=trial_index(trial.experiment_tag))
+        self.writer.put(trial.trial_id, update)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self.seen.add(trial.trial_id)
-        self._enqueue(trial.trial_id, _Update("result", dict(trial.config), result=dict(result)))
+        self.writer.put(trial.trial_id, Update("result", dict(trial.config), result=_plain(result)))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         stop = self.ledger.get(trial.trial_id) or TrialStop(FINISHED, last_epoch(trial))
@@ -282,9 +137,18 @@ class MlflowTrialCallback(Callback):
     def _end(self, trial: Any, stop: TrialStop, error_detail: str = "") -> None:
         self.seen.add(trial.trial_id)
         self.ended.add(trial.trial_id)
-        self._enqueue(
-            trial.trial_id, _Update("finish", dict(trial.config), stop=stop, error_detail=error_detail)
-        )
+        update = Update("finish", dict(trial.config), stop=stop, error_detail=error_detail)
+        self.writer.put(trial.trial_id, update)
+
+
+def _plain(result: dict[str, Any]) -> dict[str, Any]:
+    """What MLflow takes from a result (numbers, the node), small enough to cross to the writer cheaply."""
+    keep = {"node_id", "node_ip", "timestamp", "epoch", "training_iteration"}
+    return {
+        key: value
+        for key, value in result.items()
+        if key in keep or (isinstance(value, int | float) and not isinstance(value, bool))
+    }
 
 
 def format_duration(seconds: float) -> str:

@@ -63,7 +63,7 @@ def callback(tmp_path: Path) -> tuple[MlflowTrialCallback, FlakyClient, str]:
     ledger = StopLedger(tmp_path / "run")
     ledger.record("t1", "finished", 3)
     trial_logger = TrialRunLogger(parent, "q", "val_auroc", 3)
-    return MlflowTrialCallback(trial_logger, ledger, retry_interval_s=3600.0), flaky, uri
+    return MlflowTrialCallback(trial_logger, ledger, retry_interval_s=3600.0, writer="thread"), flaky, uri
 
 
 def _result(epoch: int) -> dict[str, float]:

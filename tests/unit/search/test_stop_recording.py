@@ -114,7 +114,7 @@ def test_mlflow_runs_of_budget_cut_trials_are_ended_with_their_reason(tmp_path: 
     ledger = StopLedger(tmp_path)
     trial_logger = _RecordingLogger()
     stops = StopReasonCallback(ledger, planned_epochs=6)
-    mirror = MlflowTrialCallback(trial_logger, ledger, retry_interval_s=0.0, background=False)  # type: ignore[arg-type]
+    mirror = MlflowTrialCallback(trial_logger, ledger, retry_interval_s=0.0, writer="inline")  # type: ignore[arg-type]
     ran, never_started = _trial("ran", "RUNNING", 0), _trial("never", "TERMINATED", 0)
     stops.setup()
     mirror.on_trial_start(0, [], ran)
@@ -135,7 +135,7 @@ def test_refused_mlflow_updates_are_counted_and_point_to_sync_mlflow(tmp_path: P
     ledger = StopLedger(tmp_path)
     refused = MlflowException("tag value too long", error_code=INVALID_PARAMETER_VALUE)  # a 400
     trial_logger = _RecordingLogger(refuse=refused)
-    mirror = MlflowTrialCallback(trial_logger, ledger, retry_interval_s=0.0, background=False)  # type: ignore[arg-type]
+    mirror = MlflowTrialCallback(trial_logger, ledger, retry_interval_s=0.0, writer="inline")  # type: ignore[arg-type]
     trial = _trial("t", "TERMINATED", 2)
     ledger.record("t", "finished", 2)
     mirror.on_trial_complete(0, [trial], trial)

@@ -28,7 +28,9 @@ from fracture_tune.cluster.state import ClusterState, load_state
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 
-EPOCHS = 8
+# 20 epochs of ~0.8 s (aug_factor 40): Tune copies its result files to the run folder at each experiment
+# snapshot (every 10 s in a small search), so a trial must run longer than that to be seen on the worker.
+EPOCHS = 20
 
 
 @pytest.fixture()
@@ -65,7 +67,7 @@ def test_search_survives_losing_a_worker_node(
     config = write_search_config(
         tmp_path,
         budget={"num_trials": 4, "time_budget_s": 900},
-        training={"epochs": EPOCHS},
+        training={"epochs": EPOCHS, "aug_factor": 40},
         scheduler={"max_t": EPOCHS, "grace_period": EPOCHS},
         resources={"cpus_per_trial": 1, "max_concurrent_trials": 2},
         dataset={"cache_root": str(tmp_path / "datasets")},

@@ -24,7 +24,9 @@ from search_fixtures import check_records, child_runs, metric_steps, search_comm
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 
-EPOCHS = 8
+# 20 epochs: Tune copies its result files to the run folder at each experiment snapshot (every 10 s in a small
+# search), so a trial must run well over 10 s for the test to see it mid-training.
+EPOCHS = 20
 
 
 def _results(trial_dir: Path) -> list[dict[str, Any]]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -201,22 +200,25 @@ def _searcher_class() -> type:
 
         # What Tune saves with every experiment snapshot: no study or trial objects (the study's cache holds
         # every trial, which would make each snapshot grow with the search); they are reopened on restore.
+        # Ray's own save/restore does the pickling (it reads only the searcher state Tune itself wrote).
         def save(self, checkpoint_path: str) -> None:
-            state = self.__dict__.copy()
-            state["_ot_trials"] = {tune_id: trial._trial_id for tune_id, trial in self._ot_trials.items()}
-            state["_ot_study"] = None
-            state["_storage"] = None
-            state.pop("ledger", None)
-            with open(checkpoint_path, "wb") as stream:
-                pickle.dump(state, stream)
+            live = {"_ot_trials": self._ot_trials, "_ot_study": self._ot_study, "_storage": self._storage}
+            ledger = self.__dict__.pop("ledger", None)
+            self._ot_trials = {tune_id: trial._trial_id for tune_id, trial in live["_ot_trials"].items()}
+            self._ot_study = None
+            self._storage = None
+            try:
+                super().save(checkpoint_path)
+            finally:
+                self.__dict__.update(live)
+                if ledger is not None:
+                    self.ledger = ledger
 
         def restore(self, checkpoint_path: str) -> None:
             import optuna
 
-            with open(checkpoint_path, "rb") as stream:
-                state = pickle.load(stream)
-            live = state.pop("_ot_trials")
-            self.__dict__.update(state)
+            super().restore(checkpoint_path)
+            live = self.__dict__.pop("_ot_trials")
             self.ledger = StopLedger(self.run_dir)
             self._storage = open_storage(self.storage_url)
             study = optuna.load_study(

@@ -8,7 +8,8 @@ ASHA grace 1 / factor 2), TPE, MLflow (SQLite) and every record on, workers reus
 ``reuse_actors: true``), one logical CPU a trial:
 
 - ``local 16``: a local Ray with 16 logical CPUs, 16 trials at once (on however many real cores there are);
-- ``local 64``: 64 logical CPUs, 64 at once;
+- ``local 64``: 64 logical CPUs, 64 at once (``--many``: each worker holds ~0.34 GB with torch loaded, so
+  64 need ~22 GB and Ray's memory monitor kills workers on a 24-GiB machine);
 - ``cluster 3 x 6``: ``fracture-tune cluster up --workers 2 --cpus-per-node 6`` (a head and two workers,
   each a Ray node of its own), the search submitted with ``--address``, 16 at once.
 
@@ -92,6 +93,7 @@ def cluster_case(trials: int, scratch: Path, images: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--many", type=int, default=64, help="trials at once in the second local case")
     parser.add_argument("--skip-cluster", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -105,7 +107,8 @@ def main() -> None:
         images = write_line_dataset(scratch / "images", per_class=60, size=SIZE)
         rows = [
             one_case("local 16", tiny_config(images, args.trials, 16), scratch, num_cpus=16),
-            one_case("local 64", tiny_config(images, args.trials, 64), scratch, num_cpus=64),
+            one_case(f"local {args.many}", tiny_config(images, args.trials, args.many), scratch,
+                     num_cpus=args.many),
         ]
         if not args.skip_cluster:
             rows.append(cluster_case(args.trials, scratch, images))

@@ -64,6 +64,7 @@ bench: venv
 	$(PY) benchmarks/throughput.py --data $(FRACATLAS_DIR) --device auto
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/scaling.py
+	$(PY) benchmarks/scale.py --trials 100
 	$(PY) benchmarks/search_efficiency.py --quick
 
 clean:

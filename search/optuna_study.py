@@ -202,9 +202,10 @@ def _searcher_class() -> type:
         # every trial, which would make each snapshot grow with the search); they are reopened on restore.
         # Ray's own save/restore does the pickling (it reads only the searcher state Tune itself wrote).
         def save(self, checkpoint_path: str) -> None:
-            live = {"_ot_trials": self._ot_trials, "_ot_study": self._ot_study, "_storage": self._storage}
+            trials = self._ot_trials
+            live = {"_ot_trials": trials, "_ot_study": self._ot_study, "_storage": self._storage}
             ledger = self.__dict__.pop("ledger", None)
-            self._ot_trials = {tune_id: trial._trial_id for tune_id, trial in live["_ot_trials"].items()}
+            self._ot_trials = {tune_id: trial._trial_id for tune_id, trial in trials.items()}
             self._ot_study = None
             self._storage = None
             try:

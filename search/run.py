@@ -59,7 +59,7 @@ from fracture_tune.search.tracking import (
     redact_secrets,
     resolve_tracking_uri,
 )
-from fracture_tune.trainables.score import ScoreRule
+from fracture_tune.trainables.score import SCORE_KEY, ScoreRule
 
 if TYPE_CHECKING:
     import numpy as np
@@ -575,12 +575,13 @@ def _resume(options: SearchOptions) -> SearchResult:
 def search_callbacks(
     config: ExperimentConfig, options: SearchOptions, parent: ParentRun, new_search: bool = True
 ) -> list[Any]:
-    """The Tune callbacks of a search: why trials end (first: the others read it), MLflow, progress, and which
-    checkpoints stay."""
+    """The Tune callbacks of a search: why trials end (first: the others read it), MLflow, progress, which
+    checkpoints stay, and, last, trimming what Tune keeps of an ended trial."""
     from fracture_tune.search.callbacks import MlflowTrialCallback, ProgressCallback
     from fracture_tune.search.checkpoint_keeper import CheckpointKeeper
     from fracture_tune.search.stop_recording import StopReasonCallback
     from fracture_tune.search.tracking import TrialRunLogger
+    from fracture_tune.search.trial_metadata import TrimEndedTrialMetadata
 
     ledger = StopLedger(options.run_dir)
     trial_logger = TrialRunLogger(parent, options.name, config.metric, config.planned_epochs)
@@ -588,7 +589,8 @@ def search_callbacks(
     progress = ProgressCallback(options.name, config.score_rule, config.budget.num_trials, ledger)
     stops = StopReasonCallback(ledger, config.planned_epochs)
     keeper = CheckpointKeeper(config.score_rule, config.checkpoint.keep_best_trials)
-    return [stops, MlflowTrialCallback(trial_logger, ledger), progress, keeper]
+    trim = TrimEndedTrialMetadata(keep=SCORE_KEY)
+    return [stops, MlflowTrialCallback(trial_logger, ledger), progress, keeper, trim]
 
 
 def _fit_and_finish(

@@ -6,11 +6,14 @@ the machine or the cluster: GPUs, weights files, the Ray address, the cluster's 
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 
 from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig
+
+logger = logging.getLogger(__name__)
 
 
 def check_before_ray(config: ExperimentConfig, address: str | None) -> None:
@@ -102,8 +105,11 @@ def check_pretrained_files(config: ExperimentConfig, address: str | None) -> Non
 
 
 def check_cluster_resources(config: ExperimentConfig) -> None:
-    """A trial asking for more than any node has would wait forever; say so instead."""
+    """A trial asking for more than any node has would wait forever: say so instead. Trials at once that
+    would not fit a node's memory: warn (``search/worker_memory.py``)."""
     import ray
+
+    from fracture_tune.search.worker_memory import memory_warnings
 
     total = ray.cluster_resources()
     wanted = {"CPU": config.resources.cpus_per_trial, "GPU": config.resources.gpus_per_trial}
@@ -114,3 +120,5 @@ def check_cluster_resources(config: ExperimentConfig) -> None:
                 f"{total.get(resource, 0):g} {resource}",
                 hint=f"lower it (--set resources.{resource.lower()}s_per_trial=...) or use a larger cluster",
             )
+    for line in memory_warnings(config, ray.nodes()):
+        logger.warning(line)

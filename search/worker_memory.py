@@ -33,10 +33,10 @@ USABLE_SHARE = 0.9
 FLOAT_BYTES = 4
 # Per parameter: the weights, their gradients and Adam's two moments.
 STATE_COPIES = 4
-# Per activation: its value, kept for backward (the gradients flowing back are freed layer by layer). Against
-# peak RSS measured over two Adam steps (benchmarks/worker_memory.py), the estimate with one copy is within
-# ~10 % for the configs' largest 128-px trials (1.4-2.9 GB) and below it for small ones, where PyTorch's own
-# ~0.25 GB of first-step buffers dominates, which WORKER_BASE_BYTES partly holds.
+# Per activation: its value, kept for backward (the gradients flowing back are freed layer by layer).
+# Against peak RSS growth over two Adam steps (benchmarks/worker_memory.py), the estimate with one copy is
+# 5-11 % above for the shipped configs' largest 128-px trials (1.3-2.9 GB) and 0.03-0.25 GB below for 64-px
+# ones, where PyTorch's first-step buffers dominate (WORKER_BASE_BYTES, measured while training, holds some).
 ACTIVATION_COPIES = 1
 
 

@@ -96,16 +96,17 @@ def short_trial_dirname(trial: Any) -> str:
 
 
 def tune_result_loggers(tensorboard: bool = False) -> list[Any]:
-    """Tune's CSV and JSON result files (Tune's ResultGrid and ``search show`` read them); TensorBoard's
-    event files only when ``tracking.tensorboard`` asks for them.
+    """Tune's CSV and JSON result files (Tune's ResultGrid and ``search show`` read them; kept whole across a
+    trial's restart: ``search/result_loggers.py``); TensorBoard's event files only when
+    ``tracking.tensorboard`` asks for them.
 
     Tune's default TensorBoard logger imports torch in the driver for event files nothing here reads (MLflow
     is the tracking UI); a search runs with ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1`` (``run._search_call``)
     and these explicitly.
     """
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from fracture_tune.search.result_loggers import CsvResultLogger, JsonResultLogger
 
-    loggers = [CSVLoggerCallback(), JsonLoggerCallback()]
+    loggers: list[Any] = [CsvResultLogger(), JsonResultLogger()]
     if tensorboard:
         from ray.tune.logger import TBXLoggerCallback
 

@@ -13,8 +13,12 @@ fit.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,14 +118,30 @@ def training_bytes(trial: LargestTrial) -> int:
 
 def worker_bytes(config: ExperimentConfig) -> int:
     """The estimated memory of the search's largest trial worker (the base alone where a model cannot be
-    built on the meta device: the estimate must never stop a search)."""
+    built on the meta device: the estimate must never stop a search).
+
+    The models are counted in a child process: the driver never imports torch otherwise (it would add ~0.3 GB
+    to the driver's memory for the whole search)."""
+    trials = [dataclasses.asdict(trial) for trial in largest_trials(config)]
+    done = subprocess.run(
+        [sys.executable, "-m", "fracture_tune.search.worker_memory"],
+        input=json.dumps(trials), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if done.returncode != 0:
+        logger.debug("no memory estimate: %s", done.stderr[-2000:])
+        return WORKER_BASE_BYTES
+    return WORKER_BASE_BYTES + int(done.stdout.strip().splitlines()[-1])
+
+
+def _largest_training_bytes(trials: list[dict[str, Any]]) -> int:
     largest = 0
-    for trial in largest_trials(config):
+    for fields in trials:
+        trial = LargestTrial(**fields)
         try:
             largest = max(largest, training_bytes(trial))
         except Exception as error:  # noqa: BLE001 - a model the meta device cannot run: base only
             logger.debug("no memory estimate for %s: %s", trial.model, error)
-    return WORKER_BASE_BYTES + largest
+    return largest
 
 
 def trials_at_once(config: ExperimentConfig, resources: dict[str, float]) -> int:
@@ -139,15 +159,18 @@ def trials_at_once(config: ExperimentConfig, resources: dict[str, float]) -> int
 
 def memory_warnings(config: ExperimentConfig, nodes: list[dict[str, Any]]) -> list[str]:
     """One line per Ray node (``ray.nodes()``) whose trials at once would not fit its memory."""
-    each = worker_bytes(config)
     lines = []
+    each = 0
     for node in nodes:
         if not node.get("Alive", True):
             continue
         resources = node.get("Resources", {})
         at_once = trials_at_once(config, resources)
+        if at_once < 2:  # one trial at a time: nothing to estimate (it takes seconds)
+            continue
+        each = each or worker_bytes(config)
         usable = USABLE_SHARE * (resources.get("memory", 0) + resources.get("object_store_memory", 0))
-        if at_once < 2 or at_once * each <= usable:
+        if at_once * each <= usable:
             continue
         fit = max(1, math.floor(usable / each))
         address = node.get("NodeManagerAddress", "?")
@@ -158,3 +181,7 @@ def memory_warnings(config: ExperimentConfig, nodes: list[dict[str, Any]]) -> li
             f"fit: --set resources.max_concurrent_trials={fit}, or give the node fewer CPUs (--num-cpus)"
         )
     return lines
+
+
+if __name__ == "__main__":  # worker_bytes' child: the largest trials as JSON on stdin, their bytes out
+    print(_largest_training_bytes(json.loads(sys.stdin.read())))

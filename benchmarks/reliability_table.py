@@ -33,8 +33,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTS = ["tests/reliability", "tests/integration/test_search_resume.py"]
 OUTPUT = REPO_ROOT / "docs" / "reliability.md"
 RESULTS_ROOT = REPO_ROOT / "benchmarks" / "results"
-README = REPO_ROOT / "README.md"
-README_START, README_END = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
 # Rows by file: trial, driver, node, MLflow, input, model files, security, load; other files after these.
 FILE_ORDER = [
     "test_trial_faults.py", "test_records_agree.py", "test_search_resume.py", "test_node_loss.py",
@@ -59,7 +57,7 @@ WITHOUT_OBSERVATIONS = {
     ),
     "test_redact_uri_hides_passwords_and_keeps_paths": (
         "tracking URIs with a password, a token as user-info, `password=`/`access_token=` queries; "
-        "`sqlite:////abs/path` (a reported bug dropped a slash)",
+        "`sqlite:////abs/path` (an absolute path: four slashes)",
         "`scheme://***@host`, `password=***`, `access_token=***`; sqlite:////abs paths returned unchanged",
     ),
 }
@@ -190,18 +188,6 @@ def render(rows: list[dict[str, Any]], results: dict[str, Outcome], raw: Path, m
     return "\n".join(lines) + "\n"
 
 
-def update_readme(table: str, readme: Path = README) -> bool:
-    """Replace the README's reliability table (between the markers) with ``table``'s body."""
-    text = readme.read_text(encoding="utf-8")
-    if README_START not in text or README_END not in text:
-        return False
-    body = table.split("\n", 2)[2].strip()  # drop the "# Reliability" heading
-    head, rest = text.split(README_START, 1)
-    tail = rest.split(README_END, 1)[1]
-    readme.write_text(f"{head}{README_START}\n{body}\n{README_END}{tail}", encoding="utf-8")
-    return True
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -238,8 +224,6 @@ def main() -> int:
     results = outcomes(raw / "junit.xml")
     text = render(table_rows(raw / "observations", results), results, raw, meta)
     args.out.write_text(text, encoding="utf-8")
-    if args.out == OUTPUT and update_readme(text):
-        print(f"updated the Reliability table in {README}")
     print(text)
     print(f"wrote {args.out}; raw results in {raw}")
     return returncode

@@ -30,7 +30,7 @@ lint: venv
 TYPECHECK_VIEW := .build/typecheck
 typecheck: venv
 	@mkdir -p $(TYPECHECK_VIEW) && ln -sfn ../.. $(TYPECHECK_VIEW)/fracture_tune
-	$(VENV)/bin/mypy $(addprefix $(TYPECHECK_VIEW)/fracture_tune/,__init__.py __main__.py data trainables search cluster)
+	$(VENV)/bin/mypy $(addprefix $(TYPECHECK_VIEW)/fracture_tune/,__init__.py __main__.py cli.py errors.py version.py data trainables classifier search cluster)
 
 unit: venv
 	$(VENV)/bin/pytest tests/unit -q

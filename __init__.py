@@ -17,13 +17,7 @@ first use, so ``import fracture_tune`` is cheap.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("fracture-tune")
-except PackageNotFoundError:  # imported from a checkout that was never installed
-    __version__ = "0+unknown"
 
 # Public name -> the module that defines it.
 _API = {
@@ -37,13 +31,14 @@ _API = {
     "SearchResult": "fracture_tune.search.run",
     "SearchFailed": "fracture_tune.search.run",
     "BestTrial": "fracture_tune.search.records",
-    "retrain": "fracture_tune.search.classifier.retrain",
-    "RetrainResult": "fracture_tune.search.classifier.retrain",
-    "load_classifier": "fracture_tune.search.classifier.predict",
-    "Classifier": "fracture_tune.search.classifier.predict",
+    "retrain": "fracture_tune.search.retrain.retrain",
+    "RetrainResult": "fracture_tune.search.retrain.retrain",
+    "load_classifier": "fracture_tune.classifier.predict",
+    "Classifier": "fracture_tune.classifier.predict",
     "prepare_dataset": "fracture_tune.data.prepare",
-    "FractureTuneError": "fracture_tune.data.errors",
+    "FractureTuneError": "fracture_tune.errors",
 }
+_VERSION = "fracture_tune.version"  # ``__version__``: package_version() there
 
 __all__ = [
     "BestTrial",
@@ -66,12 +61,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from fracture_tune.data.errors import FractureTuneError
+    __version__: str
+    from fracture_tune.classifier.predict import Classifier, load_classifier
     from fracture_tune.data.prepare import prepare_dataset
-    from fracture_tune.search.classifier.predict import Classifier, load_classifier
-    from fracture_tune.search.classifier.retrain import RetrainResult, retrain
+    from fracture_tune.errors import FractureTuneError
     from fracture_tune.search.config import ExperimentConfig, load_config
     from fracture_tune.search.records import BestTrial
+    from fracture_tune.search.retrain.retrain import RetrainResult, retrain
     from fracture_tune.search.run import (
         SearchFailed,
         SearchResult,
@@ -84,6 +80,10 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = import_module(_VERSION).package_version()
+        globals()[name] = value
+        return value
     if name not in _API:
         raise AttributeError(f"module 'fracture_tune' has no attribute {name!r}")
     value = getattr(import_module(_API[name]), name)

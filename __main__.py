@@ -2,6 +2,6 @@
 
 import sys
 
-from fracture_tune.search.cli import main
+from fracture_tune.cli import main
 
 sys.exit(main())

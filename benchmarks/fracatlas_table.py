@@ -76,7 +76,7 @@ def _predictions(seed_dir: Path, key: str) -> dict[str, tuple[int, float]] | Non
 
 def _paired_against_b(seed_dir: Path, key: str) -> dict[str, Any] | None:
     """AUROC(row) - AUROC(b) on the test images both scored, with a paired bootstrap CI."""
-    from fracture_tune.search.classifier.evaluation import paired_auroc_difference
+    from fracture_tune.classifier.evaluation import paired_auroc_difference
 
     mine, reference = _predictions(seed_dir, key), _predictions(seed_dir, "b")
     if mine is None or reference is None:

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from bench_report import default_out, fracatlas_dir
 
+from fracture_tune.classifier.evaluation import bootstrap_metrics
 from fracture_tune.data.prepare import prepare_dataset
-from fracture_tune.search.classifier.evaluation import bootstrap_metrics
 from fracture_tune.trainables.engine import fit, predict_proba
 
 # A mid-sized member of the search space (configs/fracatlas.yaml): tunable CNN 32/64/128 at 64 px.

@@ -58,7 +58,11 @@ for name in ("check_before_ray", "prepare_search_dataset", "open_parent_run", "_
     stamped(run, name)
 stamped(tuner, "build_tuner")
 print(f"@phase imports {time.perf_counter() - started:.3f}", flush=True)
-from fracture_tune.search.cli import main
+import fracture_tune, pathlib
+if (pathlib.Path(fracture_tune.__path__[0]) / "cli.py").exists():
+    from fracture_tune.cli import main
+else:  # the code before the command line moved to the package root
+    from fracture_tune.search.cli import main
 sys.argv[0] = "fracture-tune"
 sys.exit(main())
 """

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.redaction import redact_secrets
+from fracture_tune.errors import FractureTuneError
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,10 @@ def _connect_hint(store: BackendStore, message: str) -> str:
         return f"check the user and its password: {PASSWORD_HINT}"
     if "does not exist" in lowered:
         database = urlsplit(store.uri).path.strip("/")
-        return f"create it first: `createdb -h HOST -U OWNER {database}` (README: A team tracking server)"
+        return (
+            f"create it first: `createdb -h HOST -U OWNER {database}` "
+            "(docs/clusters.md: A team tracking server on PostgreSQL)"
+        )
     return "is PostgreSQL running, listening on that host and port, and allowing this machine (pg_hba.conf)?"
 
 

@@ -120,7 +120,13 @@ def _cluster_status(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add `cluster`, `submit` and `jobs`."""
+    from fracture_tune.cluster.auth import apply_local_cluster_auth
     from fracture_tune.cluster.jobs_cli import register_jobs
+    from fracture_tune.search.search_cli import ADDRESS_HOOKS
 
     _register_cluster(subparsers)
     register_jobs(subparsers, _add_cluster_dir)
+    # `search --address` naming the cluster that `cluster up` started: use its token without an export line.
+    ADDRESS_HOOKS["local cluster token"] = lambda address: apply_local_cluster_auth(
+        address, Path(DEFAULT_CLUSTER_DIR)
+    )

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.sources import expand_source_path
+from fracture_tune.errors import FractureTuneError
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The job's driver runs on the cluster head, in a copy of the submitting folder (``runtime_env.working_dir``:
 configs and data paths resolve there) without the venv, caches, MLflow stores and git data. The code it runs
 is the submitting machine's ``fracture_tune`` package, shipped beside it (``runtime_env.py_modules``), so
-``python -m fracture_tune.search.cli`` on the cluster runs exactly the code that submitted the job.
+``python -m fracture_tune.cli`` on the cluster runs exactly the code that submitted the job.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def connect(address: str, cluster_dir: Path) -> JobSubmissionClient:
 
 # The fracture_tune package's own parts, wherever it is installed (a wheel, or a checkout in editable mode).
 PACKAGE_PARTS = (
-    "__init__.py", "__main__.py", "py.typed", "data", "trainables", "search", "cluster", "configs",
+    "__init__.py", "__main__.py", "cli.py", "errors.py", "version.py", "py.typed",
+    "data", "trainables", "classifier", "search", "cluster", "configs",
 )  # fmt: skip
 
 
@@ -82,9 +83,9 @@ def stage_package(scratch: Path) -> Path:
     Ray names an uploaded module after its folder, and in a checkout the package's folder is the repository
     root (any name, with .venv and caches inside): only the package's own parts are copied.
     """
-    import fracture_tune
+    from fracture_tune.version import PACKAGE_DIR
 
-    source = Path(fracture_tune.__file__).resolve().parent
+    source = PACKAGE_DIR
     target = scratch / "fracture_tune"
     target.mkdir(parents=True)
     for part in PACKAGE_PARTS:
@@ -109,7 +110,7 @@ def build_runtime_env(
 
 
 def build_entrypoint(command: Sequence[str], subcommands: Collection[str]) -> str:
-    """``search --config …`` → ``python -m fracture_tune.search.cli search --config …`` (the shipped code).
+    """``search --config …`` → ``python -m fracture_tune.cli search --config …`` (the shipped code).
 
     Anything that is not a fracture-tune subcommand (``python script.py``) runs as given.
     """
@@ -118,7 +119,7 @@ def build_entrypoint(command: Sequence[str], subcommands: Collection[str]) -> st
         args = args[1:]
     elif args[:1] and args[0] not in subcommands:
         return shlex.join(args)
-    return shlex.join(["python", "-m", "fracture_tune.search.cli", *args])
+    return shlex.join(["python", "-m", "fracture_tune.cli", *args])
 
 
 def submit(client: JobSubmissionClient, entrypoint: str, runtime_env: dict[str, Any]) -> str:

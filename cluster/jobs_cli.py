@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -93,16 +93,6 @@ def _client(args: argparse.Namespace) -> JobSubmissionClient:
         ) from error
 
 
-def _subcommands() -> set[str]:
-    from fracture_tune.search.cli import build_parser
-
-    parser = build_parser()
-    choices: set[str] = set()
-    for action in parser._subparsers._group_actions if parser._subparsers else []:
-        choices |= set(getattr(action, "choices", None) or {})
-    return choices
-
-
 def _tracking_uri(args: argparse.Namespace) -> str | None:
     from fracture_tune.cluster.jobs import default_address, local_cluster_for
 
@@ -177,7 +167,7 @@ def _submit(args: argparse.Namespace) -> int:
     client = _client(args)
     tracking_uri = _tracking_uri(args)
     tracking_env = {"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {}
-    entrypoint = build_entrypoint(command, _subcommands())
+    entrypoint = build_entrypoint(command, set(args.subcommands))
     with tempfile.TemporaryDirectory(prefix="fracture-tune-job-") as scratch:  # uploaded by submit_job
         package = stage_package(Path(scratch))
         runtime_env = build_runtime_env(args.working_dir.resolve(), tracking_env, package)

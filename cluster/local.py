@@ -36,7 +36,7 @@ from fracture_tune.cluster.services import (
     worker_command,
 )
 from fracture_tune.cluster.state import DEFAULT_CLUSTER_DIR, ClusterState, clear_state, load_state, save_state
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 logger = logging.getLogger(__name__)
 

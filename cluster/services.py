@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fracture_tune.cluster.processes import ProcessRecord, free_port, is_running
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 MEGABYTE = 1024 * 1024
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fracture_tune.cluster.processes import ProcessRecord
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 DEFAULT_CLUSTER_DIR = Path(".fracture-tune") / "cluster"
 STATE_FILE_NAME = "state.json"

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fracture_tune.data.dataset import DatasetArrays, PreparedDataset
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 FORMAT_VERSION = 1
 DATA_FILE = "images.parquet"

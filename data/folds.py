@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 
 from fracture_tune.data.dataset import SPLIT_CODES, DatasetArrays
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.split import assign_groups, group_class_counts
+from fracture_tune.errors import FractureTuneError
 
 NOT_IN_A_FOLD = -1
 MIN_FOLDS = 2

@@ -23,11 +23,11 @@ from fracture_tune.data import cache
 from fracture_tune.data.cache import load_prepared
 from fracture_tune.data.dataset import PreparedDataset
 from fracture_tune.data.decode import DEFAULT_MAX_PIXELS
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.ingest import BuiltDataset, build_dataset
 from fracture_tune.data.labels import CLASS_NAMES
 from fracture_tune.data.report import PrepareReport
 from fracture_tune.data.sources import ScanResult, scan_source
+from fracture_tune.errors import FractureTuneError
 
 __all__ = ["PrepareResult", "load_prepared", "prepare_dataset"]
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.labels import CLASS_NAMES, resolve_labels
+from fracture_tune.errors import FractureTuneError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fracture_tune.data.dataset import SPLIT_NAMES
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES_BY_CODE: dict[int, str] = dict(enumerate(SPLIT_NAMES))

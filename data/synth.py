@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.synth_draw import draw_radiograph
+from fracture_tune.errors import FractureTuneError
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from ray.tune import Callback
 
-from fracture_tune.search.environment import progress_output
 from fracture_tune.search.mlflow_writer import RETRY_INTERVAL_S, Update, UpdateQueue, WriterProcess
+from fracture_tune.search.progress_output import progress_output
 from fracture_tune.search.records import MLFLOW_BACKLOG_FILE
 from fracture_tune.search.results import trial_index
 from fracture_tune.search.stop_recording import last_epoch, trial_error_text

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config_errors import format_validation_error
 from fracture_tune.search.space import ParamSpec, SpaceConfig
 from fracture_tune.search.trial_values import check_trial_values
@@ -156,15 +156,15 @@ class BestTrialRule(StrictModel):
 
 
 class EvaluationConfig(StrictModel):
-    """How trials are scored, and how ``retrain --search`` confirms the winner (README "Noise-robust
-    selection"). Validation AUROC on a couple of hundred images spreads about ±0.02 between runs, as much as
-    the differences a search ranks on; both options trade compute for a less noisy choice.
+    """How trials are scored, and how ``retrain --search`` confirms the winner (docs/configuration.md "A
+    less noisy choice"). Validation AUROC on a couple of hundred images spreads about ±0.02 between runs, as
+    much as the differences a search ranks on; both options trade compute for a less noisy choice.
 
     ``folds: K`` (K >= 2): each trial trains K models on grouped, stratified folds of the train+validation
     images (``data/folds.py``; the test split is never in a fold) and reports the fold means each epoch,
     so ASHA and TPE rank on the mean. ``rerank_top_k: k`` (k >= 2): retrain trains the search's k best
     distinct configurations ``rerank_seeds`` times each with fresh seeds and keeps the best mean
-    validation score (``search/classifier/rerank.py``).
+    validation score (``search/retrain/selection.py``).
     """
 
     folds: int = Field(default=0, ge=0)
@@ -190,8 +190,9 @@ class EvaluationConfig(StrictModel):
 class TrackingConfig(StrictModel):
     tracking_uri: str | None = None  # None → $MLFLOW_TRACKING_URI → sqlite:///./mlflow.db
     experiment_name: str = "fracture-tune"
-    # Tune's own views, off by default (README "Ray's own views"): TensorBoard event files per trial (Tune's
-    # TBX logger; needs tensorboardX, the [tensorboard] extra) and Tune's periodic status table on stdout.
+    # Tune's own views, off by default (docs/searching.md "Ray's own views"): TensorBoard event files per
+    # trial (Tune's TBX logger; needs tensorboardX, the [tensorboard] extra) and Tune's periodic status table
+    # on stdout.
     tensorboard: bool = False
     status_table: bool = False
 

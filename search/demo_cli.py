@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 DEFAULT_CONFIG = "quickstart"  # a shipped config (package data), found from any folder
 
@@ -34,11 +34,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(handler=run_demo)
 
 
-def _run(argv: list[str]) -> None:
-    from fracture_tune.search.cli import main
-
+def _run(args: argparse.Namespace, argv: list[str]) -> None:
+    """Run ``fracture-tune ARGV`` through the command line that called the demo (``args.cli_main``)."""
     print(f"\n$ fracture-tune {' '.join(argv)}", flush=True)
-    status = main(argv)
+    status = args.cli_main(argv)
     if status != 0:
         raise FractureTuneError(
             f"`fracture-tune {' '.join(argv)}` failed with exit status {status}",
@@ -55,8 +54,8 @@ def run_demo(args: argparse.Namespace) -> int:
     name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
     tracking = ["--tracking-uri", args.tracking_uri] if args.tracking_uri else []
     started = time.monotonic()
-    _run(["search", "--config", str(config), "--name", name, *tracking])
-    _run(["retrain", "--search", name, "--epochs", str(args.retrain_epochs), *tracking])
+    _run(args, ["search", "--config", str(config), "--name", name, *tracking])
+    _run(args, ["retrain", "--search", name, "--epochs", str(args.retrain_epochs), *tracking])
     minutes = (time.monotonic() - started) / 60
     run_dir = Path(".fracture-tune") / "runs" / name
     search = load_search(name)

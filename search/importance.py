@@ -23,7 +23,7 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.space import ParamSpec
 from fracture_tune.search.stops import FINISHED, STOPPED_BY_ASHA, TIME_BUDGET
 

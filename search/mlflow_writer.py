@@ -264,7 +264,7 @@ class WriterProcess:
 
 def _serve(updates: Any, settings: dict[str, Any], backlog_file: str, retry_interval_s: float) -> None:
     """The writer process: rebuild the trial logger, write what arrives, flush and report at the end."""
-    from fracture_tune.search.environment import call_environment
+    from fracture_tune.classifier.call_environment import call_environment
     from fracture_tune.search.tracking import BOUNDED_HTTP_RETRIES, ParentRun, make_client
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

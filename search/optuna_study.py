@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.stops import (
     ERROR,
     FINISHED,

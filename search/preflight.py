@@ -10,7 +10,7 @@ import logging
 import socket
 from pathlib import Path
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,8 @@ def check_pretrained_files(config: ExperimentConfig, address: str | None) -> Non
         if not address and not path.is_file():
             raise FractureTuneError(
                 f"{key}={value!r}: no such file",
-                hint="point it at a ResNet-18 state_dict saved with torch.save (README: Pretrained start)",
+                hint="point it at a ResNet-18 state_dict saved with torch.save "
+                "(docs/configuration.md: A pretrained start)",
             )
 
 

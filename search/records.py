@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.trainables.score import ScoreRule
 
 DEFAULT_RUNS_ROOT = Path(".fracture-tune") / "runs"
@@ -177,10 +177,10 @@ def code_version(repo_dir: Path | None = None) -> str:
     installed version (``fracture-tune==0.1.0``): a wheel inside someone's git project is not that project."""
     import subprocess
 
-    import fracture_tune
+    from fracture_tune.version import PACKAGE_DIR, package_version
 
-    where = repo_dir or Path(fracture_tune.__file__).resolve().parent
-    installed = f"fracture-tune=={fracture_tune.__version__}"
+    where = repo_dir or PACKAGE_DIR
+    installed = f"fracture-tune=={package_version()}"
     if not (where / ".git").exists():
         return installed
     try:

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.classifier.call_environment import call_environment
+from fracture_tune.classifier.tracking_uri import resolve_tracking_uri
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig, config_to_yaml, load_config, upsampling_note
-from fracture_tune.search.environment import call_environment, set_progress_output
 from fracture_tune.search.optuna_study import (
     check_new_study,
     dashboard_command,
@@ -31,6 +32,7 @@ from fracture_tune.search.optuna_study import (
     storage_url,
 )
 from fracture_tune.search.preflight import check_before_ray, check_cluster_resources
+from fracture_tune.search.progress_output import set_progress_output
 from fracture_tune.search.records import (
     DEFAULT_RUNS_ROOT,
     MLFLOW_BACKLOG_FILE,
@@ -57,7 +59,6 @@ from fracture_tune.search.tracking import (
     attach_mlflow_ids,
     error_summary,
     redact_secrets,
-    resolve_tracking_uri,
 )
 from fracture_tune.trainables.score import SCORE_KEY, ScoreRule
 

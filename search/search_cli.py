@@ -12,11 +12,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.records import DEFAULT_RUNS_ROOT
+
+# Run on `--address` before a search connects to Ray, by name. The `cluster` commands install the one that
+# lets `--address` name the cluster `cluster up` started without exporting its token
+# (``fracture_tune.cluster.cli.register``); the search itself knows nothing of that cluster.
+ADDRESS_HOOKS: dict[str, Callable[[str | None], object]] = {}
 
 ACTIONS = ("show", "sync-mlflow", "check")
 
@@ -67,11 +73,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _api_options(args: argparse.Namespace) -> dict[str, Any]:
-    from fracture_tune.cluster.auth import apply_local_cluster_auth
-    from fracture_tune.cluster.state import DEFAULT_CLUSTER_DIR
-
-    # `--address` naming the cluster that `cluster up` started: use its token without an export line.
-    apply_local_cluster_auth(args.address, Path(DEFAULT_CLUSTER_DIR))
+    for hook in ADDRESS_HOOKS.values():
+        hook(args.address)
     return {
         "storage": Path(args.storage),
         "address": args.address,

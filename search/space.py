@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 # The seed notebook's Optuna space (docs/seed_recipes.md), usable as ``space: {preset: seed}``.
 SEED_PRESET: dict[str, dict[str, Any]] = {

@@ -10,18 +10,16 @@ elsewhere, and the client is not documented as thread-safe. The Tune callback th
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fracture_tune.data.redaction import REDACTED, redact_secrets
+from fracture_tune.data.redaction import redact_secrets
 from fracture_tune.search.stops import ERROR, MLFLOW_STATUS, TrialStop, describe
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TRACKING_URI = "sqlite:///./mlflow.db"
 TRIAL_ID_TAG = "fracture_tune.trial_id"
 SEARCH_NAME_TAG = "fracture_tune.search"
 PARENT_TAG = "mlflow.parentRunId"
@@ -40,36 +38,6 @@ def remember_tracking_uri(uri: str) -> None:
 def live_tracking_uri(uri: str) -> str:
     """The real URI behind a redacted one this process has opened (else ``uri`` itself)."""
     return _LIVE_TRACKING_URIS.get(uri, uri)
-
-
-def resolve_tracking_uri(
-    explicit: str | None = None, recorded: str | None = None, configured: str | None = None
-) -> str:
-    """Where MLflow lives, by one rule for every command; relative paths are made absolute.
-
-    ``explicit`` (``--tracking-uri``) > ``recorded`` (the store a search already logged to, where its parent
-    run lives; skipped when it was recorded redacted) > ``$MLFLOW_TRACKING_URI`` > ``configured`` (the YAML's
-    ``tracking.tracking_uri``; skipped when redacted, as in a search's saved config) >
-    ``sqlite:///./mlflow.db``. Absolute paths matter: Ray may change the working directory, and ``search
-    show`` or ``retrain`` may run elsewhere.
-    """
-    usable_record = recorded if recorded and REDACTED not in recorded else None
-    usable_config = configured if configured and REDACTED not in configured else None
-    uri = (
-        explicit
-        or usable_record
-        or os.environ.get("MLFLOW_TRACKING_URI")
-        or usable_config
-        or DEFAULT_TRACKING_URI
-    )
-    if uri.startswith("sqlite:///"):
-        path = uri.removeprefix("sqlite:///")
-        if not path.startswith("/"):
-            return f"sqlite:///{Path(path).resolve()}"
-        return uri
-    if "://" not in uri:  # a plain directory: MLflow's file store
-        return Path(uri).resolve().as_uri()
-    return uri
 
 
 def artifact_location_for(tracking_uri: str) -> str | None:

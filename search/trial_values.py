@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.space import ParamSpec
 from fracture_tune.trainables.engine_keys import (
     ENGINE_KEYS,

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig
 from fracture_tune.search.space import DefineByRunSpace
 from fracture_tune.search.stops import StopLedger

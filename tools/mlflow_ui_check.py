@@ -71,7 +71,7 @@ def run_quick_search(scratch: Path) -> tuple[str, str]:
     scratch.mkdir(parents=True, exist_ok=True)
     (scratch / SCRATCH_MARKER).touch()
     name, tracking_uri = "ui-check", f"sqlite:///{scratch.resolve() / 'mlflow.db'}"
-    command = [sys.executable, "-m", "fracture_tune.search.cli", "search", "--config", "quickstart",
+    command = [sys.executable, "-m", "fracture_tune.cli", "search", "--config", "quickstart",
                "--name", name, "--storage", str(scratch / "runs"), "--tracking-uri", tracking_uri,
                "--num-cpus", "2"]  # fmt: skip
     for override in QUICK_OVERRIDES:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 CHECKPOINT_FILE = "training_state.pt"
 

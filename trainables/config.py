@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from fracture_tune.data.errors import FractureTuneError, did_you_mean
+from fracture_tune.errors import FractureTuneError, did_you_mean
 from fracture_tune.trainables.engine_keys import ENGINE_KEYS, keys_for, model_keys, unknown_key_hint
 
 _K = ENGINE_KEYS

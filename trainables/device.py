@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.trainables.config import TrainConfig
 
 # Images moved/resized per chunk, so a large split never needs a float copy of itself on the device.

@@ -20,8 +20,8 @@ from torch import nn
 
 from fracture_tune.data.augment import SEED_AUGMENTATION
 from fracture_tune.data.dataset import DatasetArrays
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.folds import fold_view
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.trainables.config import TrainConfig
 from fracture_tune.trainables.device import (
     autocast,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fracture_tune.data.errors import FractureTuneError, did_you_mean
+from fracture_tune.errors import FractureTuneError, did_you_mean
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as functional
 from torch import nn
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 
 class ProbabilityEnsemble(nn.Module):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as functional
 from torch import nn
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.trainables.ensemble import ProbabilityEnsemble
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.trainables.engine_keys import INPUT_MULTIPLE, MODEL_KEYS, defaults, input_size_problem
 
 ModelFactory = Callable[..., nn.Module]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from fracture_tune.data.augment import AugmentConfig, augment_batch
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.trainables.checkpoint import numpy_rng_state, restore_numpy_rng_state
 from fracture_tune.trainables.config import TrainConfig
 from fracture_tune.trainables.device import autocast, detached_cpu_copy, normalise, to_unit_range

@@ -70,7 +70,7 @@ def fracture_tune(
     env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
-        [sys.executable, "-m", "fracture_tune.search.cli", *args],
+        [sys.executable, "-m", "fracture_tune.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -28,7 +28,7 @@ TINY = [
 
 def _cli(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "fracture_tune.search.cli", *args],
+        [sys.executable, "-m", "fracture_tune.cli", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -83,7 +83,7 @@ def _post_body(url: str, body: bytes, content_type: str = "application/json") ->
 
 
 def _assert_served_like_predict(served: dict[str, Any], files: list[Path]) -> None:
-    from fracture_tune.search.classifier.predict import load_classifier
+    from fracture_tune.classifier.predict import load_classifier
 
     status, answer = _post(served["url"], [path.read_bytes() for path in files])
     assert status == 200, answer

@@ -1,6 +1,6 @@
 """Ray's own views, on request: the dashboard of a local search, TensorBoard event files, Tune's table.
 
-All are off by default (README "Ray's own views"); each switch is checked on a real local Ray.
+All are off by default (docs/searching.md "Ray's own views"); each switch is checked on a real local Ray.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from retrain_fixtures import fake_search
 
-from fracture_tune.search.cli import main
+from fracture_tune.cli import main
 from fracture_tune.search.records import read_search_record, write_search_record
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,7 @@ def test_report_has_test_metrics_with_intervals_threshold_and_baseline(retrained
 def test_mlflow_run_is_nested_and_records_model_hash(retrained: dict[str, Any]) -> None:
     from mlflow import MlflowClient
 
-    from fracture_tune.search.classifier.package import sha256_of_file, sha256_of_folder
+    from fracture_tune.classifier.package import sha256_of_file, sha256_of_folder
 
     client = MlflowClient(tracking_uri=retrained["uri"])
     run = client.get_run(retrained["report"]["mlflow"]["run_id"])
@@ -119,7 +119,7 @@ def test_registered_model_predicts_the_same_in_a_fresh_process(retrained: dict[s
     command = [
         sys.executable,
         "-m",
-        "fracture_tune.search.cli",
+        "fracture_tune.cli",
         "predict",
         *files,
         "--model",

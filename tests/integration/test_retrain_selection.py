@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from retrain_fixtures import fake_search, write_trials
 
-from fracture_tune.search.cli import main
+from fracture_tune.cli import main
 
 pytestmark = pytest.mark.integration
 

@@ -72,7 +72,7 @@ def test_the_wheel_installs_one_package_and_runs_the_demo_from_an_empty_folder(t
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     top_level = {name.split("/", 1)[0] for name in names}
     assert top_level == {"fracture_tune", wheel.name.split("-py")[0] + ".dist-info"}, top_level
-    shipped = {"fracture_tune/configs/quickstart.yaml", "fracture_tune/search/classifier/predict.py"}
+    shipped = {"fracture_tune/configs/quickstart.yaml", "fracture_tune/classifier/predict.py"}
     assert shipped <= set(names)
     assert not any(part in name for name in names for part in ("/tests/", "/benchmarks/", ".venv"))
     assert "License-Expression: MIT" in metadata

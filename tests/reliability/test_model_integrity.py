@@ -16,7 +16,7 @@ import pytest
 from cli_runs import Observe
 from retrain_fixtures import registered_champion
 
-from fracture_tune.search.cli import main
+from fracture_tune.cli import main
 
 pytestmark = pytest.mark.integration
 

@@ -80,7 +80,7 @@ def test_search_survives_losing_a_worker_node(
     storage = tmp_path / "runs"
     run_dir = storage / "nl"
     submit = subprocess.Popen(
-        [sys.executable, "-m", "fracture_tune.search.cli", "submit", "--cluster-dir", str(cluster_dir),
+        [sys.executable, "-m", "fracture_tune.cli", "submit", "--cluster-dir", str(cluster_dir),
          "--working-dir", str(job_dir), "--",
          "search", "--config", "search.yaml", "--name", "nl", "--storage", str(storage)],
         cwd=job_dir, env=cli_env(), stdout=(tmp_path / "submit.out").open("w"),

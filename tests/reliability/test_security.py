@@ -3,7 +3,7 @@
 Most tests here are fast (no Ray, no server): sources are parsed, URIs redacted, files hashed. Two are
 measured on live processes (``tests/support/listening.py`` reads the sockets from /proc): every TCP port a
 local search and a ``cluster up`` cluster listen on, which process holds it, on which address, and what a
-request without the token gets there. The README's "What listens where" table is their result.
+request without the token gets there. docs/security.md's "What listens where" table is their result.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from search_fixtures import write_search_config
 
 from fracture_tune.cluster.processes import ProcessRecord, process_start_ticks, session_members, stop_session
 from fracture_tune.cluster.state import load_state
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.tracking import redact_secrets
 
 SOURCE_PACKAGES = ("data", "trainables", "search", "cluster", "benchmarks")
@@ -131,8 +131,8 @@ def test_tracking_password_never_reaches_mlflow_params(tmp_path: Path, observe: 
 def test_cluster_up_turns_token_auth_on_with_a_private_token_file(tmp_path: Path) -> None:
     """What only the code shows (the live test below sees one cluster): auth is on unless --no-auth,
     and the token file is created 0600 (O_EXCL, never readable by others even for an instant)."""
+    from fracture_tune.cli import build_parser
     from fracture_tune.cluster.auth import create_token_file, ray_auth_env
-    from fracture_tune.search.cli import build_parser
 
     assert build_parser().parse_args(["cluster", "up"]).no_auth is False
     token = create_token_file(tmp_path)
@@ -157,8 +157,8 @@ def test_local_search_starts_ray_without_a_dashboard(monkeypatch: pytest.MonkeyP
 def test_predict_refuses_a_model_whose_weights_changed_after_retrain(
     tmp_path: Path, observe: Observe
 ) -> None:
-    from fracture_tune.search.classifier.package import METADATA_FILE, WEIGHTS_FILE, sha256_of_file
-    from fracture_tune.search.classifier.predict import load_classifier
+    from fracture_tune.classifier.package import METADATA_FILE, WEIGHTS_FILE, sha256_of_file
+    from fracture_tune.classifier.predict import load_classifier
 
     model = tmp_path / "retrain" / "model"
     (model / "extra_files").mkdir(parents=True)
@@ -243,7 +243,7 @@ KINDS = {
     "_private/monitor.py": "autoscaler monitor.py",
     "dashboard/dashboard.py": "dashboard.py",
     "ray.util.client.server": "Ray Client server",
-    "fracture_tune.search.cli": "search driver",
+    "fracture_tune.cli": "search driver",
     "hold.py": "job driver",
 }
 ROLE_OF_KIND = {
@@ -414,7 +414,7 @@ def _check(
             table.pop(key, None)
             wanted.pop(key)
     assert table == wanted, f"{what} listens elsewhere: {_rows(measured)}"
-    for _, listener in measured:  # the reach the README states follows from the address
+    for _, listener in measured:  # the reach docs/security.md states follows from the address
         assert (listener.reach == LOOPBACK) == (listener.address in (LOOPBACK_V4, LOOPBACK_MAPPED))
 
 
@@ -435,7 +435,7 @@ def test_a_local_search_listens_where_measured(tmp_path: Path, observe: Observe)
         dataset={"cache_root": str(tmp_path / "datasets")},
     )
     search = subprocess.Popen(
-        [sys.executable, "-m", "fracture_tune.search.cli", "search", "--config", str(config),
+        [sys.executable, "-m", "fracture_tune.cli", "search", "--config", str(config),
          "--name", "listen", "--storage", str(tmp_path / "runs")],
         cwd=tmp_path, env=cli_env(), stdout=(tmp_path / "search.out").open("w"),
         stderr=(tmp_path / "search.err").open("w"), start_new_session=True,

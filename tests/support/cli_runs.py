@@ -30,7 +30,7 @@ def fracture_tune(
 ) -> subprocess.CompletedProcess[str]:
     """``fracture-tune ARGS`` in a fresh process, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "fracture_tune.search.cli", *args],
+        [sys.executable, "-m", "fracture_tune.cli", *args],
         cwd=cwd,
         env=env or cli_env(),
         capture_output=True,

@@ -59,7 +59,7 @@ def fake_search(tmp_path: Path, tracking_uri: str, config: dict[str, Any]) -> di
 def registered_champion(tmp_path: Path) -> dict[str, Any]:
     """``fake_search`` plus a quick real retrain (1 epoch, no baseline) that registers
     ``models:/fracture-classifier@champion`` in a sqlite store under ``tmp_path``."""
-    from fracture_tune.search.cli import main
+    from fracture_tune.cli import main
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     info = fake_search(tmp_path, uri, {"model": "tiny_cnn", "width": 4, "lr": 0.01, "batch_size": 16})

@@ -82,7 +82,7 @@ def write_search_config(tmp_path: Path, **sections: dict) -> Path:
 def search_command(*args: str) -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "fracture_tune.search.cli", "search", *args]
+    return [sys.executable, "-m", "fracture_tune.cli", "search", *args]
 
 
 def run_local_search(tmp_path: Path, config: Path, name: str) -> tuple[Any, str]:

@@ -12,9 +12,9 @@ import fracture_tune as ft
 
 
 def test_every_public_name_resolves_to_the_object_it_documents() -> None:
-    from fracture_tune.search.classifier.predict import Classifier, load_classifier
-    from fracture_tune.search.classifier.retrain import retrain
+    from fracture_tune.classifier.predict import Classifier, load_classifier
     from fracture_tune.search.config import load_config
+    from fracture_tune.search.retrain.retrain import retrain
     from fracture_tune.search.run import SearchResult, resume_search, run_search
 
     assert (ft.run_search, ft.resume_search, ft.SearchResult) == (run_search, resume_search, SearchResult)

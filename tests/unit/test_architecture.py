@@ -1,10 +1,13 @@
-"""The architecture as a test: the import direction between the layers, and no import cycles.
+"""The architecture as a test: imports only go down the floors, and no module imports itself in a circle.
 
-Every ``import`` in the package's source is read with ``ast`` (module level and inside functions; imports
-under ``if TYPE_CHECKING:`` are left out: they never run). Layers: ``data`` ← ``trainables`` ← ``search``;
-``search.classifier`` builds on ``search``, never the reverse; ``cluster`` sits beside ``search``; only the
-command line modules reach across (``search/cli.py`` lists every command, ``cluster/jobs_cli.py`` parses
-the search command it submits).
+Every ``import`` in the package's source is read with ``ast``: at module level, inside functions and under
+``if TYPE_CHECKING:`` alike (a type-only import is still a dependency, and a circle hidden behind
+``TYPE_CHECKING`` is still a circle). The floors, bottom up::
+
+    errors, version  ←  data  ←  trainables  ←  classifier  ←  search  ←  cluster  ←  cli, the API
+
+A module may import its own floor and the floors below it. ``search/classifier/`` is the module path of
+models logged by fracture-tune 0.1.0 (it re-exports ``classifier.pyfunc_model``).
 """
 
 from __future__ import annotations
@@ -15,51 +18,46 @@ from pathlib import Path
 from cli_runs import REPO_ROOT
 
 PACKAGE = "fracture_tune"
-LAYER_FOLDERS = ("data", "trainables", "search", "cluster")
-# (importing layer, imported layer) pairs that must never occur.
-FORBIDDEN = {
-    ("data", "trainables"), ("data", "search"), ("data", "cluster"),
-    ("trainables", "search"), ("trainables", "cluster"),
-    ("search", "search.classifier"), ("search", "cluster"),
-    ("cluster", "search"), ("cluster", "trainables"),
-}  # fmt: skip
-COMMAND_LINE = {
-    "fracture_tune.search.cli", "fracture_tune.search.search_cli", "fracture_tune.search.demo_cli",
-    "fracture_tune.cluster.jobs_cli",
-}  # fmt: skip
-THIRD_PARTY_FREE = {"data": ("ray", "optuna", "mlflow"), "trainables": ("ray", "optuna", "mlflow")}
+# Bottom to top: a module on floor i imports modules of floors <= i only.
+FLOORS: tuple[tuple[str, ...], ...] = (
+    ("errors", "version"),
+    ("data",),
+    ("trainables",),
+    ("classifier",),
+    ("search",),
+    ("cluster",),
+    ("cli", "__main__", ""),  # "" is the package root's __init__: the Python API
+)
+ROOT_MODULES = ("__init__", "__main__", "cli", "errors", "version")
+THIRD_PARTY_FREE = {
+    "errors": ("ray", "optuna", "mlflow", "torch"),
+    "version": ("ray", "optuna", "mlflow", "torch"),
+    "data": ("ray", "optuna", "mlflow"),
+    "trainables": ("ray", "optuna", "mlflow"),
+    "classifier": ("ray", "optuna"),
+}
 
 
 def _modules() -> dict[str, Path]:
-    found = {PACKAGE: REPO_ROOT / "__init__.py"}
-    for folder in LAYER_FOLDERS:
+    found = {
+        ".".join((PACKAGE, name)).removesuffix(".__init__"): REPO_ROOT / f"{name}.py" for name in ROOT_MODULES
+    }
+    for folder in {room for floor in FLOORS for room in floor} - {*ROOT_MODULES, ""}:
         for path in sorted((REPO_ROOT / folder).rglob("*.py")):
             parts = path.relative_to(REPO_ROOT).with_suffix("").parts
-            name = ".".join((PACKAGE, *parts)).removesuffix(".__init__")
-            found[name] = path
+            found[".".join((PACKAGE, *parts)).removesuffix(".__init__")] = path
     return found
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
-
-
 def _imports(path: Path) -> set[str]:
-    """Every module ``path`` imports when it runs (absolute names)."""
+    """Every module ``path`` imports, type-only imports included (absolute names)."""
     names: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            return
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(ast.parse(path.read_text(encoding="utf-8")))
     return names
 
 
@@ -71,32 +69,40 @@ def _graph() -> dict[str, set[str]]:
     }
 
 
-def _layer(module: str) -> str:
+def _room(module: str) -> str:
     parts = module.split(".")[1:]
-    if parts[:2] == ["search", "classifier"]:
-        return "search.classifier"
     return parts[0] if parts else ""
 
 
-def test_layers_import_only_downwards() -> None:
+def _floor(module: str) -> int:
+    return next(index for index, floor in enumerate(FLOORS) if _room(module) in floor)
+
+
+def test_every_module_is_on_a_floor() -> None:
+    rooms = {path.name for path in REPO_ROOT.iterdir() if (path / "__init__.py").is_file()}
+    on_floors = {room for floor in FLOORS for room in floor}
+    assert rooms <= on_floors, f"folders of the package on no floor: {sorted(rooms - on_floors)}"
+    modules = {path.stem for path in REPO_ROOT.glob("*.py")}
+    assert modules <= {*ROOT_MODULES}, f"root modules on no floor: {sorted(modules - {*ROOT_MODULES})}"
+
+
+def test_imports_only_go_down() -> None:
     broken = sorted(
-        f"{module} imports {imported}"
+        f"{module} (floor {_floor(module)}) imports {imported} (floor {_floor(imported)})"
         for module, imports in _graph().items()
-        if module not in COMMAND_LINE
         for imported in imports
-        if (_layer(module), _layer(imported)) in FORBIDDEN
+        if _floor(imported) > _floor(module)
     )
     assert not broken, "\n".join(broken)
 
 
-def test_data_and_trainables_never_import_ray_optuna_or_mlflow() -> None:
-    allowed = {"fracture_tune.trainables.tune_adapter"}  # the one module that calls ray.tune
+def test_lower_floors_never_import_ray_optuna_mlflow_or_torch() -> None:
+    allowed = {"fracture_tune.trainables.tune_adapter"}  # the one module of trainables that calls ray.tune
     broken = []
     for module, path in _modules().items():
-        banned = THIRD_PARTY_FREE.get(_layer(module), ())
-        if module in allowed:
-            continue
-        broken += [f"{module} imports {name}" for name in _imports(path) if name.split(".")[0] in banned]
+        banned = THIRD_PARTY_FREE.get(_room(module), ())
+        if module not in allowed:
+            broken += [f"{module} imports {name}" for name in _imports(path) if name.split(".")[0] in banned]
     assert not broken, "\n".join(broken)
 
 

@@ -90,7 +90,7 @@ def _fake_proc(root: Path) -> Path:
     (root / "net" / "tcp").write_text(TCP)
     (root / "net" / "tcp6").write_text(TCP6)
     processes = {
-        100: (1, b"/venv/bin/python\0-m\0fracture_tune.search.cli\0search\0", "python", [111, 555]),
+        100: (1, b"/venv/bin/python\0-m\0fracture_tune.cli\0search\0", "python", [111, 555]),
         101: (100, b"ray::IDLE" + b" " * 40 + b"\0", "ray::IDLE", [111, 666, 444]),
         102: (101, b"/venv/lib/ray/core/src/ray/gcs/gcs_server\0--log_dir=/tmp\0", "gcs_server", [777]),
         200: (1, b"/usr/bin/other\0", "other", [222, 333]),
@@ -119,9 +119,9 @@ def test_listening_sockets_of_a_process_tree(tmp_path: Path) -> None:
     found = listening_sockets([100], proc)
     assert found == [
         Listener("::ffff:192.0.2.2", 10001, 102, "gcs_server"),
-        Listener("127.0.0.1", 33949, 100, "fracture_tune.search.cli"),  # inherited by 101: listed once
+        Listener("127.0.0.1", 33949, 100, "fracture_tune.cli"),  # inherited by 101: listed once
         Listener("::", 52721, 101, "ray::IDLE"),
-        Listener("::ffff:127.0.0.1", 57549, 100, "fracture_tune.search.cli"),
+        Listener("::ffff:127.0.0.1", 57549, 100, "fracture_tune.cli"),
     ]
     assert [listener.reach for listener in found] == [NODE_ADDRESS, LOOPBACK, ALL_INTERFACES, LOOPBACK]
     assert listening_sockets([101], proc)[0] == Listener("::ffff:192.0.2.2", 10001, 102, "gcs_server")

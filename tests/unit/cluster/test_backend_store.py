@@ -17,7 +17,7 @@ from fracture_tune.cluster.backend_store import (
 from fracture_tune.cluster.local import LocalClusterSpec, service_env, start_local_cluster
 from fracture_tune.cluster.services import mlflow_command
 from fracture_tune.cluster.state import ClusterState, load_state, save_state, state_path
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 SECRET = "s3cr@t/pw"  # characters that URL-encode, to prove the decoded password is the one handed on
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from cli_runs import REPO_ROOT
 
-from fracture_tune.data.errors import FractureTuneError
-from fracture_tune.search.cli import build_parser
+from fracture_tune.cli import build_parser
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config import load_config
 
 LAUNCHER = REPO_ROOT / "cluster" / "ray-cluster.yaml"

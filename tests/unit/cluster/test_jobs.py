@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import tomllib
+from cli_runs import REPO_ROOT
 
 from fracture_tune.cluster.job_data import plan_search_job
 from fracture_tune.cluster.jobs import (
@@ -14,7 +16,7 @@ from fracture_tune.cluster.jobs import (
     exit_code,
     stage_package,
 )
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 
 SUBCOMMANDS = {"search", "retrain", "data", "cluster"}
 
@@ -29,10 +31,10 @@ def _project(tmp_path: Path, dataset_path: str) -> Path:
 def test_fracture_tune_commands_run_the_uploaded_code() -> None:
     search = ["search", "--config", "configs/quickstart.yaml", "--set", "budget.num_trials=2"]
     assert build_entrypoint(search, SUBCOMMANDS) == (
-        "python -m fracture_tune.search.cli search --config configs/quickstart.yaml --set budget.num_trials=2"
+        "python -m fracture_tune.cli search --config configs/quickstart.yaml --set budget.num_trials=2"
     )
     assert build_entrypoint(["fracture-tune", *search], SUBCOMMANDS).startswith(
-        "python -m fracture_tune.search.cli search"
+        "python -m fracture_tune.cli search"
     )
     assert build_entrypoint(["python", "my job.py"], SUBCOMMANDS) == "python 'my job.py'"
 
@@ -51,10 +53,15 @@ def test_the_job_ships_the_package_under_its_import_name(tmp_path: Path) -> None
     # own parts travel, under the folder name Ray imports it by.
     package = stage_package(tmp_path)
     assert package.name == "fracture_tune"
+    # What the wheel holds (pyproject.toml's packages and package data), read from the repository.
+    setuptools = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    rooms = {name.split(".")[1] for name in setuptools["packages"] if "." in name}
+    root_modules = {path.name for path in REPO_ROOT.glob("*.py")}
     assert sorted(path.name for path in package.iterdir()) == sorted(
-        ["__init__.py", "__main__.py", "py.typed", "data", "trainables", "search", "cluster", "configs"]
+        {*root_modules, *rooms, "py.typed", "configs"}
     )
-    assert (package / "search" / "cli.py").is_file() and (package / "configs" / "quickstart.yaml").is_file()
+    assert (package / "cli.py").is_file() and (package / "configs" / "quickstart.yaml").is_file()
+    assert (package / "classifier" / "pyfunc_model.py").is_file()
     assert not list(package.rglob("__pycache__"))
     env = build_runtime_env(tmp_path, {}, package)
     assert env["py_modules"] == [str(package)]

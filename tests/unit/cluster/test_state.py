@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cli_runs import wait_for
 
+from fracture_tune.cli import main
 from fracture_tune.cluster.auth import apply_local_cluster_auth, create_token_file, masked_token
 from fracture_tune.cluster.local import LocalClusterSpec, start_local_cluster, stop_local_cluster
 from fracture_tune.cluster.processes import (
@@ -22,8 +23,7 @@ from fracture_tune.cluster.processes import (
     stop_session,
 )
 from fracture_tune.cluster.state import ClusterState, load_state, save_state, state_path
-from fracture_tune.data.errors import FractureTuneError
-from fracture_tune.search.cli import main
+from fracture_tune.errors import FractureTuneError
 
 
 def _alive(pid: int) -> bool:
@@ -183,7 +183,7 @@ def test_local_auth_applies_only_to_the_recorded_cluster(
 
 def test_cli_entry_point_lists_cluster_commands() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "fracture_tune.search.cli", "cluster", "up", "--help"],
+        [sys.executable, "-m", "fracture_tune.cli", "cluster", "up", "--help"],
         capture_output=True,
         text=True,
         check=True,

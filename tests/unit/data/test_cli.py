@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from image_factory import make_class_tree
 
-from fracture_tune.search.cli import main
+from fracture_tune.cli import main
 
 
 def test_prepare_then_cache_hit_then_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from fracture_tune.data.dataset import SPLIT_CODES, DatasetArrays
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.folds import NOT_IN_A_FOLD, assign_folds, fold_view
 from fracture_tune.data.split import assign_splits
+from fracture_tune.errors import FractureTuneError
 
 
 def _dataset(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

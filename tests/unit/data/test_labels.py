@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.labels import build_label_map, normalise_label_name, resolve_labels
+from fracture_tune.errors import FractureTuneError
 
 
 @pytest.mark.parametrize(

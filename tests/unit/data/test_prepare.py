@@ -23,8 +23,8 @@ from PIL import Image
 
 from fracture_tune.data import cache
 from fracture_tune.data.decode import decode_image
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.prepare import PrepareResult, load_prepared, prepare_dataset
+from fracture_tune.errors import FractureTuneError
 
 SIZE = 16
 BALANCED = {"Fractured": 8, "Non_fractured": 8}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.sources import expand_source_path
+from fracture_tune.errors import FractureTuneError
 
 
 def test_a_set_variable_is_expanded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.split import assign_splits, split_hash
+from fracture_tune.errors import FractureTuneError
 
 
 def _grouped_labels(n_groups: int, positive_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fracture_tune.data.errors import FractureTuneError
 from fracture_tune.data.prepare import prepare_dataset
 from fracture_tune.data.synth import generate_synthetic_dataset
 from fracture_tune.data.synth_draw import draw_radiograph
+from fracture_tune.errors import FractureTuneError
 
 N = 80
 

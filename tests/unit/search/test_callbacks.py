@@ -6,7 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from fracture_tune.search.callbacks import ProgressCallback, progress_line
-from fracture_tune.search.environment import set_progress_output
+from fracture_tune.search.progress_output import set_progress_output
 from fracture_tune.search.stops import StopLedger
 from fracture_tune.trainables.score import ScoreRule
 

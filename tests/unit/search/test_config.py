@@ -8,7 +8,7 @@ import pytest
 import yaml
 from cli_runs import REPO_ROOT
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config import config_from_dict, load_config
 
 REPO = REPO_ROOT

@@ -16,7 +16,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.importance import (
     optuna_distributions,
     parameter_importances,

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 import pytest
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config import load_config
 from fracture_tune.search.optuna_study import (
     check_new_study,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cli_runs import REPO_ROOT
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig, load_config
 from fracture_tune.search.preflight import check_pretrained_files, check_ray_address
 
@@ -16,7 +16,8 @@ REPO = REPO_ROOT
 
 
 def _conditional(weights: str) -> ExperimentConfig:
-    """configs/fracatlas.yaml with resnet18 trials starting from ``weights`` (README: Pretrained start)."""
+    """configs/fracatlas.yaml with resnet18 trials starting from ``weights`` (docs/configuration.md: A
+    pretrained start)."""
     spec = "{type: categorical, choices: [" + weights + "], when: {model: [resnet18]}}"
     return load_config(REPO / "configs" / "fracatlas.yaml", [f"space.params.pretrained_path={spec}"])
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.records import (
     BestTrial,
     SearchRecord,

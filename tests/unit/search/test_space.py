@@ -71,7 +71,7 @@ def test_drop_and_override_preset_params() -> None:
 
 
 def test_condition_on_unknown_parent_is_rejected() -> None:
-    from fracture_tune.data.errors import FractureTuneError
+    from fracture_tune.errors import FractureTuneError
 
     with pytest.raises(FractureTuneError, match="space"):
         config_from_dict({"space": {"params": {"c1": {"type": "int", "low": 8, "high": 64,

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from fracture_tune.classifier.tracking_uri import resolve_tracking_uri
 from fracture_tune.search.results import trial_index
 from fracture_tune.search.tracking import (
     artifact_location_for,
     redact_secrets,
-    resolve_tracking_uri,
     run_name_for,
 )
 

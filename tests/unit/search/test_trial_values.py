@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from cli_runs import REPO_ROOT
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config import config_from_dict
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.trainables.config import TrainConfig
 
 

@@ -14,7 +14,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from fracture_tune.data.dataset import DatasetArrays
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.trainables.checkpoint import load_checkpoint, save_checkpoint
 from fracture_tune.trainables.config import TrainConfig
 from fracture_tune.trainables.engine import TrainingDiverged, fit, predict_proba, select_indices

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.trainables.config import TrainConfig
 from fracture_tune.trainables.engine_keys import ENGINE_KEYS, MODEL_KEYS, EngineKey
 from fracture_tune.trainables.models import build_model, list_models, model_params, register_model

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.trainables.device import images_to_device, normalise, to_unit_range
 from fracture_tune.trainables.ensemble import ProbabilityEnsemble
 from fracture_tune.trainables.models import build_model

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fracture_tune.data.errors import FractureTuneError
+from fracture_tune.errors import FractureTuneError
 from fracture_tune.trainables.models import build_model, list_models, model_params
 
 SMALL = {

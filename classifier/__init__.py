@@ -1,0 +1,1 @@
+"""The trained classifier as a product: package, load, predict, evaluate, export, serving, registry."""

@@ -24,6 +24,7 @@ demo: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # mypy names modules after folders; the repository root is the package fracture_tune, so it reads the code
 # through a folder of that name (a link to the root), the way the installed package is laid out.

@@ -23,8 +23,11 @@ def write_report(out: Path | None, **figures: Any) -> dict[str, Any]:
         "command": " ".join([sys.executable, *sys.argv]),
         "commit": code_version(),  # the code measured (``+dirty``: with uncommitted changes)
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0)),
-                    "load_average_at_end": os.getloadavg()},  # fmt: skip
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": len(os.sched_getaffinity(0)),
+            "load_average_at_end": os.getloadavg(),
+        },
         **figures,
     }
     if out:

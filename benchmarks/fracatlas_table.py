@@ -25,11 +25,20 @@ from typing import Any
 import numpy as np
 
 METRICS = ("auroc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1")
-ROWS = (("a", "seed base recipe"), ("b", "seed tuned recipe"), ("c", "fracture-tune search + retrain"),
-        ("d", "search + re-ranked finalists"), ("e", "search + top-3 ensemble"))
+ROWS = (
+    ("a", "seed base recipe"),
+    ("b", "seed tuned recipe"),
+    ("c", "fracture-tune search + retrain"),
+    ("d", "search + re-ranked finalists"),
+    ("e", "search + top-3 ensemble"),
+)
 # Which test_predictions.csv column holds each row's probabilities, in which folder.
-PREDICTIONS = {"b": ("seed_recipes", "probability"), "c": ("search", "probability"),
-               "d": ("selection", "probability_single_best"), "e": ("selection", "probability")}
+PREDICTIONS = {
+    "b": ("seed_recipes", "probability"),
+    "c": ("search", "probability"),
+    "d": ("selection", "probability_single_best"),
+    "e": ("selection", "probability"),
+}
 PAIRED_RESAMPLES = 2000
 
 
@@ -41,22 +50,34 @@ def load_rows(work: Path) -> list[dict[str, Any]]:
         searched = _read(seed_dir / "search" / "report.json")
         selected = _read(seed_dir / "selection" / "report.json")
         ensemble = (selected or {}).get("ensemble") or {}
-        sources = {"a": recipes and recipes.get("baseline"), "b": recipes and recipes["optimized"],
-                   "c": searched and searched["optimized"], "d": ensemble.get("single_best"),
-                   "e": selected and selected["optimized"]}
+        sources = {
+            "a": recipes and recipes.get("baseline"),
+            "b": recipes and recipes["optimized"],
+            "c": searched and searched["optimized"],
+            "d": ensemble.get("single_best"),
+            "e": selected and selected["optimized"],
+        }
         reports = {"a": recipes, "b": recipes, "c": searched, "d": selected, "e": selected}
         for key, label in ROWS:
             result = sources[key]
             report = reports[key]
             if not result or report is None:
                 continue
-            row = {"split_seed": split_seed, "row": key, "recipe": label,
-                   "test": {name: result["test"][name] for name in METRICS},
-                   "train_seconds": result.get("train_seconds"),
-                   "split_hash": report["dataset"]["split_hash"]}
+            row = {
+                "split_seed": split_seed,
+                "row": key,
+                "recipe": label,
+                "test": {name: result["test"][name] for name in METRICS},
+                "train_seconds": result.get("train_seconds"),
+                "split_hash": report["dataset"]["split_hash"],
+            }
             if key in ("c", "d", "e"):
-                row.update(config=report["config"], source=report["source"], trial=report["trial"],
-                           threshold=result["threshold"])
+                row.update(
+                    config=report["config"],
+                    source=report["source"],
+                    trial=report["trial"],
+                    threshold=result["threshold"],
+                )
             if key == "e":
                 row["members"] = [member["trial_id"] for member in ensemble["members"]]
             if key in ("c", "d", "e"):
@@ -83,16 +104,23 @@ def _paired_against_b(seed_dir: Path, key: str) -> dict[str, Any] | None:
         return None
     shared = sorted(set(mine) & set(reference))
     if len(shared) != len(mine) or len(shared) != len(reference):
-        raise SystemExit(f"{seed_dir}: ({key}) and (b) scored different test images ({len(mine)} vs "
-                         f"{len(reference)}, {len(shared)} shared): not the same split")
+        raise SystemExit(
+            f"{seed_dir}: ({key}) and (b) scored different test images ({len(mine)} vs "
+            f"{len(reference)}, {len(shared)} shared): not the same split"
+        )
     labels = np.array([mine[path][0] for path in shared])
     if not np.array_equal(labels, [reference[path][0] for path in shared]):
         raise SystemExit(f"{seed_dir}: ({key}) and (b) disagree on test labels")
     scores = np.array([mine[path][1] for path in shared])
     base = np.array([reference[path][1] for path in shared])
     difference = paired_auroc_difference(labels, scores, base, n_resamples=PAIRED_RESAMPLES)
-    return {**difference.as_dict(), "images": len(shared), "labels": labels.tolist(),
-            "scores": scores.tolist(), "reference": base.tolist()}
+    return {
+        **difference.as_dict(),
+        "images": len(shared),
+        "labels": labels.tolist(),
+        "scores": scores.tolist(),
+        "reference": base.tolist(),
+    }
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,12 +129,17 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         chosen = [row for row in rows if row["row"] == key]
         if not chosen:
             continue
-        mean: dict[str, Any] = {"row": key, "recipe": label,
-                                "split_seeds": [row["split_seed"] for row in chosen]}
+        mean: dict[str, Any] = {
+            "row": key,
+            "recipe": label,
+            "split_seeds": [row["split_seed"] for row in chosen],
+        }
         for name in METRICS:
             values = [row["test"][name]["value"] for row in chosen]
-            mean[name] = {"mean": statistics.fmean(values),
-                          "sd": statistics.stdev(values) if len(values) > 1 else None}
+            mean[name] = {
+                "mean": statistics.fmean(values),
+                "sd": statistics.stdev(values) if len(values) > 1 else None,
+            }
         paired = [row["auroc_minus_b"] for row in chosen if row.get("auroc_minus_b")]
         if paired and len(paired) == len(chosen):
             mean["auroc_minus_b"] = mean_paired_difference(paired)
@@ -177,21 +210,26 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--work", type=Path, default=Path(".fracture-tune/quality"))
     parser.add_argument("--out", type=Path, help="write rows and means as JSON here")
     args = parser.parse_args()
     rows = load_rows(args.work)
     if not rows:
-        raise SystemExit(f"no retrain reports under {args.work}/s<seed>/: "
-                         "run benchmarks/fracatlas_quality.sh or fracatlas_selection.sh first")
+        raise SystemExit(
+            f"no retrain reports under {args.work}/s<seed>/: "
+            "run benchmarks/fracatlas_quality.sh or fracatlas_selection.sh first"
+        )
     means = summarise(rows)
     print(markdown(rows, means))
     for row in rows:
         if row["row"] in ("c", "d"):
-            print(f"\nsplit seed {row['split_seed']} ({row['row']}): {row['source']}; "
-                  f"config {json.dumps(row['config'])}")
+            print(
+                f"\nsplit seed {row['split_seed']} ({row['row']}): {row['source']}; "
+                f"config {json.dumps(row['config'])}"
+            )
         if row["row"] == "e":
             print(f"\nsplit seed {row['split_seed']} (e): members {', '.join(row['members'])}")
     if args.out:

@@ -54,8 +54,9 @@ def prune_wheel(source: Path, target: Path, prefixes: tuple[str, ...]) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--wheels", type=Path, required=True, help="folder of downloaded cp312 wheels")
     parser.add_argument("--data", type=Path, required=True, help="image folder with class sub-folders")
     parser.add_argument("--present", type=Path, help="file: packages the GPU machine has, one per line")

@@ -28,9 +28,20 @@ from fracture_tune.trainables.engine import fit, predict_proba
 
 # A mid-sized member of the search space (configs/fracatlas.yaml): tunable CNN 32/64/128 at 64 px.
 RECIPE: dict[str, Any] = {
-    "model": "tunable_cnn", "c1": 32, "c2": 64, "c3": 128, "dropout": 0.5, "optimizer": "adam", "lr": 2e-3,
-    "batch_size": 32, "schedule": "cosine", "warmup_epochs": 1, "aug_strength": 1.0,
-    "class_weighting": "balanced", "device": "cpu", "seed": 0,
+    "model": "tunable_cnn",
+    "c1": 32,
+    "c2": 64,
+    "c3": 128,
+    "dropout": 0.5,
+    "optimizer": "adam",
+    "lr": 2e-3,
+    "batch_size": 32,
+    "schedule": "cosine",
+    "warmup_epochs": 1,
+    "aug_strength": 1.0,
+    "class_weighting": "balanced",
+    "device": "cpu",
+    "seed": 0,
 }
 
 
@@ -48,26 +59,40 @@ def run_one(arrays: Any, fraction: float, args: argparse.Namespace) -> dict[str,
     intervals = bootstrap_metrics(labels, plain, n_resamples=args.resamples)
     averaged = bootstrap_metrics(labels, (plain + flipped) / 2, n_resamples=args.resamples)
     auroc = intervals["auroc"]
-    return {"fraction": fraction, "train_images": int(limit), "aug_factor": aug_factor,
-            "seconds": time.perf_counter() - started,
-            "test_auroc": auroc.value, "test_auroc_ci": [auroc.lower, auroc.upper],
-            "test_accuracy": intervals["accuracy"].value, "test_auroc_flip_tta": averaged["auroc"].value}
+    return {
+        "fraction": fraction,
+        "train_images": int(limit),
+        "aug_factor": aug_factor,
+        "seconds": time.perf_counter() - started,
+        "test_auroc": auroc.value,
+        "test_auroc_ci": [auroc.lower, auroc.upper],
+        "test_accuracy": intervals["accuracy"].value,
+        "test_auroc_flip_tta": averaged["auroc"].value,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=fracatlas_dir(),
-                        help="image folder with class sub-folders (default: $FRACATLAS_DIR)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=fracatlas_dir(),
+        help="image folder with class sub-folders (default: $FRACATLAS_DIR)",
+    )
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--aug-factor", type=int, default=4, help="views per image per epoch at fraction 1")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     parser.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--resamples", type=int, default=1000)
-    parser.add_argument("--out", type=Path,
-                        help="folder for learning_curve.json "
-                             "(default: bench/learning-curve_<data>-<size>px_<machine>_<date>)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for learning_curve.json "
+        "(default: bench/learning-curve_<data>-<size>px_<machine>_<date>)",
+    )
     args = parser.parse_args()
     args.out = args.out or default_out(f"learning-curve_{args.data.name}-{args.image_size}px")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -77,16 +102,26 @@ def main() -> None:
         for fraction in args.fractions:
             row = {"split_seed": split_seed, **run_one(arrays, fraction, args)}
             rows.append(row)
-            print(f"split seed {split_seed}  {row['train_images']:5d} train images (x{row['aug_factor']})  "
-                  f"test AUROC {row['test_auroc']:.3f} [{row['test_auroc_ci'][0]:.3f}, "
-                  f"{row['test_auroc_ci'][1]:.3f}]  flip-averaged {row['test_auroc_flip_tta']:.3f}  "
-                  f"accuracy {row['test_accuracy']:.3f}  {row['seconds']:.0f} s", flush=True)
+            print(
+                f"split seed {split_seed}  {row['train_images']:5d} train images (x{row['aug_factor']})  "
+                f"test AUROC {row['test_auroc']:.3f} [{row['test_auroc_ci'][0]:.3f}, "
+                f"{row['test_auroc_ci'][1]:.3f}]  flip-averaged {row['test_auroc_flip_tta']:.3f}  "
+                f"accuracy {row['test_accuracy']:.3f}  {row['seconds']:.0f} s",
+                flush=True,
+            )
     summary = summarise(rows, args.fractions)
     for line in summary["lines"]:
         print(line)
-    report = {"command": " ".join([sys.executable, *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "recipe": RECIPE, "epochs": args.epochs, "image_size": args.image_size, "rows": rows,
-              "slope_per_doubling": summary["slope"], "intercept": summary["intercept"]}
+    report = {
+        "command": " ".join([sys.executable, *sys.argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "recipe": RECIPE,
+        "epochs": args.epochs,
+        "image_size": args.image_size,
+        "rows": rows,
+        "slope_per_doubling": summary["slope"],
+        "intercept": summary["intercept"],
+    }
     (args.out / "learning_curve.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out / 'learning_curve.json'}")
 
@@ -100,9 +135,11 @@ def summarise(rows: list[dict[str, Any]], fractions: list[float]) -> dict[str, A
         tta = float(np.mean([row["test_auroc_flip_tta"] for row in group]))
         xs.append(np.log2(images))
         ys.append(mean)
-        lines.append(f"fraction {fraction:g}: ~{images:.0f} images, mean test AUROC {mean:.3f} "
-                     f"(flip-averaged {tta:.3f}) over {len(group)} split seeds")
-    slope, intercept = (np.polyfit(xs, ys, 1) if len(xs) > 1 else (float("nan"), float("nan")))
+        lines.append(
+            f"fraction {fraction:g}: ~{images:.0f} images, mean test AUROC {mean:.3f} "
+            f"(flip-averaged {tta:.3f}) over {len(group)} split seeds"
+        )
+    slope, intercept = np.polyfit(xs, ys, 1) if len(xs) > 1 else (float("nan"), float("nan"))
     lines.append(f"gain per doubling of the training images: {slope:+.3f} AUROC")
     return {"lines": lines, "slope": float(slope), "intercept": float(intercept)}
 

@@ -60,8 +60,9 @@ def fixed_config(epochs: int, trials: int) -> ExperimentConfig:
     base = load_config(REPO_ROOT / "configs" / "quickstart.yaml")
     raw = base.model_dump(mode="json")
     point = dict(base.searcher.points_to_evaluate[0])
-    raw["space"] = {"params": {key: {"type": "categorical", "choices": [value]}
-                               for key, value in point.items()}}
+    raw["space"] = {
+        "params": {key: {"type": "categorical", "choices": [value]} for key, value in point.items()}
+    }
     raw["searcher"]["points_to_evaluate"] = []
     raw["training"]["epochs"] = epochs
     raw["scheduler"] = {"grace_period": epochs, "max_t": epochs, "reduction_factor": 2}
@@ -87,8 +88,9 @@ def _point_config(config: ExperimentConfig) -> dict[str, Any]:
     return {**fixed_trial_values(config), **point}
 
 
-def tune_seconds(case: str, config: ExperimentConfig, prepared: Any, scratch: Path,
-                 reuse: bool) -> dict[str, Any]:
+def tune_seconds(
+    case: str, config: ExperimentConfig, prepared: Any, scratch: Path, reuse: bool
+) -> dict[str, Any]:
     """One search of ``config.budget.num_trials`` identical trials; per-trial wall and in-trial times."""
     from ray.tune.schedulers import ASHAScheduler
 
@@ -105,14 +107,23 @@ def tune_seconds(case: str, config: ExperimentConfig, prepared: Any, scratch: Pa
     starts = TrialStarts()
     callbacks.append(starts)
     trainable = train_trial if "ckpt" in case else report_only_trial
-    scheduler = ASHAScheduler(time_attr="training_iteration", grace_period=config.scheduler.grace_period,
-                              max_t=config.scheduler.max_t)
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration",
+        grace_period=config.scheduler.grace_period,
+        max_t=config.scheduler.max_t,
+    )
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, data=prepared.dataset.arrays), {"cpu": 1}),
         param_space=fixed_trial_values(config),
-        tune_config=tune.TuneConfig(metric=config.metric, mode=config.metric_mode, scheduler=scheduler,
-                                    search_alg=build_searcher(config), num_samples=config.budget.num_trials,
-                                    max_concurrent_trials=1, reuse_actors=reuse),
+        tune_config=tune.TuneConfig(
+            metric=config.metric,
+            mode=config.metric_mode,
+            scheduler=scheduler,
+            search_alg=build_searcher(config),
+            num_samples=config.budget.num_trials,
+            max_concurrent_trials=1,
+            reuse_actors=reuse,
+        ),
         run_config=build_run_config(config, name, scratch, callbacks),
     )
     started = time.perf_counter()
@@ -124,8 +135,12 @@ def tune_seconds(case: str, config: ExperimentConfig, prepared: Any, scratch: Pa
     if errors:
         raise RuntimeError(f"{case}: {len(errors)} trial(s) failed: {errors[0]}")
     cycles = [later - earlier for earlier, later in zip(starts.times[1:], starts.times[2:], strict=False)]
-    return {"per_trial_s": wall / config.budget.num_trials, "in_trial_s": statistics.median(in_trial),
-            "search_wall_s": wall, "steady_per_trial_s": statistics.median(cycles) if cycles else None}
+    return {
+        "per_trial_s": wall / config.budget.num_trials,
+        "in_trial_s": statistics.median(in_trial),
+        "search_wall_s": wall,
+        "steady_per_trial_s": statistics.median(cycles) if cycles else None,
+    }
 
 
 class TrialStarts(tune.Callback):
@@ -150,7 +165,7 @@ def measure(epochs: int, args: argparse.Namespace, scratch: Path) -> list[dict[s
     cases += [("tune+ckpt+mlflow", reuse) for reuse in args.reuse if "tune+ckpt+mlflow" in args.cases]
     samples: dict[str, list[dict[str, Any]]] = {}
     for repeat in range(args.repeats):
-        for case, reuse in (cases if repeat % 2 == 0 else cases[::-1]):
+        for case, reuse in cases if repeat % 2 == 0 else cases[::-1]:
             label = "bare engine fit" if case == "bare" else case + (" reuse_actors" if reuse else "")
             if case == "bare":
                 bare = statistics.median(bare_seconds(config, prepared.dataset.arrays, args.trials))
@@ -159,19 +174,31 @@ def measure(epochs: int, args: argparse.Namespace, scratch: Path) -> list[dict[s
                 result = tune_seconds(case, config, prepared, scratch, reuse)
             samples.setdefault(label, []).append(result)
     keys = ("per_trial_s", "in_trial_s", "steady_per_trial_s")
-    rows = [{"epochs": epochs, "case": label, "repeats": len(found),
-             **{key: _median_or_none([sample[key] for sample in found]) for key in keys}}
-            for label, found in samples.items()]
+    rows = [
+        {
+            "epochs": epochs,
+            "case": label,
+            "repeats": len(found),
+            **{key: _median_or_none([sample[key] for sample in found]) for key in keys},
+        }
+        for label, found in samples.items()
+    ]
     bare_median = rows[0]["per_trial_s"]
     for row in rows:
         row["overhead_vs_bare"] = row["per_trial_s"] / bare_median - 1
         steady = row["steady_per_trial_s"]
         row["steady_overhead_vs_bare"] = steady / bare_median - 1 if steady else None
-        steady_text = (f"  steady {steady:5.2f} s/trial ({100 * row['steady_overhead_vs_bare']:+5.1f} %)"
-                       if steady else "")
-        print(f"{epochs} epoch(s) {row['case']:<30} {row['per_trial_s']:6.2f} s/trial "
-              f"(in-trial {row['in_trial_s']:5.2f} s)  overhead {100 * row['overhead_vs_bare']:+6.1f} %"
-              + steady_text, flush=True)
+        steady_text = (
+            f"  steady {steady:5.2f} s/trial ({100 * row['steady_overhead_vs_bare']:+5.1f} %)"
+            if steady
+            else ""
+        )
+        print(
+            f"{epochs} epoch(s) {row['case']:<30} {row['per_trial_s']:6.2f} s/trial "
+            f"(in-trial {row['in_trial_s']:5.2f} s)  overhead {100 * row['overhead_vs_bare']:+6.1f} %"
+            + steady_text,
+            flush=True,
+        )
     return rows
 
 
@@ -188,22 +215,34 @@ def per_epoch(rows: list[dict[str, Any]], low: int, high: int) -> list[dict[str,
     for case in dict.fromkeys(row["case"] for row in rows):
         if (case, low) in by_case and (case, high) in by_case:
             marginal = (by_case[(case, high)] - by_case[(case, low)]) / (high - low)
-            result.append({"case": case, "seconds_per_epoch": marginal,
-                           "overhead_vs_bare": marginal / bare - 1})
+            result.append(
+                {"case": case, "seconds_per_epoch": marginal, "overhead_vs_bare": marginal / bare - 1}
+            )
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=4, help="trials per search")
     parser.add_argument("--repeats", type=int, default=2, help="searches per case, order alternating")
     parser.add_argument("--epochs", type=int, nargs="+", default=[1, 6])
-    parser.add_argument("--reuse", type=lambda text: text == "on", nargs="+", default=[False, True],
-                        metavar="on|off", help="reuse_actors settings for the full case")
-    parser.add_argument("--cases", nargs="+", default=["tune", "tune+ckpt", "tune+ckpt+mlflow"],
-                        choices=["tune", "tune+ckpt", "tune+ckpt+mlflow"],
-                        help="Tune cases besides the bare engine (e.g. only the full stack)")
+    parser.add_argument(
+        "--reuse",
+        type=lambda text: text == "on",
+        nargs="+",
+        default=[False, True],
+        metavar="on|off",
+        help="reuse_actors settings for the full case",
+    )
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=["tune", "tune+ckpt", "tune+ckpt+mlflow"],
+        choices=["tune", "tune+ckpt", "tune+ckpt+mlflow"],
+        help="Tune cases besides the bare engine (e.g. only the full stack)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -221,8 +260,10 @@ def main() -> None:
             rows += measure(epochs, args, Path(scratch))
     marginal = per_epoch(rows, min(args.epochs), max(args.epochs)) if len(args.epochs) > 1 else []
     for row in marginal:
-        print(f"per extra epoch {row['case']:<30} {row['seconds_per_epoch']:6.2f} s "
-              f"overhead {100 * row['overhead_vs_bare']:+6.1f} %")
+        print(
+            f"per extra epoch {row['case']:<30} {row['seconds_per_epoch']:6.2f} s "
+            f"overhead {100 * row['overhead_vs_bare']:+6.1f} %"
+        )
     write_report(args.out, ray_init_s=ray_start, rows=rows, per_epoch=marginal)
 
 

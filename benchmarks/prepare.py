@@ -47,8 +47,12 @@ def cold(source: Path, size: int, workers: int) -> Callable[[], object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=fracatlas_dir(),
-                        help="image folder with class sub-folders (default: $FRACATLAS_DIR)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=fracatlas_dir(),
+        help="image folder with class sub-folders (default: $FRACATLAS_DIR)",
+    )
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
@@ -73,10 +77,24 @@ def main() -> int:
     print(f"{'case':<24}{'seconds':>10}{'images/s':>12}{'vs cold (all cores)':>22}")
     for name, seconds in cases:
         print(f"{name:<24}{seconds:>10.3f}{images / seconds:>12.0f}{reference / seconds:>21.1f}x")
-    write_report(args.out, data=str(args.data), images=images, image_size=args.size, runs=args.runs,
-                 cores_available=cores, python=platform.python_version(),
-                 cases=[{"case": name, "seconds": seconds, "images_per_second": images / seconds,
-                         "vs_cold_all_cores": reference / seconds} for name, seconds in cases])
+    write_report(
+        args.out,
+        data=str(args.data),
+        images=images,
+        image_size=args.size,
+        runs=args.runs,
+        cores_available=cores,
+        python=platform.python_version(),
+        cases=[
+            {
+                "case": name,
+                "seconds": seconds,
+                "images_per_second": images / seconds,
+                "vs_cold_all_cores": reference / seconds,
+            }
+            for name, seconds in cases
+        ],
+    )
     return 0
 
 

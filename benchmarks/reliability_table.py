@@ -35,10 +35,17 @@ OUTPUT = REPO_ROOT / "docs" / "reliability.md"
 RESULTS_ROOT = REPO_ROOT / "benchmarks" / "results"
 # Rows by file: trial, driver, node, MLflow, input, model files, security, load; other files after these.
 FILE_ORDER = [
-    "test_trial_faults.py", "test_records_agree.py", "test_search_resume.py", "test_node_loss.py",
-    "test_mlflow_outage.py", "test_mlflow_queue.py", "test_bad_input.py", "test_model_integrity.py",
-    "test_security.py", "test_load.py",
-]  # fmt: skip
+    "test_trial_faults.py",
+    "test_records_agree.py",
+    "test_search_resume.py",
+    "test_node_loss.py",
+    "test_mlflow_outage.py",
+    "test_mlflow_queue.py",
+    "test_bad_input.py",
+    "test_model_integrity.py",
+    "test_security.py",
+    "test_load.py",
+]
 TMP_PATH = re.compile(r"/tmp/pytest-of-[^/\s]+/pytest-\d+/[^/\s]+/")
 
 # Tests that record no figures of their own: what a pass of each demonstrates (their assertions). Any other
@@ -74,14 +81,23 @@ class Outcome:
 def run_tests(raw: Path, include_cluster: bool) -> int:
     observations = raw / "observations"
     env = {**os.environ, "RELIABILITY_OBSERVATIONS": str(observations), "PYTHONDONTWRITEBYTECODE": ""}
-    command = [sys.executable, "-m", "pytest", *TESTS, "-q", "-p", "no:cacheprovider",
-               f"--junitxml={raw / 'junit.xml'}"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *TESTS,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={raw / 'junit.xml'}",
+    ]
     if not include_cluster:
         command += ["-m", "not cluster"]
     print("running:", " ".join(command[2:]), flush=True)
     with open(raw / "pytest.log", "w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         assert process.stdout is not None
         for line in process.stdout:
             print(line, end="", flush=True)
@@ -146,11 +162,14 @@ def table_rows(observations: Path, results: dict[str, Outcome]) -> list[dict[str
             continue
         file = _test_file(results, name)
         fault, what = WITHOUT_OBSERVATIONS.get(name, (docstring_summary(REPO_ROOT / file, name), ""))
-        rows.append({
-            "fault": fault or name.removeprefix("test_").replace("_", " "),
-            "observed": what or "its assertions held (it records no figures)",
-            "test": f"{file}::{name}", "name": name,
-        })  # fmt: skip
+        rows.append(
+            {
+                "fault": fault or name.removeprefix("test_").replace("_", " "),
+                "observed": what or "its assertions held (it records no figures)",
+                "test": f"{file}::{name}",
+                "name": name,
+            }
+        )
     for row in rows:
         result = results.get(row["name"], Outcome("not run", 0.0, "", ""))
         row["outcome"], row["seconds"] = result.outcome, f"{result.seconds:.0f}"
@@ -193,8 +212,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--no-cluster", action="store_true", help="skip the multi-node cluster tests")
-    parser.add_argument("--machine", default=f"{os.cpu_count()}core-{platform.machine()}",
-                        help="machine name for the raw folder (default: <cpus>core-<arch>)")  # fmt: skip
+    parser.add_argument(
+        "--machine",
+        default=f"{os.cpu_count()}core-{platform.machine()}",
+        help="machine name for the raw folder (default: <cpus>core-<arch>)",
+    )
     parser.add_argument("--from", dest="existing", type=Path, help="re-tabulate this raw folder; run nothing")
     parser.add_argument("--out", type=Path, default=OUTPUT, help=f"markdown file (default {OUTPUT})")
     args = parser.parse_args()
@@ -212,11 +234,15 @@ def main() -> int:
         from fracture_tune.search.records import code_version
 
         meta = {
-            "finished": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": args.machine, "cpus": os.cpu_count(),
+            "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "machine": args.machine,
+            "cpus": os.cpu_count(),
             "commit": code_version(),
-            "wall_s": time.monotonic() - started, "tests": TESTS, "cluster_tests": not args.no_cluster,
+            "wall_s": time.monotonic() - started,
+            "tests": TESTS,
+            "cluster_tests": not args.no_cluster,
             "pytest_exit": returncode,
-        }  # fmt: skip
+        }
         (raw / "run.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     if not (raw / "junit.xml").exists():
         print(f"pytest wrote no results in {raw}; nothing to tabulate", file=sys.stderr)

@@ -77,9 +77,11 @@ def _start_ray(concurrency: int) -> None:
     import ray
 
     ray.init(
-        num_cpus=concurrency, include_dashboard=False, log_to_driver=False,
+        num_cpus=concurrency,
+        include_dashboard=False,
+        log_to_driver=False,
         logging_config=ray.LoggingConfig(log_level="WARNING"),
-    )  # fmt: skip
+    )
 
 
 def run_bare(trials: int, concurrency: int, workdir: Path) -> dict[str, Any]:
@@ -118,23 +120,42 @@ def run_product(trials: int, concurrency: int, workdir: Path) -> dict[str, Any]:
     from fracture_tune.search.run import _search_call, _start_ray, make_options, run_search_with
 
     images = write_line_dataset(workdir / "images", per_class=30, size=32)
-    config = config_from_dict({
-        "dataset": {"path": str(images), "image_size": 32, "val_fraction": 0.25, "test_fraction": 0.15,
-                    "cache_root": str(workdir / "datasets")},
-        "training": {"model": "tiny_cnn", "width": 4, "epochs": 1, "input_size": 32, "device": "cpu",
-                     "num_threads": 1},
-        "space": {"params": {"lr": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True},
-                             "batch_size": {"type": "categorical", "choices": [16, 32]}}},
-        "searcher": {"seed": 0, "n_startup_trials": 2 * concurrency},
-        "scheduler": {"grace_period": 1, "max_t": 1, "reduction_factor": 2},
-        "resources": {"cpus_per_trial": 1, "max_concurrent_trials": concurrency, "reuse_actors": True},
-        "budget": {"num_trials": trials},
-        "tracking": {"experiment_name": "scale"},
-    })  # fmt: skip
+    config = config_from_dict(
+        {
+            "dataset": {
+                "path": str(images),
+                "image_size": 32,
+                "val_fraction": 0.25,
+                "test_fraction": 0.15,
+                "cache_root": str(workdir / "datasets"),
+            },
+            "training": {
+                "model": "tiny_cnn",
+                "width": 4,
+                "epochs": 1,
+                "input_size": 32,
+                "device": "cpu",
+                "num_threads": 1,
+            },
+            "space": {
+                "params": {
+                    "lr": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True},
+                    "batch_size": {"type": "categorical", "choices": [16, 32]},
+                }
+            },
+            "searcher": {"seed": 0, "n_startup_trials": 2 * concurrency},
+            "scheduler": {"grace_period": 1, "max_t": 1, "reduction_factor": 2},
+            "resources": {"cpus_per_trial": 1, "max_concurrent_trials": concurrency, "reuse_actors": True},
+            "budget": {"num_trials": trials},
+            "tracking": {"experiment_name": "scale"},
+        }
+    )
     options = make_options(
-        "scale", storage=workdir / "runs", tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
+        "scale",
+        storage=workdir / "runs",
+        tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
         num_cpus=concurrency,
-    )  # fmt: skip
+    )
     options.fit_function = one_second_step
     with _search_call(options):
         _start_ray(options)  # timed from here, as the bare case
@@ -171,8 +192,18 @@ def _figures(started: float, cpu: float, written: int, trials: int, concurrency:
 def run_case(case: str, trials: int, concurrency: int) -> dict[str, Any]:
     """One case in a fresh process (Ray, Optuna and MLflow state never carry over between cases)."""
     with tempfile.TemporaryDirectory(prefix=f"scale-{case}-{trials}-") as folder:
-        command = [sys.executable, __file__, "--case", case, "--trials", str(trials),
-                   "--concurrency", str(concurrency), "--workdir", folder]  # fmt: skip
+        command = [
+            sys.executable,
+            __file__,
+            "--case",
+            case,
+            "--trials",
+            str(trials),
+            "--concurrency",
+            str(concurrency),
+            "--workdir",
+            folder,
+        ]
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
         done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder)
         if done.returncode != 0:

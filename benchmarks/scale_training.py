@@ -36,16 +36,29 @@ SIZE = 32
 def tiny_config(images: Path, trials: int, at_once: int) -> dict[str, Any]:
     return {
         "dataset": {"path": str(images), "image_size": SIZE, "val_fraction": 0.25, "test_fraction": 0.15},
-        "training": {"model": "tiny_cnn", "width": 4, "epochs": 3, "input_size": SIZE, "train_limit": 48,
-                     "val_limit": 32, "device": "cpu", "num_threads": 1, "aug_strength": 0.0},
-        "space": {"params": {"lr": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True},
-                             "batch_size": {"type": "categorical", "choices": [16, 32]}}},
+        "training": {
+            "model": "tiny_cnn",
+            "width": 4,
+            "epochs": 3,
+            "input_size": SIZE,
+            "train_limit": 48,
+            "val_limit": 32,
+            "device": "cpu",
+            "num_threads": 1,
+            "aug_strength": 0.0,
+        },
+        "space": {
+            "params": {
+                "lr": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True},
+                "batch_size": {"type": "categorical", "choices": [16, 32]},
+            }
+        },
         "searcher": {"seed": 0, "n_startup_trials": at_once},
         "scheduler": {"grace_period": 1, "max_t": 3, "reduction_factor": 2},
         "resources": {"cpus_per_trial": 1, "max_concurrent_trials": at_once, "reuse_actors": True},
         "budget": {"num_trials": trials},
         "tracking": {"experiment_name": "scale-training"},
-    }  # fmt: skip
+    }
 
 
 def one_case(label: str, config: dict[str, Any], scratch: Path, **where: Any) -> dict[str, Any]:
@@ -65,29 +78,51 @@ def one_case(label: str, config: dict[str, Any], scratch: Path, **where: Any) ->
         "records_agree": records["agree"],
         "record_differences": len(records["differences"]),
     }
-    print(f"{label:<16} {result['trials']} trials in {result['wall_s']:.0f} s: {result['trials_per_minute']} "
-          f"trials/min; {statuses}; records agree: {records['agree']}", flush=True)  # fmt: skip
+    print(
+        f"{label:<16} {result['trials']} trials in {result['wall_s']:.0f} s: {result['trials_per_minute']} "
+        f"trials/min; {statuses}; records agree: {records['agree']}",
+        flush=True,
+    )
     return result
 
 
 def cluster_case(trials: int, scratch: Path, images: Path) -> dict[str, Any]:
     cluster_dir = scratch / "cluster"
     up = subprocess.run(
-        [str(CLI), "cluster", "up", "--workers", "2", "--cpus-per-node", "6", "--no-mlflow",
-         "--cluster-dir", str(cluster_dir)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            str(CLI),
+            "cluster",
+            "up",
+            "--workers",
+            "2",
+            "--cpus-per-node",
+            "6",
+            "--no-mlflow",
+            "--cluster-dir",
+            str(cluster_dir),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if up.returncode != 0:
         raise RuntimeError(f"cluster up failed:\n{up.stdout[-2000:]}{up.stderr[-2000:]}")
     state = json.loads((cluster_dir / "state.json").read_text())
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": state["token_path"]}
     env = auth if state.get("auth_enabled") else {}
     try:
-        return one_case("cluster 3 x 6", tiny_config(images, trials, 16), scratch,
-                        address=state["gcs_address"], env=env)  # fmt: skip
+        return one_case(
+            "cluster 3 x 6", tiny_config(images, trials, 16), scratch, address=state["gcs_address"], env=env
+        )
     finally:
-        subprocess.run([str(CLI), "cluster", "down", "--cluster-dir", str(cluster_dir)], cwd=REPO_ROOT,
-                       capture_output=True, text=True, timeout=300)  # fmt: skip
+        subprocess.run(
+            [str(CLI), "cluster", "down", "--cluster-dir", str(cluster_dir)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
 
 def main() -> None:
@@ -107,8 +142,9 @@ def main() -> None:
         images = write_line_dataset(scratch / "images", per_class=60, size=SIZE)
         rows = [
             one_case("local 16", tiny_config(images, args.trials, 16), scratch, num_cpus=16),
-            one_case(f"local {args.many}", tiny_config(images, args.trials, args.many), scratch,
-                     num_cpus=args.many),
+            one_case(
+                f"local {args.many}", tiny_config(images, args.trials, args.many), scratch, num_cpus=args.many
+            ),
         ]
         if not args.skip_cluster:
             rows.append(cluster_case(args.trials, scratch, images))

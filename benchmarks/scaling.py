@@ -43,8 +43,9 @@ def trial_set_config(trials: int, epochs: int, concurrency: int, seed: int) -> d
     params = raw["space"]["params"]
     points = []
     for _ in range(trials):
-        point = {key: rng.choice(spec["choices"]) for key, spec in params.items()
-                 if spec["type"] == "categorical"}
+        point = {
+            key: rng.choice(spec["choices"]) for key, spec in params.items() if spec["type"] == "categorical"
+        }
         point["lr"] = float(f"{10 ** rng.uniform(-3.5, -2):.3g}")
         points.append(point)
     raw["searcher"]["points_to_evaluate"] = points
@@ -60,17 +61,25 @@ def one_search(label: str, config: dict[str, Any], scratch: Path, **kwargs: Any)
     name = f"{label.replace(' ', '-')}-{time.time_ns()}"
     run = run_search_cli(config, name, scratch, **kwargs)
     if run.returncode != 0 or len(run.trials) != config["budget"]["num_trials"]:
-        raise RuntimeError(f"{label}: search failed ({run.returncode}), {len(run.trials)} trials:\n"
-                           f"{run.output_tail}")
+        raise RuntimeError(
+            f"{label}: search failed ({run.returncode}), {len(run.trials)} trials:\n{run.output_tail}"
+        )
     span = trial_span(run.trials)
     trials = len(run.trials)
-    result = {"case": label, "wall_s": run.wall_seconds, "span_s": span,
-              "trials_per_hour_end_to_end": 3600 * trials / run.wall_seconds,
-              "trials_per_hour_steady": 3600 * trials / span, "load_average": os.getloadavg()[0]}
-    print(f"{label:<28} wall {run.wall_seconds:6.1f} s  span {span:6.1f} s  "
-          f"{result['trials_per_hour_end_to_end']:6.0f} trials/h end-to-end  "
-          f"{result['trials_per_hour_steady']:6.0f} trials/h steady  (load {result['load_average']:.1f})",
-          flush=True)
+    result = {
+        "case": label,
+        "wall_s": run.wall_seconds,
+        "span_s": span,
+        "trials_per_hour_end_to_end": 3600 * trials / run.wall_seconds,
+        "trials_per_hour_steady": 3600 * trials / span,
+        "load_average": os.getloadavg()[0],
+    }
+    print(
+        f"{label:<28} wall {run.wall_seconds:6.1f} s  span {span:6.1f} s  "
+        f"{result['trials_per_hour_end_to_end']:6.0f} trials/h end-to-end  "
+        f"{result['trials_per_hour_steady']:6.0f} trials/h steady  (load {result['load_average']:.1f})",
+        flush=True,
+    )
     return result
 
 
@@ -88,23 +97,48 @@ def cluster_cases(args: argparse.Namespace, scratch: Path) -> list[dict[str, Any
     runs = []
     config = trial_set_config(args.trials, args.epochs, 2, args.seed)
     for repeat in range(args.repeats):
-        for workers in ((0, 1) if repeat % 2 == 0 else (1, 0)):
+        for workers in (0, 1) if repeat % 2 == 0 else (1, 0):
             cluster_dir = scratch / f"cluster-{repeat}-{workers}"
             state = cluster_up(cluster_dir, workers)
             try:
-                env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": state["token_path"]} \
-                    if state.get("auth_enabled") else {}
-                runs.append(one_search(f"cluster {workers + 1} node(s) x 1 CPU", config, scratch,
-                                       address=state["gcs_address"], env=env))
+                env = (
+                    {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": state["token_path"]}
+                    if state.get("auth_enabled")
+                    else {}
+                )
+                runs.append(
+                    one_search(
+                        f"cluster {workers + 1} node(s) x 1 CPU",
+                        config,
+                        scratch,
+                        address=state["gcs_address"],
+                        env=env,
+                    )
+                )
             finally:
-                subprocess.run([str(CLI), "cluster", "down", "--cluster-dir", str(cluster_dir)],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+                subprocess.run(
+                    [str(CLI), "cluster", "down", "--cluster-dir", str(cluster_dir)],
+                    cwd=REPO_ROOT,
+                    capture_output=True,
+                    text=True,
+                    timeout=180,
+                )
     return runs
 
 
 def cluster_up(cluster_dir: Path, workers: int) -> dict[str, Any]:
-    command = [str(CLI), "cluster", "up", "--workers", str(workers), "--cpus-per-node", "1", "--no-mlflow",
-               "--cluster-dir", str(cluster_dir)]
+    command = [
+        str(CLI),
+        "cluster",
+        "up",
+        "--workers",
+        str(workers),
+        "--cpus-per-node",
+        "1",
+        "--no-mlflow",
+        "--cluster-dir",
+        str(cluster_dir),
+    ]
     process = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     if process.returncode != 0:
         raise RuntimeError(f"cluster up failed:\n{process.stdout[-2000:]}{process.stderr[-2000:]}")
@@ -118,23 +152,34 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for case in cases:
         mine = [run for run in runs if run["case"] == case]
-        rows.append({"case": case, "repeats": len(mine),
-                     **{key: statistics.median(run[key] for run in mine) for key in keys}})
-    for pair in (("local 1 concurrent", "local 2 concurrent"),
-                 ("cluster 1 node(s) x 1 CPU", "cluster 2 node(s) x 1 CPU")):
+        rows.append(
+            {
+                "case": case,
+                "repeats": len(mine),
+                **{key: statistics.median(run[key] for run in mine) for key in keys},
+            }
+        )
+    for pair in (
+        ("local 1 concurrent", "local 2 concurrent"),
+        ("cluster 1 node(s) x 1 CPU", "cluster 2 node(s) x 1 CPU"),
+    ):
         base = next((row for row in rows if row["case"] == pair[0]), None)
         other = next((row for row in rows if row["case"] == pair[1]), None)
         if base and other:
             for key in ("trials_per_hour_end_to_end", "trials_per_hour_steady"):
                 other[f"speedup_{key}"] = other[key] / base[key]
-            print(f"{pair[1]} vs {pair[0]}: x{other['speedup_trials_per_hour_end_to_end']:.2f} end-to-end, "
-                  f"x{other['speedup_trials_per_hour_steady']:.2f} steady", flush=True)
+            print(
+                f"{pair[1]} vs {pair[0]}: x{other['speedup_trials_per_hour_end_to_end']:.2f} end-to-end, "
+                f"x{other['speedup_trials_per_hour_steady']:.2f} steady",
+                flush=True,
+            )
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)

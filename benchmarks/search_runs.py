@@ -55,26 +55,54 @@ class SearchRun:
         return max(scored, key=lambda trial: (trial.best(metric), -scored.index(trial)))
 
 
-def run_search_cli(config: dict[str, Any], name: str, scratch: Path, num_cpus: int | None = None,
-                   timeout: float = 3600, address: str | None = None,
-                   env: dict[str, str] | None = None) -> SearchRun:
+def run_search_cli(
+    config: dict[str, Any],
+    name: str,
+    scratch: Path,
+    num_cpus: int | None = None,
+    timeout: float = 3600,
+    address: str | None = None,
+    env: dict[str, str] | None = None,
+) -> SearchRun:
     """Run ``fracture-tune search`` on ``config`` (a dict of YAML sections) in a scratch storage/MLflow."""
     config_file = scratch / f"{name}.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     storage = scratch / "runs"
-    command = [str(CLI), "search", "--config", str(config_file), "--name", name, "--storage", str(storage),
-               "--tracking-uri", f"sqlite:///{scratch / 'mlflow.db'}"]
+    command = [
+        str(CLI),
+        "search",
+        "--config",
+        str(config_file),
+        "--name",
+        name,
+        "--storage",
+        str(storage),
+        "--tracking-uri",
+        f"sqlite:///{scratch / 'mlflow.db'}",
+    ]
     if num_cpus:
         command += ["--num-cpus", str(num_cpus)]
     if address:
         command += ["--address", address]
     started_unix, started = time.time(), time.perf_counter()
-    process = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-                             env={**os.environ, **(env or {})})
+    process = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     wall = time.perf_counter() - started
     run_dir = storage / name
-    return SearchRun(name, run_dir, wall, process.returncode, read_trial_epochs(run_dir, started_unix),
-                     (process.stdout + process.stderr)[-3000:])
+    return SearchRun(
+        name,
+        run_dir,
+        wall,
+        process.returncode,
+        read_trial_epochs(run_dir, started_unix),
+        (process.stdout + process.stderr)[-3000:],
+    )
 
 
 def read_trial_epochs(run_dir: Path, started_unix: float) -> list[SearchTrial]:

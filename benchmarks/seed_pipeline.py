@@ -31,13 +31,19 @@ def seed_transform(augment: bool, image_size: int = 128) -> transforms.Compose:
     return transforms.Compose(steps)
 
 
-def seed_loader(root: str | Path, batch_size: int, augment: bool, indices: Sequence[int] | None = None,
-                seed: int = 0) -> DataLoader:
+def seed_loader(
+    root: str | Path, batch_size: int, augment: bool, indices: Sequence[int] | None = None, seed: int = 0
+) -> DataLoader:
     """ImageFolder over class sub-folders, shuffled, no loader workers (the seed's defaults)."""
     dataset = datasets.ImageFolder(str(root), transform=seed_transform(augment))
     subset = Subset(dataset, list(indices)) if indices is not None else dataset
-    return DataLoader(subset, batch_size=batch_size, shuffle=True, num_workers=0,
-                      generator=torch.Generator().manual_seed(seed))
+    return DataLoader(
+        subset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=0,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def _endless(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -36,7 +36,10 @@ log = logging.getLogger(__name__)
 
 # The seed's space (docs/seed_recipes.md); ``width_scale`` divides the conv widths to fit a time budget.
 SEED_SPACE: dict[str, list[Any]] = {
-    "dropout": [0.3, 0.5, 0.7], "c1": [16, 32, 64], "c2": [32, 64, 128], "c3": [64, 128, 256],
+    "dropout": [0.3, 0.5, 0.7],
+    "c1": [16, 32, 64],
+    "c2": [32, 64, 128],
+    "c3": [64, 128, 256],
     "batch_size": [32, 64, 128],
 }
 SEED_LR_RANGE = (1e-5, 1e-2)
@@ -125,18 +128,27 @@ class SeedObjective:
         record = SeedTrial(trial.number, params)
         self.trials.append(record)
         torch.manual_seed(self.settings.seed + trial.number)
-        model = build_model("tunable_cnn", input_size=self.settings.image_size,
-                            **{k: params[k] for k in ("c1", "c2", "c3", "dropout")})
+        model = build_model(
+            "tunable_cnn",
+            input_size=self.settings.image_size,
+            **{k: params[k] for k in ("c1", "c2", "c3", "dropout")},
+        )
         optimizer = torch.optim.Adam(model.parameters(), lr=params["lr"])
         indices = list(range(len(self.train_folder))) * self.settings.aug_factor
-        train = DataLoader(Subset(self.train_folder, indices), batch_size=params["batch_size"], shuffle=True,
-                           num_workers=0, generator=torch.Generator().manual_seed(trial.number))
+        train = DataLoader(
+            Subset(self.train_folder, indices),
+            batch_size=params["batch_size"],
+            shuffle=True,
+            num_workers=0,
+            generator=torch.Generator().manual_seed(trial.number),
+        )
         val = DataLoader(self.val_folder, batch_size=params["batch_size"], shuffle=False, num_workers=0)
         for epoch in range(1, self.settings.epochs + 1):
             train_loss = _train_epoch(model, optimizer, train)
             metrics = {f"val_{k}": v for k, v in _evaluate(model, val).items()}
-            metrics.update(epoch=float(epoch), train_loss=train_loss,
-                           elapsed_s=time.perf_counter() - self.started)
+            metrics.update(
+                epoch=float(epoch), train_loss=train_loss, elapsed_s=time.perf_counter() - self.started
+            )
             record.epochs.append(metrics)
             trial.report(metrics[self.settings.metric], epoch)
             if trial.should_prune():
@@ -181,8 +193,11 @@ def run_seed_protocol(dataset: PreparedDataset, settings: SeedProtocolSettings) 
     with tempfile.TemporaryDirectory(prefix="seed-protocol-") as scratch:
         train_rows = select_indices(dataset.arrays, ["train"], settings.train_limit)
         val_rows = select_indices(dataset.arrays, ["val"], settings.val_limit)
-        objective = SeedObjective(link_image_folder(Path(scratch) / "train", dataset, train_rows),
-                                  link_image_folder(Path(scratch) / "val", dataset, val_rows), settings)
+        objective = SeedObjective(
+            link_image_folder(Path(scratch) / "train", dataset, train_rows),
+            link_image_folder(Path(scratch) / "val", dataset, val_rows),
+            settings,
+        )
         objective.started = started
         sampler = optuna.samplers.TPESampler(seed=settings.seed)  # Optuna's defaults, as the seed
         pruner = optuna.pruners.MedianPruner()

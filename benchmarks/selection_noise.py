@@ -62,9 +62,14 @@ def measure(run_dir: Path) -> dict[str, Any]:
     for row in rows_from_frame(read_results(run_dir)):
         if len(row["metric_history"]) < rule.min_epochs or not row.get("best_checkpoint"):
             continue
-        trials.append({"trial_id": row["trial_id"], "search_score": float(row["best_metric"]),
-                       "epochs": len(row["metric_history"]),
-                       "test_auroc": trial_test_auroc(str(row["best_checkpoint"]), data)})
+        trials.append(
+            {
+                "trial_id": row["trial_id"],
+                "search_score": float(row["best_metric"]),
+                "epochs": len(row["metric_history"]),
+                "test_auroc": trial_test_auroc(str(row["best_checkpoint"]), data),
+            }
+        )
     scores = [trial["search_score"] for trial in trials]
     tests = [trial["test_auroc"] for trial in trials]
     rho, p_value = spearmanr(scores, tests) if len(trials) > 2 else (float("nan"), float("nan"))
@@ -92,14 +97,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the measurements as JSON here")
     args = parser.parse_args()
     results = [measure(run_dir.resolve()) for run_dir in args.run_dir]
-    print("| search | folds | trials | Spearman(search score, test AUROC) | chosen trial's test AUROC | "
-          "best / median test AUROC |")
+    print(
+        "| search | folds | trials | Spearman(search score, test AUROC) | chosen trial's test AUROC | "
+        "best / median test AUROC |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for result in results:
-        print(f"| {result['search']} | {result['folds'] or '-'} | {result['trials_scored']} | "
-              f"{result['spearman_search_score_vs_test_auroc']:.2f} (p {result['spearman_p_value']:.2g}) | "
-              f"{result['chosen_test_auroc']:.3f} | {result['best_test_auroc']:.3f} / "
-              f"{result['median_test_auroc']:.3f} |")
+        print(
+            f"| {result['search']} | {result['folds'] or '-'} | {result['trials_scored']} | "
+            f"{result['spearman_search_score_vs_test_auroc']:.2f} (p {result['spearman_p_value']:.2g}) | "
+            f"{result['chosen_test_auroc']:.3f} | {result['best_test_auroc']:.3f} / "
+            f"{result['median_test_auroc']:.3f} |"
+        )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2), encoding="utf-8")
 

@@ -37,13 +37,24 @@ from fracture_tune.trainables.device import (
 from fracture_tune.trainables.models import build_model
 from fracture_tune.trainables.trainer import EpochTrainer
 
-TUNED = {"model": "tunable_cnn", "c1": 32, "c2": 128, "c3": 256, "dropout": 0.7, "lr": 0.0058,
-         "aug_strength": 1.0, "channels_last": True, "amp": True, "epochs": 1}
+TUNED = {
+    "model": "tunable_cnn",
+    "c1": 32,
+    "c2": 128,
+    "c3": 256,
+    "dropout": 0.7,
+    "lr": 0.0058,
+    "aug_strength": 1.0,
+    "channels_last": True,
+    "amp": True,
+    "epochs": 1,
+}
 PHASES = ("augment", "forward_loss", "backward", "optimizer")
 
 
-def make_trainer(batch_size: int, device: torch.device, images: int = 512, size: int = 128,
-                 **overrides: Any) -> EpochTrainer:
+def make_trainer(
+    batch_size: int, device: torch.device, images: int = 512, size: int = 128, **overrides: Any
+) -> EpochTrainer:
     config = TrainConfig.from_flat({**TUNED, "batch_size": batch_size, "device": device.type, **overrides})
     configure_cuda(config, device)  # as engine.fit does
     torch.manual_seed(0)
@@ -52,9 +63,14 @@ def make_trainer(batch_size: int, device: torch.device, images: int = 512, size:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(images, size, size), dtype=np.uint8)
     labels = rng.integers(0, 2, size=images)
-    return EpochTrainer(model=model, config=config, device=device,
-                        images=images_to_device(pixels, size, device), labels=labels,
-                        augmentation=SEED_AUGMENTATION.scaled(config.aug_strength))
+    return EpochTrainer(
+        model=model,
+        config=config,
+        device=device,
+        images=images_to_device(pixels, size, device),
+        labels=labels,
+        augmentation=SEED_AUGMENTATION.scaled(config.aug_strength),
+    )
 
 
 def phase_functions(trainer: EpochTrainer, rows: torch.Tensor) -> list[Callable[[Any], Any]]:
@@ -90,7 +106,7 @@ def timed_phases(trainer: EpochTrainer, steps: int, batch_size: int) -> dict[str
     order = torch.randperm(trainer.images.shape[0], generator=torch.Generator().manual_seed(0)).to(device)
     times: dict[str, list[float]] = {name: [] for name in (*PHASES, "step_wall")}
     for step in range(steps + 2):  # two warm-up steps
-        rows = order[(step * batch_size) % (order.numel() - batch_size):][:batch_size]
+        rows = order[(step * batch_size) % (order.numel() - batch_size) :][:batch_size]
         functions = phase_functions(trainer, rows)
         marks: list[Any] = []
         value: Any = None
@@ -140,13 +156,15 @@ def launches_per_phase(trainer: EpochTrainer, batch_size: int) -> dict[str, int]
         if cuda:
             counts[name] = sum(1 for event in events if event.device_type == torch.autograd.DeviceType.CUDA)
         else:
-            counts[name] = sum(1 for event in events if event.name.startswith("aten::")
-                               and event.cpu_parent is None)
+            counts[name] = sum(
+                1 for event in events if event.name.startswith("aten::") and event.cpu_parent is None
+            )
     return counts
 
 
-def top_kernels(trainer: EpochTrainer, batch_size: int, steps: int = 5,
-                count: int = 12) -> list[dict[str, Any]]:
+def top_kernels(
+    trainer: EpochTrainer, batch_size: int, steps: int = 5, count: int = 12
+) -> list[dict[str, Any]]:
     """The ``count`` kernels (CUDA) or operators (CPU) with the most self time in whole training steps.
 
     Milliseconds and calls are per step (``steps`` profiled after one warm-up step), so a slow convolution
@@ -166,15 +184,27 @@ def top_kernels(trainer: EpochTrainer, batch_size: int, steps: int = 5,
     if cuda:
         events.sort(key=lambda event: event.self_device_time_total, reverse=True)
         total_us = sum(event.self_device_time_total for event in events)
-        return [{"name": event.key[:120], "calls_per_step": event.count / steps,
-                 "ms_per_step": event.self_device_time_total / 1000 / steps,
-                 "share": event.self_device_time_total / max(total_us, 1e-9)} for event in events[:count]]
+        return [
+            {
+                "name": event.key[:120],
+                "calls_per_step": event.count / steps,
+                "ms_per_step": event.self_device_time_total / 1000 / steps,
+                "share": event.self_device_time_total / max(total_us, 1e-9),
+            }
+            for event in events[:count]
+        ]
     events = [event for event in events if event.key.startswith("aten::")]
     events.sort(key=lambda event: event.self_cpu_time_total, reverse=True)
     total_us = sum(event.self_cpu_time_total for event in events)
-    return [{"name": event.key[:120], "calls_per_step": event.count / steps,
-             "ms_per_step": event.self_cpu_time_total / 1000 / steps,
-             "share": event.self_cpu_time_total / max(total_us, 1e-9)} for event in events[:count]]
+    return [
+        {
+            "name": event.key[:120],
+            "calls_per_step": event.count / steps,
+            "ms_per_step": event.self_cpu_time_total / 1000 / steps,
+            "share": event.self_cpu_time_total / max(total_us, 1e-9),
+        }
+        for event in events[:count]
+    ]
 
 
 def augment_device_ops(batch_size: int = 32, size: int = 128) -> dict[str, int]:
@@ -209,8 +239,9 @@ def augment_device_ops(batch_size: int = 32, size: int = 128) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--steps", type=int, default=30)
@@ -220,18 +251,27 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     augment_ops = augment_device_ops()
-    print(f"augment_batch, batch 32: {augment_ops['images_device']} operators on the images' device, "
-          f"{augment_ops['generator_device_cpu']} on the CPU generator's", flush=True)
+    print(
+        f"augment_batch, batch 32: {augment_ops['images_device']} operators on the images' device, "
+        f"{augment_ops['generator_device_cpu']} on the CPU generator's",
+        flush=True,
+    )
     results = []
     for batch_size in args.batch_sizes:
         trainer = make_trainer(batch_size, device)
-        row = {"batch_size": batch_size, "milliseconds": timed_phases(trainer, args.steps, batch_size),
-               "launches": launches_per_phase(trainer, batch_size)}
+        row = {
+            "batch_size": batch_size,
+            "milliseconds": timed_phases(trainer, args.steps, batch_size),
+            "launches": launches_per_phase(trainer, batch_size),
+        }
         results.append(row)
         ms, launches = row["milliseconds"], row["launches"]
         phases = "  ".join(f"{name} {ms[name]:.2f} ms/{launches[name]}" for name in PHASES)
-        print(f"batch {batch_size}: step {ms['step_wall']:.2f} ms wall "
-              f"({batch_size / ms['step_wall'] * 1000:.0f} img/s)  {phases}", flush=True)
+        print(
+            f"batch {batch_size}: step {ms['step_wall']:.2f} ms wall "
+            f"({batch_size / ms['step_wall'] * 1000:.0f} img/s)  {phases}",
+            flush=True,
+        )
         variants = [("eager", trainer)]
         if args.compile:
             variants.append(("compiled", make_trainer(batch_size, device, compile=True)))
@@ -239,10 +279,17 @@ def main() -> None:
             row[f"top_kernels_{label}"] = kernels = top_kernels(profiled, batch_size, count=args.top)
             print(f"batch {batch_size} {label}: top kernels by self device time per step", flush=True)
             for kernel in kernels:
-                print(f"  {kernel['ms_per_step']:7.3f} ms {kernel['share']:6.1%} "
-                      f"x{kernel['calls_per_step']:<5g} {kernel['name']}", flush=True)
-    report = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
-              "torch": torch.__version__, "augment_ops": augment_ops, "results": results}
+                print(
+                    f"  {kernel['ms_per_step']:7.3f} ms {kernel['share']:6.1%} "
+                    f"x{kernel['calls_per_step']:<5g} {kernel['name']}",
+                    flush=True,
+                )
+    report = {
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "augment_ops": augment_ops,
+        "results": results,
+    }
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
 

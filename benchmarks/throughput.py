@@ -44,8 +44,16 @@ CASES: dict[str, dict[str, Any]] = {
     # The seed's base CNN recipe: batch 16, no augmentation.
     "base_cnn": {"model": "base_cnn", "batch_size": 16, "lr": 1e-3, "aug_strength": 0.0},
     # The seed's tuned CNN (Optuna winner): 32/128/256, dropout 0.7, batch 32, with augmentation.
-    "tuned_cnn": {"model": "tunable_cnn", "c1": 32, "c2": 128, "c3": 256, "dropout": 0.7,
-                  "batch_size": 32, "lr": 0.0058, "aug_strength": 1.0},
+    "tuned_cnn": {
+        "model": "tunable_cnn",
+        "c1": 32,
+        "c2": 128,
+        "c3": 256,
+        "dropout": 0.7,
+        "batch_size": 32,
+        "lr": 0.0058,
+        "aug_strength": 1.0,
+    },
 }
 
 
@@ -73,10 +81,22 @@ def decode_dataset(root: Path, image_size: int = 128) -> tuple[list[str], np.nda
 class EngineWindows:
     """The engine trained one epoch (= one window) per call, resuming from its own snapshot in between."""
 
-    def __init__(self, case: dict[str, Any], arrays: DatasetArrays, window_images: int, device: str,
-                 threads: int, **overrides: Any) -> None:
-        self.config = {**case, "train_limit": min(window_images, len(arrays.labels)), "device": device,
-                       "num_threads": threads, **overrides}
+    def __init__(
+        self,
+        case: dict[str, Any],
+        arrays: DatasetArrays,
+        window_images: int,
+        device: str,
+        threads: int,
+        **overrides: Any,
+    ) -> None:
+        self.config = {
+            **case,
+            "train_limit": min(window_images, len(arrays.labels)),
+            "device": device,
+            "num_threads": threads,
+            **overrides,
+        }
         self.arrays = arrays
         self.state: dict[str, Any] | None = None
 
@@ -87,11 +107,24 @@ class EngineWindows:
         return result.history[-1]["images_per_second"]
 
 
-def engine_rates(case: dict[str, Any], arrays: DatasetArrays, window_images: int, windows: int,
-                 device: str, threads: int, **overrides: Any) -> list[float]:
+def engine_rates(
+    case: dict[str, Any],
+    arrays: DatasetArrays,
+    window_images: int,
+    windows: int,
+    device: str,
+    threads: int,
+    **overrides: Any,
+) -> list[float]:
     """One uninterrupted run: epoch 1 is the warm-up, the next ``windows`` epochs are timed."""
-    config = {**case, "epochs": windows + 1, "train_limit": min(window_images, len(arrays.labels)),
-              "device": device, "num_threads": threads, **overrides}
+    config = {
+        **case,
+        "epochs": windows + 1,
+        "train_limit": min(window_images, len(arrays.labels)),
+        "device": device,
+        "num_threads": threads,
+        **overrides,
+    }
     history = fit(config, arrays, eval_split=None).history
     return [row["images_per_second"] for row in history[1:]]
 
@@ -104,12 +137,27 @@ def seed_trainer(case: dict[str, Any], root: Path, device: str) -> SeedTrainer:
     return SeedTrainer(model, loader, torch.device(device), lr=case["lr"])
 
 
-def packed_rates(case_name: str, arrays_file: Path, window_images: int, windows: int, device: str,
-                 processes: int, overrides: dict[str, Any]) -> list[float]:
+def packed_rates(
+    case_name: str,
+    arrays_file: Path,
+    window_images: int,
+    windows: int,
+    device: str,
+    processes: int,
+    overrides: dict[str, Any],
+) -> list[float]:
     """Run ``processes`` engine workers at once on the device; each returns its median images/s."""
-    job = json.dumps({"case": case_name, "arrays": str(arrays_file), "window_images": window_images,
-                      "windows": windows, "device": device, "overrides": overrides,
-                      "threads": max(1, (os.cpu_count() or 1) // processes)})
+    job = json.dumps(
+        {
+            "case": case_name,
+            "arrays": str(arrays_file),
+            "window_images": window_images,
+            "windows": windows,
+            "device": device,
+            "overrides": overrides,
+            "threads": max(1, (os.cpu_count() or 1) // processes),
+        }
+    )
     command = [sys.executable, __file__, "--worker", job]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
     results = []
@@ -124,15 +172,24 @@ def packed_rates(case_name: str, arrays_file: Path, window_images: int, windows:
 def worker_main(job_text: str) -> None:
     job = json.loads(job_text)
     saved = np.load(job["arrays"])
-    arrays = DatasetArrays(images=saved["images"], labels=saved["labels"],
-                           split=np.zeros(len(saved["labels"]), dtype=np.int8))
-    rates = engine_rates(CASES[job["case"]], arrays, job["window_images"], job["windows"], job["device"],
-                         job["threads"], **job["overrides"])
+    arrays = DatasetArrays(
+        images=saved["images"], labels=saved["labels"], split=np.zeros(len(saved["labels"]), dtype=np.int8)
+    )
+    rates = engine_rates(
+        CASES[job["case"]],
+        arrays,
+        job["window_images"],
+        job["windows"],
+        job["device"],
+        job["threads"],
+        **job["overrides"],
+    )
     print(json.dumps({"median": statistics.median(rates), "rates": rates}))
 
 
-def engine_variants(kind: str, compile_variant: bool = True,
-                    tuning: bool = False) -> list[tuple[str, dict[str, Any]]]:
+def engine_variants(
+    kind: str, compile_variant: bool = True, tuning: bool = False
+) -> list[tuple[str, dict[str, Any]]]:
     """``cpu``: NCHW vs channels_last. ``gpu``: fp32 b32, bf16 + channels_last (CL) b32/b256, + compile.
 
     ``tuning`` (with compile) adds what each engine setting is worth on the GPU: b256 compile without
@@ -152,8 +209,10 @@ def engine_variants(kind: str, compile_variant: bool = True,
     if compile_variant and tuning:
         graphs = {"compile": True, "compile_mode": "reduce-overhead"}
         variants += [
-            ("engine bf16 CL b256 compile, no cudnn.benchmark",
-             {"batch_size": 256, **bf16_cl, "compile": True, "cudnn_benchmark": False}),
+            (
+                "engine bf16 CL b256 compile, no cudnn.benchmark",
+                {"batch_size": 256, **bf16_cl, "compile": True, "cudnn_benchmark": False},
+            ),
             ("engine bf16 CL b256 compile + CUDA graphs", {"batch_size": 256, **bf16_cl, **graphs}),
             ("engine bf16 CL b32 compile + CUDA graphs", {"batch_size": 32, **bf16_cl, **graphs}),
             ("engine bf16 CL b512 compile", {"batch_size": 512, **bf16_cl, "compile": True}),
@@ -168,11 +227,18 @@ def epoch_shape(total_images: int, epoch_images: int, multiple: int = 512) -> tu
     return limit, max(1, -(-epoch_images // limit))
 
 
-def row(case: str, pipeline: str, batch: int, rates: list[float],
-        seed_median: float | None) -> dict[str, Any]:
+def row(
+    case: str, pipeline: str, batch: int, rates: list[float], seed_median: float | None
+) -> dict[str, Any]:
     median = statistics.median(rates)
-    return {"case": case, "pipeline": pipeline, "batch_size": batch, "images_per_second": median,
-            "windows": rates, "ratio_to_seed": median / seed_median if seed_median else None}
+    return {
+        "case": case,
+        "pipeline": pipeline,
+        "batch_size": batch,
+        "images_per_second": median,
+        "windows": rates,
+        "ratio_to_seed": median / seed_median if seed_median else None,
+    }
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -181,8 +247,10 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(threads)
     files, images, labels, decode_seconds = decode_dataset(args.data)
     arrays = DatasetArrays(images=images, labels=labels, split=np.zeros(len(labels), dtype=np.int8))
-    print(f"{len(files)} images decoded once in {decode_seconds:.1f} s; device {device}, {threads} threads",
-          flush=True)
+    print(
+        f"{len(files)} images decoded once in {decode_seconds:.1f} s; device {device}, {threads} threads",
+        flush=True,
+    )
     schedule = args.schedule
     if schedule == "auto":
         schedule = "sequential" if device == "cuda" else "interleaved"
@@ -200,15 +268,28 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             rows += _sequential_rows(name, CASES[name], arrays, args, device, threads, variants)
         if (device == "cuda" or args.pack_on_cpu) and args.pack and name in (args.pack_cases or args.cases):
             rows += _packed_rows(name, arrays, args, device, rows[-1]["seed_median"])
-    return {"command": " ".join([sys.executable, *sys.argv]), "machine": _machine(device, threads),
-            "schedule": schedule, "epoch_images": args.epoch_images, "decode_seconds": decode_seconds,
-            "images": len(files), "seconds": args.seconds,
-            "windows": args.windows, "results": rows}
+    return {
+        "command": " ".join([sys.executable, *sys.argv]),
+        "machine": _machine(device, threads),
+        "schedule": schedule,
+        "epoch_images": args.epoch_images,
+        "decode_seconds": decode_seconds,
+        "images": len(files),
+        "seconds": args.seconds,
+        "windows": args.windows,
+        "results": rows,
+    }
 
 
-def _interleaved_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, args: argparse.Namespace,
-                      device: str, threads: int, variants: list[tuple[str, dict[str, Any]]]
-                      ) -> list[dict[str, Any]]:
+def _interleaved_rows(
+    name: str,
+    case: dict[str, Any],
+    arrays: DatasetArrays,
+    args: argparse.Namespace,
+    device: str,
+    threads: int,
+    variants: list[tuple[str, dict[str, Any]]],
+) -> list[dict[str, Any]]:
     """Round-robin windows (seed, engine variants, seed, ...) so each pipeline sees the same machine load."""
     seed = seed_trainer(case, args.data, device)
     window_images = seed.warmup(args.seconds)
@@ -225,8 +306,9 @@ def _interleaved_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, ar
     return _rows(name, labels, batches, rates, window_images)
 
 
-def _rows(name: str, labels: list[str], batches: list[int], rates: list[list[float]],
-          window_images: int) -> list[dict[str, Any]]:
+def _rows(
+    name: str, labels: list[str], batches: list[int], rates: list[list[float]], window_images: int
+) -> list[dict[str, Any]]:
     """One row per pipeline; ``rates[0]`` is the seed's. Ratios are to the seed's median."""
     seed_median = statistics.median(rates[0])
     rows: list[dict[str, Any]] = []
@@ -241,9 +323,15 @@ def _rows(name: str, labels: list[str], batches: list[int], rates: list[list[flo
     return rows
 
 
-def _sequential_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, args: argparse.Namespace,
-                     device: str, threads: int, variants: list[tuple[str, dict[str, Any]]]
-                     ) -> list[dict[str, Any]]:
+def _sequential_rows(
+    name: str,
+    case: dict[str, Any],
+    arrays: DatasetArrays,
+    args: argparse.Namespace,
+    device: str,
+    threads: int,
+    variants: list[tuple[str, dict[str, Any]]],
+) -> list[dict[str, Any]]:
     """The seed's windows, then each engine variant as one uninterrupted run (a dedicated GPU)."""
     seed = seed_trainer(case, args.data, device)
     window_images = seed.warmup(args.seconds)
@@ -253,8 +341,11 @@ def _sequential_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, arg
     ran = []
     for label, overrides in variants:
         try:
-            rates.append(engine_rates(case, arrays, limit, args.windows, device, threads,
-                                      aug_factor=aug_factor, **overrides))
+            rates.append(
+                engine_rates(
+                    case, arrays, limit, args.windows, device, threads, aug_factor=aug_factor, **overrides
+                )
+            )
         except Exception as error:  # one failing variant (e.g. compile) must not lose the others' figures
             print(f"{name}: {label} FAILED: {type(error).__name__}: {error}", flush=True)
             continue
@@ -268,23 +359,31 @@ def _sequential_rows(name: str, case: dict[str, Any], arrays: DatasetArrays, arg
     return rows
 
 
-def _packed_rows(name: str, arrays: DatasetArrays, args: argparse.Namespace, device: str,
-                 seed_median: float | None) -> list[dict[str, Any]]:
+def _packed_rows(
+    name: str, arrays: DatasetArrays, args: argparse.Namespace, device: str, seed_median: float | None
+) -> list[dict[str, Any]]:
     """1, 2, 4 … engine processes training at once on the device (bf16 + CL, batch 32), summed images/s."""
     rows = []
     limit, aug_factor = epoch_shape(len(arrays.labels), args.epoch_images)
-    overrides = {"batch_size": 32, "amp": True, "channels_last": True, "aug_factor": aug_factor,
-                 **args.pack_overrides}
+    overrides = {
+        "batch_size": 32,
+        "amp": True,
+        "channels_last": True,
+        "aug_factor": aug_factor,
+        **args.pack_overrides,
+    }
     with tempfile.TemporaryDirectory() as scratch:
         arrays_file = Path(scratch) / "arrays.npz"
         np.savez(arrays_file, images=arrays.images, labels=arrays.labels)
         for processes in args.pack:
-            per_process = packed_rates(name, arrays_file, limit, args.windows, device, processes,
-                                       overrides)
+            per_process = packed_rates(name, arrays_file, limit, args.windows, device, processes, overrides)
             label = f"engine packed x{processes} (sum)"
             result = row(name, label, overrides["batch_size"], [sum(per_process)], seed_median)
-            result.update(per_process=per_process, engine_epoch_images=limit * aug_factor,
-                          pack_overrides=args.pack_overrides)
+            result.update(
+                per_process=per_process,
+                engine_epoch_images=limit * aug_factor,
+                pack_overrides=args.pack_overrides,
+            )
             rows.append(result)
             print(_format(rows[-1]), flush=True)
     return rows
@@ -292,8 +391,11 @@ def _packed_rows(name: str, arrays: DatasetArrays, args: argparse.Namespace, dev
 
 def _machine(device: str, threads: int) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "cpus_available": len(os.sched_getaffinity(0)), "threads": threads, "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus_available": len(os.sched_getaffinity(0)),
+        "threads": threads,
+        "torch": torch.__version__,
         # Other work on the machine skews CPU figures: the load average is recorded with them.
         "load_average_at_end": os.getloadavg(),
     }
@@ -304,8 +406,10 @@ def _machine(device: str, threads: int) -> dict[str, Any]:
 
 def _format(result: dict[str, Any]) -> str:
     windows = ", ".join(f"{rate:.0f}" for rate in result["windows"])
-    text = (f"{result['case']:<10} {result['pipeline']:<50} b{result['batch_size']:<4} "
-            f"{result['images_per_second']:8.1f} img/s")
+    text = (
+        f"{result['case']:<10} {result['pipeline']:<50} b{result['batch_size']:<4} "
+        f"{result['images_per_second']:8.1f} img/s"
+    )
     if result["ratio_to_seed"] is not None:
         paired = result.get("paired_ratio_median", result["ratio_to_seed"])
         text += f"  x{result['ratio_to_seed']:.2f} (paired x{paired:.2f})"
@@ -316,34 +420,76 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
         worker_main(sys.argv[2])
         return
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=fracatlas_dir(),
-                        help="image folder with class sub-folders (default: $FRACATLAS_DIR)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=fracatlas_dir(),
+        help="image folder with class sub-folders (default: $FRACATLAS_DIR)",
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the seed's warm-up window")
     parser.add_argument("--windows", type=int, default=5, help="timed windows per pipeline (median, >= 3)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = available CPUs)")
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
-    parser.add_argument("--pack", type=int, nargs="*", default=[1, 2, 4],
-                        help="CUDA only: concurrent engine processes sharing the GPU")
-    parser.add_argument("--schedule", choices=("auto", "interleaved", "sequential"), default="auto",
-                        help="auto: interleaved on CPU, sequential on CUDA")
-    parser.add_argument("--variants", choices=("auto", "cpu", "gpu"), default="auto",
-                        help="engine variants (auto: by device; gpu on CPU runs the GPU list, amp ignored)")
+    parser.add_argument(
+        "--pack",
+        type=int,
+        nargs="*",
+        default=[1, 2, 4],
+        help="CUDA only: concurrent engine processes sharing the GPU",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=("auto", "interleaved", "sequential"),
+        default="auto",
+        help="auto: interleaved on CPU, sequential on CUDA",
+    )
+    parser.add_argument(
+        "--variants",
+        choices=("auto", "cpu", "gpu"),
+        default="auto",
+        help="engine variants (auto: by device; gpu on CPU runs the GPU list, amp ignored)",
+    )
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
-    parser.add_argument("--compile-cases", nargs="*", choices=sorted(CASES), default=None,
-                        help="cases that get the torch.compile variant (default: all of --cases)")
-    parser.add_argument("--epoch-images", type=int, default=12288,
-                        help="sequential schedule: images per engine epoch (= one timed window)")
-    parser.add_argument("--pack-cases", nargs="*", choices=sorted(CASES), default=None,
-                        help="cases that get the packed rows (default: all of --cases)")
-    parser.add_argument("--packed-only", action="store_true",
-                        help="only the packed rows (for --pack-cases), e.g. a second run under CUDA MPS")
-    parser.add_argument("--tuning", action="store_true",
-                        help="with compile: also without cuDNN autotuning, with CUDA graphs, and batch 512")
-    parser.add_argument("--pack-overrides", type=json.loads, default={},
-                        help='JSON engine settings for the packed processes, e.g. \'{"compile": true}\'')
+    parser.add_argument(
+        "--compile-cases",
+        nargs="*",
+        choices=sorted(CASES),
+        default=None,
+        help="cases that get the torch.compile variant (default: all of --cases)",
+    )
+    parser.add_argument(
+        "--epoch-images",
+        type=int,
+        default=12288,
+        help="sequential schedule: images per engine epoch (= one timed window)",
+    )
+    parser.add_argument(
+        "--pack-cases",
+        nargs="*",
+        choices=sorted(CASES),
+        default=None,
+        help="cases that get the packed rows (default: all of --cases)",
+    )
+    parser.add_argument(
+        "--packed-only",
+        action="store_true",
+        help="only the packed rows (for --pack-cases), e.g. a second run under CUDA MPS",
+    )
+    parser.add_argument(
+        "--tuning",
+        action="store_true",
+        help="with compile: also without cuDNN autotuning, with CUDA graphs, and batch 512",
+    )
+    parser.add_argument(
+        "--pack-overrides",
+        type=json.loads,
+        default={},
+        help="JSON engine settings for the packed processes, e.g. '{\"compile\": true}'",
+    )
     parser.add_argument("--pack-on-cpu", action="store_true", help="run the packed rows on CPU too (smoke)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()

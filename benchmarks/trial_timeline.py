@@ -88,12 +88,16 @@ def main() -> None:
         tune.with_resources(tune.with_parameters(stamped_trial, data=prepared.dataset.arrays), {"cpu": 1}),
         param_space=fixed_trial_values(config),
         tune_config=tune.TuneConfig(
-            metric=config.metric, mode=config.metric_mode, search_alg=build_searcher(config),
+            metric=config.metric,
+            mode=config.metric_mode,
+            search_alg=build_searcher(config),
             scheduler=ASHAScheduler(time_attr="training_iteration", grace_period=1, max_t=1),
-            num_samples=args.trials, max_concurrent_trials=1, reuse_actors=True,
+            num_samples=args.trials,
+            max_concurrent_trials=1,
+            reuse_actors=True,
         ),
         run_config=build_run_config(config, "timeline", scratch, callbacks),
-    )  # fmt: skip
+    )
     started = time.time()
     try:
         tuner.fit()
@@ -105,8 +109,11 @@ def main() -> None:
     for event in events:
         print(f"{event['event']:>15} +{event['time'] - previous:6.3f} s")
         previous = event["time"]
-    work = [b["time"] - a["time"] for a, b in zip(events, events[1:], strict=False)
-            if a["event"] == "trainable_start" and b["event"] == "result"]  # fmt: skip
+    work = [
+        b["time"] - a["time"]
+        for a, b in zip(events, events[1:], strict=False)
+        if a["event"] == "trainable_start" and b["event"] == "result"
+    ]
     completes = [e["time"] for e in events if e["event"] == "trial_complete"]
     starts = [e["time"] for e in events if e["event"] == "trainable_start"]
     between = [start - complete for complete, start in zip(completes, starts[1:], strict=False)]

@@ -47,17 +47,25 @@ def measure(config_path: Path) -> list[dict]:
         spec = json.dumps([trial.model, kwargs, trial.input_size, trial.batch_size])
         done = subprocess.run([sys.executable, "-c", CHILD, spec], capture_output=True, text=True, check=True)
         before, after = json.loads(done.stdout)
-        rows.append({
-            "config": config_path.name, "model": trial.model, "model_kwargs": trial.model_kwargs,
-            "input_size": trial.input_size, "batch_size": trial.batch_size,
-            "imports_peak_rss_gb": round(before / 1e9, 3),
-            "training_measured_gb": round((after - before) / 1e9, 3),
-            "training_estimate_gb": round(training_bytes(trial) / 1e9, 3),
-        })  # fmt: skip
+        rows.append(
+            {
+                "config": config_path.name,
+                "model": trial.model,
+                "model_kwargs": trial.model_kwargs,
+                "input_size": trial.input_size,
+                "batch_size": trial.batch_size,
+                "imports_peak_rss_gb": round(before / 1e9, 3),
+                "training_measured_gb": round((after - before) / 1e9, 3),
+                "training_estimate_gb": round(training_bytes(trial) / 1e9, 3),
+            }
+        )
         row = rows[-1]
         measured, estimate = row["training_measured_gb"], row["training_estimate_gb"]
-        print(f"{row['config']} {row['model']} {row['input_size']} px, batch {row['batch_size']}: "
-              f"+{measured:.2f} GB measured, +{estimate:.2f} GB estimated", flush=True)  # fmt: skip
+        print(
+            f"{row['config']} {row['model']} {row['input_size']} px, batch {row['batch_size']}: "
+            f"+{measured:.2f} GB measured, +{estimate:.2f} GB estimated",
+            flush=True,
+        )
     return rows
 
 

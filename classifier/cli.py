@@ -88,8 +88,11 @@ def run_predict_command(args: argparse.Namespace) -> int:
     if not good_rows:
         first = next((f"{row.path}: {row.reason}" for row in rows if row.reason), "no image files given")
         print(f"error: none of the {len(rows)} file(s) could be read as an image ({first})", file=sys.stderr)
-        print("hint: pass PNG/JPEG/TIFF/BMP radiographs or folders of them; export PDF or DICOM pages "
-              "to PNG first", file=sys.stderr)  # fmt: skip
+        print(
+            "hint: pass PNG/JPEG/TIFF/BMP radiographs or folders of them; export PDF or DICOM pages "
+            "to PNG first",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -169,9 +169,7 @@ def classifier_inputs(classifier: Classifier, images: np.ndarray) -> torch.Tenso
     return model_inputs(images, int(classifier.metadata["input_size"]))
 
 
-def classifier_probabilities(
-    classifier: Classifier, images: np.ndarray, batch_size: int = 256
-) -> np.ndarray:
+def classifier_probabilities(classifier: Classifier, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """P(positive) for uint8 images [N, S, S], through the engine's own inference path (an ensemble: its
     module, on the same preprocessing: ``package.ensemble_probabilities``)."""
     from fracture_tune.trainables.engine import predict_proba
@@ -197,8 +195,12 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
                 log.warning("no image files (%s) under %s", ", ".join(sorted(IMAGE_SUFFIXES)), path)
             skipped = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
             if skipped:  # said once, so a PDF in the folder is not silently ignored
-                log.warning("skipped %d non-image file(s) under %s: %s", len(skipped), path,
-                            ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))  # fmt: skip
+                log.warning(
+                    "skipped %d non-image file(s) under %s: %s",
+                    len(skipped),
+                    path,
+                    ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""),
+                )
             paths.extend(found)
         else:
             paths.append(path)

@@ -28,9 +28,21 @@ logger = logging.getLogger(__name__)
 
 # Never uploaded: environments, caches, local tracking stores, VCS data (gitignore rules apply too).
 WORKING_DIR_EXCLUDES = [
-    ".venv", "venv", ".fracture-tune", "mlruns", "mlartifacts", "mlflow.db", ".git",
-    "**/__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", "*.egg-info", "build", "dist",
-]  # fmt: skip
+    ".venv",
+    "venv",
+    ".fracture-tune",
+    "mlruns",
+    "mlartifacts",
+    "mlflow.db",
+    ".git",
+    "**/__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "*.egg-info",
+    "build",
+    "dist",
+]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 EXIT_CODES = {"SUCCEEDED": 0}  # FAILED, STOPPED → 1
 
@@ -72,9 +84,19 @@ def connect(address: str, cluster_dir: Path) -> JobSubmissionClient:
 
 # The fracture_tune package's own parts, wherever it is installed (a wheel, or a checkout in editable mode).
 PACKAGE_PARTS = (
-    "__init__.py", "__main__.py", "cli.py", "errors.py", "version.py", "py.typed",
-    "data", "trainables", "classifier", "search", "cluster", "configs",
-)  # fmt: skip
+    "__init__.py",
+    "__main__.py",
+    "cli.py",
+    "errors.py",
+    "version.py",
+    "py.typed",
+    "data",
+    "trainables",
+    "classifier",
+    "search",
+    "cluster",
+    "configs",
+)
 
 
 def stage_package(scratch: Path) -> Path:

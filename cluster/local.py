@@ -148,9 +148,12 @@ def _start_nodes(
     state.gcs_address = _read_gcs_address(temp_root / "head")
     for index in range(1, spec.workers + 1):
         node = NodeCommand(
-            temp_root / f"worker-{index}", spec.cpus_per_node, spec.object_store_mb,
-            num_gpus=spec.gpus_per_worker, resources=spec.worker_resources,
-        )  # fmt: skip
+            temp_root / f"worker-{index}",
+            spec.cpus_per_node,
+            spec.object_store_mb,
+            num_gpus=spec.gpus_per_worker,
+            resources=spec.worker_resources,
+        )
         label = f"ray-worker-{index}"
         state.nodes.append(
             start_session_leader(label, worker_command(node, state.gcs_address), env, logs / f"{label}.log")
@@ -205,10 +208,13 @@ def start_local_cluster(spec: LocalClusterSpec, cluster_dir: Path = DEFAULT_CLUS
         gcs_address=f"127.0.0.1:{ports['gcs']}",
         dashboard_url=f"http://127.0.0.1:{ports['dashboard']}",
         client_address=f"ray://127.0.0.1:{ports['client']}",
-        tracking_uri=None, auth_enabled=spec.auth, token_path=token_path,
-        ray_temp_root=temp_root, created_at=time.time(),
+        tracking_uri=None,
+        auth_enabled=spec.auth,
+        token_path=token_path,
+        ray_temp_root=temp_root,
+        created_at=time.time(),
         backend_store=store.shown() if spec.with_mlflow else None,
-    )  # fmt: skip
+    )
     env = service_env(spec.auth, token_path)
     try:
         _start_nodes(spec, state, env, cluster_dir / "logs", cluster_dir)

@@ -36,19 +36,31 @@ class NodeCommand:
     def agent_ports(self) -> list[str]:
         # Ray's fixed defaults (e.g. dashboard agent 52365) collide when several nodes share a host.
         return [
-            "--dashboard-agent-listen-port", str(free_port()),
-            "--dashboard-agent-grpc-port", str(free_port()),
-            "--runtime-env-agent-port", str(free_port()),
-            "--metrics-export-port", str(free_port()),
-        ]  # fmt: skip
+            "--dashboard-agent-listen-port",
+            str(free_port()),
+            "--dashboard-agent-grpc-port",
+            str(free_port()),
+            "--runtime-env-agent-port",
+            str(free_port()),
+            "--metrics-export-port",
+            str(free_port()),
+        ]
 
     def common(self) -> list[str]:
         args = [
-            str(venv_bin() / "ray"), "start", "--block", "--disable-usage-stats",
-            "--temp-dir", str(self.temp_dir),
-            "--num-cpus", str(self.num_cpus), "--num-gpus", str(self.num_gpus),
-            "--object-store-memory", str(self.object_store_mb * MEGABYTE),
-        ]  # fmt: skip
+            str(venv_bin() / "ray"),
+            "start",
+            "--block",
+            "--disable-usage-stats",
+            "--temp-dir",
+            str(self.temp_dir),
+            "--num-cpus",
+            str(self.num_cpus),
+            "--num-gpus",
+            str(self.num_gpus),
+            "--object-store-memory",
+            str(self.object_store_mb * MEGABYTE),
+        ]
         if self.resources:
             args += ["--resources", json.dumps(self.resources)]
         return args + self.agent_ports()
@@ -56,10 +68,18 @@ class NodeCommand:
 
 def head_command(node: NodeCommand, gcs_port: int, dashboard_port: int, client_port: int) -> list[str]:
     return node.common() + [
-        "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs_port),
-        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
-        "--ray-client-server-port", str(client_port),
-    ]  # fmt: skip
+        "--head",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(gcs_port),
+        "--dashboard-host",
+        "127.0.0.1",
+        "--dashboard-port",
+        str(dashboard_port),
+        "--ray-client-server-port",
+        str(client_port),
+    ]
 
 
 def worker_command(node: NodeCommand, gcs_address: str) -> list[str]:
@@ -70,13 +90,22 @@ def mlflow_command(cluster_dir: Path, port: int, backend_store_uri: str | None =
     """``mlflow server`` on 127.0.0.1; runs in ``backend_store_uri`` (never a password) or the sqlite file."""
     cluster_dir = cluster_dir.resolve()
     return [
-        str(venv_bin() / "mlflow"), "server",
-        "--backend-store-uri", backend_store_uri or f"sqlite:///{cluster_dir / 'mlflow.db'}",
+        str(venv_bin() / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend_store_uri or f"sqlite:///{cluster_dir / 'mlflow.db'}",
         # Clients upload artifacts over HTTP (mlflow-artifacts:/), so a job's artifacts land here and
         # not in the Ray working dir of whichever node ran it.
-        "--serve-artifacts", "--artifacts-destination", str(cluster_dir / "mlartifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(cluster_dir / "mlartifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
 
 
 def http_get_json(url: str, token: str | None = None, timeout_s: float = 5.0) -> Any:

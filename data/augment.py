@@ -106,8 +106,9 @@ def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.
             forward = perspective_matrices(inward, height, width) @ forward
         columns["inverse"] = _inverse_3x3(forward.float()).reshape(batch, 9)
     params = _to_device(torch.cat(list(columns.values()), dim=1), images.device)
-    values = dict(zip(columns, params.split([column.shape[1] for column in columns.values()], dim=1),
-                      strict=True))
+    values = dict(
+        zip(columns, params.split([column.shape[1] for column in columns.values()], dim=1), strict=True)
+    )
 
     out = images
     if "flip" in values:
@@ -167,18 +168,27 @@ def perspective_matrices(inward_px: torch.Tensor, height: int, width: int) -> to
     square_to_quad = torch.stack(
         [x1 - x0 + g * x1, x3 - x0 + h * x3, x0, y1 - y0 + g * y1, y3 - y0 + h * y3, y0, g, h, ones], -1
     ).view(-1, 3, 3)
-    image_to_square = inward_px.new_tensor(
-        [[1 / width, 0.0, 0.5], [0.0, 1 / height, 0.5], [0.0, 0.0, 1.0]]
-    )
+    image_to_square = inward_px.new_tensor([[1 / width, 0.0, 0.5], [0.0, 1 / height, 0.5], [0.0, 0.0, 1.0]])
     return square_to_quad @ image_to_square
 
 
 def _inverse_3x3(m: torch.Tensor) -> torch.Tensor:
     """Inverse of [B, 3, 3] by the adjugate (elementwise; torch.linalg.inv is slow on tiny CPU batches)."""
     a, b, c, d, e, f, g, h, i = m.reshape(-1, 9).unbind(-1)
-    adjugate = torch.stack([e * i - f * h, c * h - b * i, b * f - c * e,
-                            f * g - d * i, a * i - c * g, c * d - a * f,
-                            d * h - e * g, b * g - a * h, a * e - b * d], -1).view(-1, 3, 3)
+    adjugate = torch.stack(
+        [
+            e * i - f * h,
+            c * h - b * i,
+            b * f - c * e,
+            f * g - d * i,
+            a * i - c * g,
+            c * d - a * f,
+            d * h - e * g,
+            b * g - a * h,
+            a * e - b * d,
+        ],
+        -1,
+    ).view(-1, 3, 3)
     determinant = a * adjugate[:, 0, 0] + b * adjugate[:, 1, 0] + c * adjugate[:, 2, 0]
     return adjugate / determinant[:, None, None]
 
@@ -197,10 +207,12 @@ def _warp_with_inverse(images: torch.Tensor, inverse: torch.Tensor) -> torch.Ten
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     inverse = inverse.float()[:, :, :, None, None]  # [B, 3, 3, 1, 1]
     # Elementwise rather than a [H*W, 3] @ [3, 3] matmul: K=3 batched matmuls are slow on CPU.
-    src_x, src_y, src_w = (inverse[:, row, 0] * grid_x + inverse[:, row, 1] * grid_y + inverse[:, row, 2]
-                           for row in range(3))
+    src_x, src_y, src_w = (
+        inverse[:, row, 0] * grid_x + inverse[:, row, 1] * grid_y + inverse[:, row, 2] for row in range(3)
+    )
     src_w = src_w.clamp_min(1e-8)
     # Pixel-centred coordinates -> grid_sample's [-1, 1] (align_corners=False).
     grid = torch.stack([src_x / (src_w * (width / 2)), src_y / (src_w * (height / 2))], dim=-1)
-    return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=False).to(dtype)
+    return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False).to(
+        dtype
+    )

@@ -22,10 +22,24 @@ _POSITIVE_SYNONYMS = frozenset(
 )
 _NEGATIVE_SYNONYMS = frozenset(
     {
-        "non fractured", "nonfractured", "not fractured", "unfractured", "no fracture", "no fractures",
-        "non fracture", "not fracture", "normal", "healthy", "negative", "neg", "intact", "no", "0", "false",
+        "non fractured",
+        "nonfractured",
+        "not fractured",
+        "unfractured",
+        "no fracture",
+        "no fractures",
+        "non fracture",
+        "not fracture",
+        "normal",
+        "healthy",
+        "negative",
+        "neg",
+        "intact",
+        "no",
+        "0",
+        "false",
     }
-)  # fmt: skip
+)
 
 
 def normalise_label_name(name: str) -> str:

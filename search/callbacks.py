@@ -37,7 +37,6 @@ from fracture_tune.trainables.score import SCORE_EPOCH_KEY, SCORE_KEY, ScoreRule
 logger = logging.getLogger(__name__)
 
 
-
 class MlflowTrialCallback(Callback):
     """Tune → MLflow, off Tune's event loop. Logging failures are reported, never allowed to kill the search.
 
@@ -196,9 +195,14 @@ class ProgressCallback(Callback):
     """A plain progress line every ``interval_s`` and when trials end (at most one a second)."""
 
     def __init__(
-        self, search_name: str, rule: ScoreRule, planned_trials: int, ledger: StopLedger,
-        interval_s: float = 15.0, min_gap_s: float = 1.0,
-    ) -> None:  # fmt: skip
+        self,
+        search_name: str,
+        rule: ScoreRule,
+        planned_trials: int,
+        ledger: StopLedger,
+        interval_s: float = 15.0,
+        min_gap_s: float = 1.0,
+    ) -> None:
         self.search_name = search_name
         self.rule = rule
         self.planned_trials = planned_trials

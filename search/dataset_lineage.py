@@ -117,4 +117,3 @@ def _tensor_schema(image_size: int) -> dict[str, Any]:
     label = TensorSpec(np.dtype(np.int64), (-1,), "label")
     schema: dict[str, Any] = TensorDatasetSchema(features=Schema([pixels]), targets=Schema([label])).to_dict()
     return schema
-

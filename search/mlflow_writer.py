@@ -148,18 +148,24 @@ class UpdateQueue:
                     self.next_attempt = time.monotonic() + self.retry_interval_s
                     logger.warning(
                         "MLflow update failed (%s); %d update(s) queued, retrying in %.0f s",
-                        reason, self.pending, self.retry_interval_s,
-                    )  # fmt: skip
+                        reason,
+                        self.pending,
+                        self.retry_interval_s,
+                    )
                     return
                 self.dropped.extend(f"{update.kind} {trial_id}: {reason}" for update in updates)
                 logger.warning(
                     "MLflow refused an update of trial %s (%s); %d update(s) dropped so far, backfill with "
                     "`fracture-tune search sync-mlflow %s`",
-                    trial_id, reason, len(self.dropped), self.trial_logger.search_name,
-                )  # fmt: skip
+                    trial_id,
+                    reason,
+                    len(self.dropped),
+                    self.trial_logger.search_name,
+                )
         if was_failing:
-            logger.warning("MLflow reachable again: queued updates logged (%d failed attempts)",
-                           self.failed_attempts)  # fmt: skip
+            logger.warning(
+                "MLflow reachable again: queued updates logged (%d failed attempts)", self.failed_attempts
+            )
             self.failed_attempts = 0
 
     def _write(self, trial_id: str, updates: list[Update]) -> None:
@@ -207,8 +213,11 @@ class UpdateQueue:
             "MLflow is missing %d update(s) of this search (%d still queued: server unreachable; %d "
             "dropped: refused); Tune's results on disk are complete: backfill with `fracture-tune search "
             "sync-mlflow %s`",
-            missing, queued, len(self.dropped), name,
-        )  # fmt: skip
+            missing,
+            queued,
+            len(self.dropped),
+            name,
+        )
 
 
 class WriterProcess:
@@ -230,9 +239,11 @@ class WriterProcess:
             "run_ids": dict(trial_logger.run_ids),
         }
         self.process = context.Process(
-            target=_serve, args=(self.updates, settings, str(backlog_file), retry_interval_s),
-            name="fracture-tune-mlflow-writer", daemon=True,
-        )  # fmt: skip
+            target=_serve,
+            args=(self.updates, settings, str(backlog_file), retry_interval_s),
+            name="fracture-tune-mlflow-writer",
+            daemon=True,
+        )
         self.process.start()
 
     @property
@@ -258,8 +269,10 @@ class WriterProcess:
             )
             logger.warning(
                 "the MLflow writer process ended badly (%s); Tune's results on disk are complete: backfill "
-                "with `fracture-tune search sync-mlflow %s`", code, self.search_name,
-            )  # fmt: skip
+                "with `fracture-tune search sync-mlflow %s`",
+                code,
+                self.search_name,
+            )
 
 
 def _serve(updates: Any, settings: dict[str, Any], backlog_file: str, retry_interval_s: float) -> None:

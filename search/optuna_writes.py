@@ -82,9 +82,13 @@ def _write_in_one_session(
 
 
 def _write_one_by_one(
-    storage: Any, trial_id: int, state: Any, values: list[float] | None, finite: dict[int, float],
+    storage: Any,
+    trial_id: int,
+    state: Any,
+    values: list[float] | None,
+    finite: dict[int, float],
     attrs: dict[str, Any],
-) -> None:  # fmt: skip
+) -> None:
     for step, intermediate_value in sorted(finite.items()):
         storage.set_trial_intermediate_value(trial_id, step, intermediate_value)
     for key, attr in attrs.items():

@@ -697,9 +697,13 @@ def check_records(
     except Exception as error:  # noqa: BLE001
         notes.append(f"the Optuna study not compared: {error_summary(error)}")
     report = reconcile(
-        run_dir, rows, rule, mlflow_runs=mlflow_runs, study_trials=study_trials,
+        run_dir,
+        rows,
+        rule,
+        mlflow_runs=mlflow_runs,
+        study_trials=study_trials,
         best_trial_id=best.trial_id if best is not None else None,
-    )  # fmt: skip
+    )
     report.notes = notes + report.notes
     return report
 

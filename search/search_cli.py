@@ -190,6 +190,8 @@ def _print_report(run_dir: Path) -> None:
     except (OSError, ValueError):
         return
     differences = len(records.get("differences", []))
-    print("records agree" if records.get("agree") else f"records disagree: {differences} difference(s)",
-          f"(checked at the search's end; recheck: fracture-tune search check {run_dir.name})")  # fmt: skip
+    print(
+        "records agree" if records.get("agree") else f"records disagree: {differences} difference(s)",
+        f"(checked at the search's end; recheck: fracture-tune search check {run_dir.name})",
+    )
     print(f"report: {run_dir / REPORT_FOLDER / REPORT_FILE}")

@@ -248,12 +248,16 @@ class TrialRunLogger:
         if trial_id in self.run_ids:
             return self.run_ids[trial_id]
         with self.parent.lock:
-            found = self.client.search_runs(
-                [self.parent.experiment_id],
-                filter_string=f"tags.`{TRIAL_ID_TAG}` = '{trial_id}' "
-                f"and tags.`{PARENT_TAG}` = '{self.parent.run_id}'",
-                max_results=1,
-            ) if not self.fresh_search else []  # fmt: skip
+            found = (
+                self.client.search_runs(
+                    [self.parent.experiment_id],
+                    filter_string=f"tags.`{TRIAL_ID_TAG}` = '{trial_id}' "
+                    f"and tags.`{PARENT_TAG}` = '{self.parent.run_id}'",
+                    max_results=1,
+                )
+                if not self.fresh_search
+                else []
+            )
             if found:
                 run_id = found[0].info.run_id
                 history = self.client.get_metric_history(run_id, self.metric)
@@ -335,8 +339,10 @@ class TrialRunLogger:
                 if key not in SKIPPED_RESULT_KEYS and _is_number(value)
             ]
             if not tags:
-                tags = [RunTag("node_id", str(result.get("node_id", ""))),
-                        RunTag("node_ip", str(result.get("node_ip", "")))]  # fmt: skip
+                tags = [
+                    RunTag("node_id", str(result.get("node_id", ""))),
+                    RunTag("node_ip", str(result.get("node_ip", ""))),
+                ]
         return metrics, tags
 
     def _stop_tags(self, stop: TrialStop) -> list[Any]:

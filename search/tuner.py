@@ -68,9 +68,13 @@ def build_searcher(config: ExperimentConfig, run_dir: Path | None = None) -> Any
         return OptunaSearch(**settings)
     storage = open_storage(storage_url(config.searcher.storage, run_dir))
     return recording_searcher(
-        config.score_rule, run_dir, storage_url(config.searcher.storage, run_dir), study_name=run_dir.name,
-        storage=storage, **settings,
-    )  # fmt: skip
+        config.score_rule,
+        run_dir,
+        storage_url(config.searcher.storage, run_dir),
+        study_name=run_dir.name,
+        storage=storage,
+        **settings,
+    )
 
 
 def build_trainable(

@@ -59,9 +59,11 @@ def largest_trials(config: ExperimentConfig) -> list[LargestTrial]:
     params = config.space.resolved_params()
     training = config.training
     model_spec = params.get("model")
-    models = [str(choice) for choice in model_spec.choices or []] if model_spec else [
-        str(training.get("model", ENGINE_KEYS["model"].default))
-    ]  # fmt: skip
+    models = (
+        [str(choice) for choice in model_spec.choices or []]
+        if model_spec
+        else [str(training.get("model", ENGINE_KEYS["model"].default))]
+    )
     input_size = int(_largest(training, params, "input_size") or config.dataset.image_size)
     batch_size = int(_largest(training, params, "batch_size") or ENGINE_KEYS["batch_size"].default)
     trials = []
@@ -125,8 +127,11 @@ def worker_bytes(config: ExperimentConfig) -> int:
     trials = [dataclasses.asdict(trial) for trial in largest_trials(config)]
     done = subprocess.run(
         [sys.executable, "-m", "fracture_tune.search.worker_memory"],
-        input=json.dumps(trials), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        input=json.dumps(trials),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if done.returncode != 0:
         logger.debug("no memory estimate: %s", done.stderr[-2000:])
         return WORKER_BASE_BYTES

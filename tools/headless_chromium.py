@@ -50,15 +50,26 @@ class HeadlessChromium:
 
         self._log = (profile_dir.parent / "chromium.log").open("ab")
         self.process = subprocess.Popen(
-            [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-             "--no-first-run", "--no-default-browser-check", "--hide-scrollbars", "--mute-audio",
-             f"--user-data-dir={profile_dir}", f"--window-size={width},{height}", "about:blank"],
+            [
+                binary,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-pipe",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--hide-scrollbars",
+                "--mute-audio",
+                f"--user-data-dir={profile_dir}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
             preexec_fn=wire_pipes,  # the only way to place the pipes at fds 3 and 4 in the child
             pass_fds=(3, 4),
             start_new_session=True,
-        )  # fmt: skip
+        )
         os.close(commands_read)
         os.close(replies_write)
         self._buffer = b""

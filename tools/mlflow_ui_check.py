@@ -71,9 +71,22 @@ def run_quick_search(scratch: Path) -> tuple[str, str]:
     scratch.mkdir(parents=True, exist_ok=True)
     (scratch / SCRATCH_MARKER).touch()
     name, tracking_uri = "ui-check", f"sqlite:///{scratch.resolve() / 'mlflow.db'}"
-    command = [sys.executable, "-m", "fracture_tune.cli", "search", "--config", "quickstart",
-               "--name", name, "--storage", str(scratch / "runs"), "--tracking-uri", tracking_uri,
-               "--num-cpus", "2"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "fracture_tune.cli",
+        "search",
+        "--config",
+        "quickstart",
+        "--name",
+        name,
+        "--storage",
+        str(scratch / "runs"),
+        "--tracking-uri",
+        tracking_uri,
+        "--num-cpus",
+        "2",
+    ]
     for override in QUICK_OVERRIDES:
         command += ["--set", override]
     log = scratch / "search.log"
@@ -102,11 +115,22 @@ def mlflow_ui(tracking_uri: str, scratch: Path) -> Iterator[str]:
     port, log = free_port(), scratch / "mlflow-server.log"
     scratch.mkdir(parents=True, exist_ok=True)
     mlflow = str(Path(sys.executable).parent / "mlflow")
-    command = [mlflow, "server", "--backend-store-uri", tracking_uri, "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1"]  # fmt: skip
+    command = [
+        mlflow,
+        "server",
+        "--backend-store-uri",
+        tracking_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with log.open("ab") as out:  # cwd=scratch: the server's default artifact root lands there, not here
-        server = subprocess.Popen(command, cwd=scratch, env=clean_env(), stdout=out, stderr=out,
-                                  start_new_session=True)  # fmt: skip
+        server = subprocess.Popen(
+            command, cwd=scratch, env=clean_env(), stdout=out, stderr=out, start_new_session=True
+        )
     try:
         wait_until_healthy(server, f"http://127.0.0.1:{port}", log)
         yield f"http://127.0.0.1:{port}"

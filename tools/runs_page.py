@@ -21,7 +21,7 @@ from fracture_tune.search.tracking import PARENT_TAG, SEARCH_NAME_TAG, redact_se
 PAGE_TIMEOUT_S = 90  # MLflow's UI bundle is ~20 MB of JavaScript; a loaded 2-core machine takes its time
 EXPAND_TIMEOUT_S = 30
 RUN_LINK = re.compile(r"#/experiments/(?P<experiment>[^/?#]+)/runs/(?P<run>[^/?#]+)$")
-RUN_NAME_COLUMN = 'attributes.`Run Name`'
+RUN_NAME_COLUMN = "attributes.`Run Name`"
 
 
 class SearchNotFound(LookupError):
@@ -51,12 +51,16 @@ def find_search_runs(tracking_uri: str, search_name: str) -> SearchRuns:
     client = MlflowClient(tracking_uri)
     experiment_ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
     quoted = search_name.replace("'", "\\'")
-    candidates = client.search_runs(
-        experiment_ids,
-        filter_string=f"tags.`{SEARCH_NAME_TAG}` = '{quoted}' and attributes.run_name = '{quoted}'",
-        run_view_type=ViewType.ALL,
-        order_by=["attributes.start_time DESC"],
-    ) if experiment_ids else []  # fmt: skip
+    candidates = (
+        client.search_runs(
+            experiment_ids,
+            filter_string=f"tags.`{SEARCH_NAME_TAG}` = '{quoted}' and attributes.run_name = '{quoted}'",
+            run_view_type=ViewType.ALL,
+            order_by=["attributes.start_time DESC"],
+        )
+        if experiment_ids
+        else []
+    )
     parents = [run for run in candidates if PARENT_TAG not in run.data.tags]
     if not parents:
         raise SearchNotFound(
@@ -101,7 +105,7 @@ def viewport_height(trials: int) -> int:
 
 
 def _links_present(run_ids: list[str]) -> str:
-    return f"{json.dumps(run_ids)}.every(id => document.querySelector(`a[href$=\"/runs/${{id}}\"]`))"
+    return f'{json.dumps(run_ids)}.every(id => document.querySelector(`a[href$="/runs/${{id}}"]`))'
 
 
 # The expander is the button in the parent's Run Name cell (MLflow's RunNameCellRenderer).

@@ -46,13 +46,17 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if source.is_dir():
         source = source / CHECKPOINT_FILE
     if not source.is_file():
-        raise FractureTuneError(f"no training checkpoint at {str(source)!r}",
-                                hint="pass the checkpoint file or the trial's checkpoint directory")
+        raise FractureTuneError(
+            f"no training checkpoint at {str(source)!r}",
+            hint="pass the checkpoint file or the trial's checkpoint directory",
+        )
     try:
         state = torch.load(source, map_location=map_location, weights_only=True)
     except Exception as error:  # a truncated or foreign file: the user's input, not our bug
-        raise FractureTuneError(f"cannot read training checkpoint {str(source)!r}: {error}",
-                                hint="the file is damaged or not written by fracture-tune") from error
+        raise FractureTuneError(
+            f"cannot read training checkpoint {str(source)!r}: {error}",
+            hint="the file is damaged or not written by fracture-tune",
+        ) from error
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
         raise FractureTuneError(f"{str(source)!r} is not a fracture-tune training checkpoint")
     return state
@@ -61,8 +65,13 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 def numpy_rng_state() -> dict[str, Any]:
     """numpy's global RNG state as tensors and scalars (numpy arrays are not weights_only-safe)."""
     kind, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
-    return {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "position": int(position), "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
+    return {
+        "kind": str(kind),
+        "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "position": int(position),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached_gaussian),
+    }
 
 
 def restore_numpy_rng_state(state: dict[str, Any]) -> None:

@@ -21,8 +21,10 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise FractureTuneError("device='cuda' was requested but no CUDA device is visible",
-                                hint="set device=auto or device=cpu, or request a GPU for the trial")
+        raise FractureTuneError(
+            "device='cuda' was requested but no CUDA device is visible",
+            hint="set device=auto or device=cpu, or request a GPU for the trial",
+        )
     return torch.device(name)
 
 
@@ -62,9 +64,10 @@ def images_to_device(
         return source.to(device).unsqueeze(1)
     chunks = []
     for start in range(0, source.shape[0], _CHUNK):
-        chunk = source[start:start + _CHUNK].to(device).unsqueeze(1).float()
-        resized = F.interpolate(chunk, size=(input_size, input_size), mode="bilinear", antialias=True,
-                                align_corners=False)
+        chunk = source[start : start + _CHUNK].to(device).unsqueeze(1).float()
+        resized = F.interpolate(
+            chunk, size=(input_size, input_size), mode="bilinear", antialias=True, align_corners=False
+        )
         chunks.append(resized.round_().clamp_(0, 255).to(torch.uint8))
     if not chunks:
         return torch.empty((0, 1, input_size, input_size), dtype=torch.uint8, device=device)

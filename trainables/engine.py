@@ -39,7 +39,13 @@ from fracture_tune.trainables.trainer import EpochTrainer, TrainingDiverged
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FitResult", "TrainingDiverged", "fit", "fit_folds", "fold_means", "predict_proba", "select_indices",
+    "FitResult",
+    "TrainingDiverged",
+    "fit",
+    "fit_folds",
+    "fold_means",
+    "predict_proba",
+    "select_indices",
 ]
 
 Snapshot = Callable[[], dict[str, Any]]
@@ -88,8 +94,16 @@ def fit(
     history: list[dict[str, float]] = []
     if resume_state is not None:
         history = run.trainer.restore(resume_state)
-    log.info("training %s on %s: %d train, %d %s images, %d epochs from epoch %d", cfg.model, device,
-             run.train_size, run.eval_labels.size, eval_split, cfg.epochs, len(history) + 1)
+    log.info(
+        "training %s on %s: %d train, %d %s images, %d epochs from epoch %d",
+        cfg.model,
+        device,
+        run.train_size,
+        run.eval_labels.size,
+        eval_split,
+        cfg.epochs,
+        len(history) + 1,
+    )
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         started = time.perf_counter()
         metrics = run.epoch(epoch)
@@ -100,8 +114,13 @@ def fit(
         for callback in callbacks:
             callback(dict(metrics), snapshot)
     run.model.eval()
-    return FitResult(model=run.model, history=history, config=cfg, device=device,
-                     snapshot=_snapshot_function(run.trainer, history))
+    return FitResult(
+        model=run.model,
+        history=history,
+        config=cfg,
+        device=device,
+        snapshot=_snapshot_function(run.trainer, history),
+    )
 
 
 def fit_folds(
@@ -129,13 +148,22 @@ def fit_folds(
     if resume_state is not None:
         states = resume_state.get("folds") or []
         if len(states) != len(runs):
-            raise FractureTuneError(f"the checkpoint holds {len(states)} fold(s), the search {len(runs)}",
-                                    hint="resume with the search's own evaluation.folds")
+            raise FractureTuneError(
+                f"the checkpoint holds {len(states)} fold(s), the search {len(runs)}",
+                hint="resume with the search's own evaluation.folds",
+            )
         for run, state in zip(runs, states, strict=True):
             run.trainer.restore(state)
         history = [dict(row) for row in resume_state["history"]]
-    log.info("training %s on %s: %d folds of %s train images, %d epochs from epoch %d", cfg.model, device,
-             len(runs), "/".join(str(run.train_size) for run in runs), cfg.epochs, len(history) + 1)
+    log.info(
+        "training %s on %s: %d folds of %s train images, %d epochs from epoch %d",
+        cfg.model,
+        device,
+        len(runs),
+        "/".join(str(run.train_size) for run in runs),
+        cfg.epochs,
+        len(history) + 1,
+    )
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         started = time.perf_counter()
         metrics = fold_means([run.epoch(epoch) for run in runs])
@@ -175,8 +203,9 @@ class _Run:
     def epoch(self, epoch: int) -> dict[str, float]:
         metrics = self.trainer.train_epoch(epoch)
         if self.eval_images is not None:
-            metrics.update(_evaluate(self.model, self.eval_images, self.eval_labels, self.config, self.device,
-                                     epoch))
+            metrics.update(
+                _evaluate(self.model, self.eval_images, self.eval_labels, self.config, self.device, epoch)
+            )
         return metrics
 
 
@@ -187,12 +216,19 @@ def _configured_device(cfg: TrainConfig) -> torch.device:
     return device
 
 
-def _start_run(cfg: TrainConfig, data: DatasetArrays, device: torch.device, train_splits: Sequence[str],
-               eval_split: str | None) -> _Run:
+def _start_run(
+    cfg: TrainConfig,
+    data: DatasetArrays,
+    device: torch.device,
+    train_splits: Sequence[str],
+    eval_split: str | None,
+) -> _Run:
     train_rows = select_indices(data, train_splits, cfg.train_limit)
     if train_rows.size < 2:
-        raise FractureTuneError(f"the {'+'.join(train_splits)} split has {train_rows.size} images; need >= 2",
-                                hint="prepare a larger dataset or raise train_limit")
+        raise FractureTuneError(
+            f"the {'+'.join(train_splits)} split has {train_rows.size} images; need >= 2",
+            hint="prepare a larger dataset or raise train_limit",
+        )
     eval_rows = select_indices(data, [eval_split], cfg.val_limit) if eval_split else np.empty(0, np.int64)
     input_size = cfg.input_size or data.image_size
     torch.manual_seed(cfg.seed)
@@ -208,13 +244,18 @@ def _start_run(cfg: TrainConfig, data: DatasetArrays, device: torch.device, trai
         augmentation=SEED_AUGMENTATION.scaled(cfg.aug_strength),
     )
     eval_images = images_to_device(data.images[eval_rows], input_size, device) if eval_rows.size else None
-    return _Run(model, trainer, eval_images, np.asarray(data.labels[eval_rows]), int(train_rows.size), cfg,
-                device)
+    return _Run(
+        model, trainer, eval_images, np.asarray(data.labels[eval_rows]), int(train_rows.size), cfg, device
+    )
 
 
 def _log_epoch(epoch: int, cfg: TrainConfig, metrics: dict[str, float]) -> None:
-    log.info("epoch %d/%d %s", epoch, cfg.epochs,
-             " ".join(f"{key}={value:.4g}" for key, value in metrics.items() if key != "epoch"))
+    log.info(
+        "epoch %d/%d %s",
+        epoch,
+        cfg.epochs,
+        " ".join(f"{key}={value:.4g}" for key, value in metrics.items() if key != "epoch"),
+    )
 
 
 def _folds_snapshot_function(runs: Sequence[_Run], history: list[dict[str, float]]) -> Snapshot:
@@ -223,8 +264,13 @@ def _folds_snapshot_function(runs: Sequence[_Run], history: list[dict[str, float
     def snapshot() -> dict[str, Any]:
         states = [run.trainer.state(frozen) for run in runs]
         # "model" (the first fold's) keeps the checkpoint readable wherever one model is expected.
-        return {"epoch": len(frozen), "history": frozen, "model": states[0]["model"], "folds": states,
-                "config": states[0]["config"]}
+        return {
+            "epoch": len(frozen),
+            "history": frozen,
+            "model": states[0]["model"],
+            "folds": states,
+            "config": states[0]["config"],
+        }
 
     return snapshot
 
@@ -234,22 +280,31 @@ def _snapshot_function(trainer: EpochTrainer, history: list[dict[str, float]]) -
     return lambda: trainer.state(frozen)
 
 
-def _evaluate(model: nn.Module, images: torch.Tensor, labels: np.ndarray, cfg: TrainConfig,
-              device: torch.device, epoch: int) -> dict[str, float]:
+def _evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: np.ndarray,
+    cfg: TrainConfig,
+    device: torch.device,
+    epoch: int,
+) -> dict[str, float]:
     probabilities = _positive_probabilities(model, images, cfg, device)
     if not np.all(np.isfinite(probabilities)):
-        raise TrainingDiverged(f"the model's outputs became NaN/inf at epoch {epoch}",
-                               hint="lower lr, set grad_clip (e.g. 1.0) or use a warm-up")
+        raise TrainingDiverged(
+            f"the model's outputs became NaN/inf at epoch {epoch}",
+            hint="lower lr, set grad_clip (e.g. 1.0) or use a warm-up",
+        )
     return {f"val_{name}": float(value) for name, value in binary_metrics(labels, probabilities).items()}
 
 
-def _positive_probabilities(model: nn.Module, images: torch.Tensor, cfg: TrainConfig,
-                            device: torch.device, batch_size: int = 256) -> np.ndarray:
+def _positive_probabilities(
+    model: nn.Module, images: torch.Tensor, cfg: TrainConfig, device: torch.device, batch_size: int = 256
+) -> np.ndarray:
     model.eval()
     outputs = []
     with torch.inference_mode(), autocast(cfg, device):
         for start in range(0, images.shape[0], batch_size):
-            batch = normalise(to_unit_range(images[start:start + batch_size]), cfg.channels_last)
+            batch = normalise(to_unit_range(images[start : start + batch_size]), cfg.channels_last)
             outputs.append(torch.softmax(model(batch).float(), dim=1)[:, 1])
     if not outputs:
         return np.empty(0, dtype=np.float64)
@@ -271,6 +326,6 @@ def predict_proba(
     input_size = cfg.input_size or int(images_uint8.shape[-1])
     results = []
     for start in range(0, len(images_uint8), batch_size):
-        chunk = images_to_device(images_uint8[start:start + batch_size], input_size, target)
+        chunk = images_to_device(images_uint8[start : start + batch_size], input_size, target)
         results.append(_positive_probabilities(model, chunk, cfg, target, batch_size))
     return np.concatenate(results) if results else np.empty(0, dtype=np.float64)

@@ -155,8 +155,13 @@ ENGINE_KEYS: dict[str, EngineKey] = _table(
     EngineKey("optimizer", str, "adam", "optimiser", choices=("adam", "adamw", "sgd")),
     EngineKey("momentum", float, 0.9, "SGD momentum (SGD only)", low=0),
     EngineKey("weight_decay", float, 0.0, "weight decay", low=0),
-    EngineKey("schedule", str, "constant", "learning-rate schedule",
-              choices=("constant", "cosine", "onecycle", "step")),
+    EngineKey(
+        "schedule",
+        str,
+        "constant",
+        "learning-rate schedule",
+        choices=("constant", "cosine", "onecycle", "step"),
+    ),
     EngineKey("warmup_epochs", float, 0.0, "linear warm-up epochs", low=0),
     EngineKey("label_smoothing", float, 0.0, "cross-entropy label smoothing", low=0, high=1, high_open=True),
     EngineKey("class_weighting", str, "none", "loss weights per class", choices=("none", "balanced")),
@@ -173,18 +178,30 @@ ENGINE_KEYS: dict[str, EngineKey] = _table(
     EngineKey("amp", bool, True, "bf16 autocast on CUDA (ignored on CPU)"),
     EngineKey("compile", bool, False, "torch.compile the model"),
     # reduce-overhead adds CUDA graphs (one launch per graph instead of one per kernel).
-    EngineKey("compile_mode", str, "default", "torch.compile mode",
-              choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs")),
+    EngineKey(
+        "compile_mode",
+        str,
+        "default",
+        "torch.compile mode",
+        choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs"),
+    ),
     EngineKey("cudnn_benchmark", bool, True, "CUDA: cuDNN times its convolution algorithms per batch shape"),
-)  # fmt: skip
+)
 
 # What the engine reports after every epoch (a search's ``metric`` is one); lower is better for losses.
 REPORTED_METRICS: frozenset[str] = frozenset(
     {
-        "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy", "val_auroc",
-        "val_sensitivity", "val_specificity", "val_f1",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "val_balanced_accuracy",
+        "val_auroc",
+        "val_sensitivity",
+        "val_specificity",
+        "val_f1",
     }
-)  # fmt: skip
+)
 LOWER_IS_BETTER: frozenset[str] = frozenset({"train_loss", "val_loss"})
 
 

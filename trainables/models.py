@@ -158,8 +158,11 @@ class DeepCNN(nn.Module):
         in_channels = 1
         for block in range(depth):
             out_channels = width * 2 ** min(block, 3)
-            layers.append(nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
-                                    bias=not batch_norm))
+            layers.append(
+                nn.Conv2d(
+                    in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batch_norm
+                )
+            )
             if batch_norm:
                 layers.append(nn.BatchNorm2d(out_channels))
             # ceil_mode keeps a 1x1 map 1x1, so deep stacks work at any input size.
@@ -200,13 +203,17 @@ def resnet18(*, pretrained_path: str, input_size: int = 128) -> nn.Module:
 
 def _load_pretrained(model: nn.Module, path: Path) -> None:
     if not path.is_file():
-        raise FractureTuneError(f"pretrained_path {str(path)!r} is not a file",
-                                hint="point it at a local state_dict saved with torch.save")
+        raise FractureTuneError(
+            f"pretrained_path {str(path)!r} is not a file",
+            hint="point it at a local state_dict saved with torch.save",
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any unpickling failure is the file's fault
-        raise FractureTuneError(f"cannot load state_dict from {str(path)!r}: {error}",
-                                hint="save it with torch.save(model.state_dict(), path)") from error
+        raise FractureTuneError(
+            f"cannot load state_dict from {str(path)!r}: {error}",
+            hint="save it with torch.save(model.state_dict(), path)",
+        ) from error
     if not isinstance(state, dict):
         raise FractureTuneError(f"{str(path)!r} does not hold a state_dict (got {type(state).__name__})")
     stem = state.get("conv1.weight")

@@ -26,8 +26,9 @@ from torch import nn
 from fracture_tune.trainables.config import TrainConfig
 
 
-def build_optimizer(parameters: Iterable[nn.Parameter], config: TrainConfig,
-                    device: torch.device) -> torch.optim.Optimizer:
+def build_optimizer(
+    parameters: Iterable[nn.Parameter], config: TrainConfig, device: torch.device
+) -> torch.optim.Optimizer:
     # The fused kernels are CUDA's fastest path; on CPU torch picks its single-tensor loop (foreach measured
     # no faster for these models on the 2-core VM).
     fused = True if device.type == "cuda" else None
@@ -36,8 +37,9 @@ def build_optimizer(parameters: Iterable[nn.Parameter], config: TrainConfig,
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                           fused=fused)
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=fused
+    )
 
 
 def lr_multiplier(step: int, *, total_steps: int, warmup_steps: int, schedule: str) -> float:
@@ -60,8 +62,9 @@ def lr_multiplier(step: int, *, total_steps: int, warmup_steps: int, schedule: s
     return warmup * shape
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
-                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-step LambdaLR (a ``functools.partial``, so its state_dict holds plain values)."""
     multiplier = functools.partial(
         lr_multiplier,
@@ -77,6 +80,7 @@ def build_loss(config: TrainConfig, train_labels: np.ndarray, device: torch.devi
     weight = None
     if config.class_weighting == "balanced":
         counts = np.bincount(train_labels.astype(np.int64), minlength=2).astype(np.float64)
-        weight = torch.tensor(len(train_labels) / (2 * np.maximum(counts, 1)), dtype=torch.float32,
-                              device=device)
+        weight = torch.tensor(
+            len(train_labels) / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=device
+        )
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)

@@ -45,8 +45,16 @@ def compile_model(model: nn.Module, config: TrainConfig) -> nn.Module:
 class EpochTrainer:
     """Holds model, optimiser, schedule, loss, the device-resident train split and the RNGs."""
 
-    def __init__(self, *, model: nn.Module, config: TrainConfig, device: torch.device, images: torch.Tensor,
-                 labels: np.ndarray, augmentation: AugmentConfig) -> None:
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        config: TrainConfig,
+        device: torch.device,
+        images: torch.Tensor,
+        labels: np.ndarray,
+        augmentation: AugmentConfig,
+    ) -> None:
         self.model, self.config, self.device = model, config, device
         self.images = images  # uint8 [N, 1, S, S] on device
         self.labels = torch.as_tensor(labels, dtype=torch.int64).to(device)
@@ -134,15 +142,17 @@ class EpochTrainer:
         }
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return detached_cpu_copy({
-            "epoch": len(history),
-            "history": history,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": rng,
-            "config": self.config.to_flat(),
-        })
+        return detached_cpu_copy(
+            {
+                "epoch": len(history),
+                "history": history,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": rng,
+                "config": self.config.to_flat(),
+            }
+        )
 
     def restore(self, state: dict[str, Any]) -> list[dict[str, float]]:
         """Load a ``state()``; returns the history so far (training continues at the next epoch)."""
@@ -159,6 +169,8 @@ class EpochTrainer:
         history = [dict(row) for row in state["history"]]
         finite = all(math.isfinite(value) for row in history for value in row.values())
         if len(history) != int(state["epoch"]) or not finite:
-            raise FractureTuneError("the checkpoint's history does not match its epoch",
-                                    hint="the checkpoint is damaged; resume from an earlier one")
+            raise FractureTuneError(
+                "the checkpoint's history does not match its epoch",
+                hint="the checkpoint is damaged; resume from an earlier one",
+            )
         return history

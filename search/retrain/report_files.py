@@ -171,33 +171,50 @@ def _selection_lines(report: RetrainReport) -> list[str]:
     lines: list[str] = []
     if report.rerank:
         rerank = report.rerank
-        lines += ["## Re-ranking of the search's finalists", "", f"Rule: {rerank['rule']}.", "",
-                  f"| trial | search rank | search {rerank['metric']} | fresh seeds | scores | mean |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "## Re-ranking of the search's finalists",
+            "",
+            f"Rule: {rerank['rule']}.",
+            "",
+            f"| trial | search rank | search {rerank['metric']} | fresh seeds | scores | mean |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for entry in rerank["entries"]:
             scores = ", ".join(f"{score:.4f}" for score in entry["scores"])
-            lines.append(f"| {entry['trial_id']} | {entry['search_rank']} | {entry['search_score']:.4f} | "
-                         f"{entry['seeds']} | {scores} | **{entry['mean']:.4f}** |")
+            lines.append(
+                f"| {entry['trial_id']} | {entry['search_rank']} | {entry['search_score']:.4f} | "
+                f"{entry['seeds']} | {scores} | **{entry['mean']:.4f}** |"
+            )
         winner, search_winner = rerank["winner"], rerank["search_winner"]
         lines += ["", f"Winner: trial {winner} (the search's own best: {search_winner}).", ""]
     if report.ensemble:
         ensemble = report.ensemble
         single = ensemble["single_best"]["test"]["auroc"]
         difference = ensemble["auroc_minus_single_best"]
-        lines += ["## Ensemble", "",
-                  f"The registered model averages the probabilities of {len(ensemble['members'])} models; "
-                  "the metrics above are the ensemble's.", "",
-                  "| member | seed | input size | search score | test AUROC (95 % CI) |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "## Ensemble",
+            "",
+            f"The registered model averages the probabilities of {len(ensemble['members'])} models; "
+            "the metrics above are the ensemble's.",
+            "",
+            "| member | seed | input size | search score | test AUROC (95 % CI) |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for member in ensemble["members"]:
             auroc = member["test_auroc"]
-            lines.append(f"| trial {member['trial_id']} | {member['seed']} | {member['input_size']} | "
-                         f"{member['search_score']:.4f} | {auroc['value']:.3f} [{auroc['lower']:.3f}, "
-                         f"{auroc['upper']:.3f}] |")
-        lines += ["", f"Single best model (the first member) test AUROC {single['value']:.3f} "
-                  f"[{single['lower']:.3f}, {single['upper']:.3f}]; ensemble − single best: "
-                  f"{difference['value']:+.3f} [{difference['lower']:+.3f}, {difference['upper']:+.3f}] "
-                  "(paired bootstrap on the same test images).", ""]
+            lines.append(
+                f"| trial {member['trial_id']} | {member['seed']} | {member['input_size']} | "
+                f"{member['search_score']:.4f} | {auroc['value']:.3f} [{auroc['lower']:.3f}, "
+                f"{auroc['upper']:.3f}] |"
+            )
+        lines += [
+            "",
+            f"Single best model (the first member) test AUROC {single['value']:.3f} "
+            f"[{single['lower']:.3f}, {single['upper']:.3f}]; ensemble − single best: "
+            f"{difference['value']:+.3f} [{difference['lower']:+.3f}, {difference['upper']:+.3f}] "
+            "(paired bootstrap on the same test images).",
+            "",
+        ]
     return lines
 
 

@@ -42,7 +42,6 @@ from fracture_tune.search.retrain.types import TRAIN_ON_CHOICES, RetrainOptions,
 from fracture_tune.trainables.score import ScoreRule
 
 if TYPE_CHECKING:
-
     from fracture_tune.search.records import BestTrial
 
 log = logging.getLogger(__name__)
@@ -169,10 +168,14 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
             top = finalists[: plan.rerank_top_k]
             rerank, trained = rerank_finalists(top, plan.rerank_seeds, data, options, rule)
             by_id = {trial.trial_id: trial for trial in finalists}
-            finalists = [by_id[entry.trial_id] for entry in rerank] + finalists[len(rerank):]
-            source = replace(source, config=dict(finalists[0].config), trial=finalists[0],
-                             description=f"search {source.search_name!r}, trial {finalists[0].trial_id} "
-                             f"(re-ranked first of {len(rerank)})")
+            finalists = [by_id[entry.trial_id] for entry in rerank] + finalists[len(rerank) :]
+            source = replace(
+                source,
+                config=dict(finalists[0].config),
+                trial=finalists[0],
+                description=f"search {source.search_name!r}, trial {finalists[0].trial_id} "
+                f"(re-ranked first of {len(rerank)})",
+            )
         first_seed = int(source.config.get("seed", 0))
         models = list(trained.get(source.trial.trial_id, [])) if source.trial is not None else []
         seeds = [int(model.config["seed"]) for model in models]
@@ -180,13 +183,17 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
         while len(models) < options.seeds:
             while next_seed in seeds:
                 next_seed += 1
-            models.append(train_and_score(
-                f"seed {next_seed}",
-                trained_config(source.config, epochs=options.epochs, seed=next_seed, device=options.device),
-                data,
-                options.train_on,
-                rule,
-            ))
+            models.append(
+                train_and_score(
+                    f"seed {next_seed}",
+                    trained_config(
+                        source.config, epochs=options.epochs, seed=next_seed, device=options.device
+                    ),
+                    data,
+                    options.train_on,
+                    rule,
+                )
+            )
             seeds.append(next_seed)
         primary = models[0]
         registered, members = primary, None
@@ -196,8 +203,9 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
                 _member_model(trial, trained, data, options, rule) for trial in finalists[1 : plan.ensemble]
             ]
             registered, members = ensemble_of(member_models, finalists[: plan.ensemble], data)
-            ensemble_summary = ensemble_report(registered, member_models, finalists[: plan.ensemble], primary,
-                                               data, options)
+            ensemble_summary = ensemble_report(
+                registered, member_models, finalists[: plan.ensemble], primary, data, options
+            )
         base = None
         if options.baseline:
             base_config = base_recipe_config(primary.config, options.epochs)
@@ -207,8 +215,9 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
         report.ensemble = ensemble_summary
         extra_columns = {"single_best": primary.test_probabilities} if registered is not primary else {}
         if ensemble_summary is not None:
-            extra_columns.update({f"member_{index + 1}": model.test_probabilities
-                                  for index, model in enumerate(member_models)})
+            extra_columns.update(
+                {f"member_{index + 1}": model.test_probabilities for index, model in enumerate(member_models)}
+            )
         write_test_predictions(out_dir, dataset.source_paths, data, registered, extra_columns)
         report.plots = write_plots(out_dir, data, registered, report.optimized, base)
         record_retrain(options, source, data, registered, report, out_dir, members=members)
@@ -236,17 +245,27 @@ def selection_plan(options: RetrainOptions, source: RetrainSource) -> SelectionP
 
         saved = source.run_dir / RESOLVED_CONFIG_FILE
         evaluation = load_config(saved).evaluation if saved.is_file() else None
-    top_k = options.rerank_top_k if options.rerank_top_k is not None else (
-        evaluation.rerank_top_k if evaluation else 0)
-    seeds = options.rerank_seeds if options.rerank_seeds is not None else (
-        evaluation.rerank_seeds if evaluation else 1)
+    top_k = (
+        options.rerank_top_k
+        if options.rerank_top_k is not None
+        else (evaluation.rerank_top_k if evaluation else 0)
+    )
+    seeds = (
+        options.rerank_seeds
+        if options.rerank_seeds is not None
+        else (evaluation.rerank_seeds if evaluation else 1)
+    )
     if (top_k > 1 or options.ensemble > 1) and not options.search:
         flag = "--ensemble" if options.ensemble > 1 else "--rerank"
-        raise FractureTuneError(f"{flag} needs --search NAME: it picks among a search's trials",
-                                hint="e.g. fracture-tune retrain --search NAME --ensemble 3")
+        raise FractureTuneError(
+            f"{flag} needs --search NAME: it picks among a search's trials",
+            hint="e.g. fracture-tune retrain --search NAME --ensemble 3",
+        )
     if top_k > 1 and options.train_on == "train+val":
-        raise FractureTuneError("re-ranking scores finalists on the validation split, which --train-on "
-                                "train+val trains on", hint="use --train-on train, or --rerank 0")
+        raise FractureTuneError(
+            "re-ranking scores finalists on the validation split, which --train-on train+val trains on",
+            hint="use --train-on train, or --rerank 0",
+        )
     return SelectionPlan(rerank_top_k=top_k, rerank_seeds=seeds, ensemble=options.ensemble)
 
 
@@ -274,10 +293,22 @@ def rerank_finalists(
         trained[trial.trial_id] = models
         last = [float(model.history[-1][trial.metric]) for model in models]
         scores = [model.score for model in models] if rule is not None else last
-        entries.append(RerankEntry(trial.trial_id, rank, trial.metric_value,
-                                   [int(model.config["seed"]) for model in models], scores))
-        log.info("re-ranking: trial %s (search rank %d) %s %s", trial.trial_id, rank, trial.metric,
-                 ", ".join(f"{score:.4f}" for score in scores))
+        entries.append(
+            RerankEntry(
+                trial.trial_id,
+                rank,
+                trial.metric_value,
+                [int(model.config["seed"]) for model in models],
+                scores,
+            )
+        )
+        log.info(
+            "re-ranking: trial %s (search rank %d) %s %s",
+            trial.trial_id,
+            rank,
+            trial.metric,
+            ", ".join(f"{score:.4f}" for score in scores),
+        )
     return rerank_order(entries, finalists[0].mode), trained
 
 
@@ -336,17 +367,23 @@ def ensemble_report(
     from fracture_tune.classifier.evaluation import bootstrap_metrics, paired_auroc_difference
 
     labels = np.asarray(data.labels[data.indices("test")])
-    single = optimized_result(single_best, data, target_sensitivity=options.target_sensitivity,
-                              resamples=options.resamples)
-    difference = paired_auroc_difference(labels, ensemble.test_probabilities, single_best.test_probabilities,
-                                         n_resamples=options.resamples)
+    single = optimized_result(
+        single_best, data, target_sensitivity=options.target_sensitivity, resamples=options.resamples
+    )
+    difference = paired_auroc_difference(
+        labels, ensemble.test_probabilities, single_best.test_probabilities, n_resamples=options.resamples
+    )
     return {
         "members": [
-            {"trial_id": trial.trial_id, "seed": int(model.config["seed"]),
-             "input_size": int(model.config.get("input_size") or data.image_size),
-             "search_score": trial.metric_value,
-             "test_auroc": bootstrap_metrics(labels, model.test_probabilities, n_resamples=options.resamples)[
-                 "auroc"].as_dict()}
+            {
+                "trial_id": trial.trial_id,
+                "seed": int(model.config["seed"]),
+                "input_size": int(model.config.get("input_size") or data.image_size),
+                "search_score": trial.metric_value,
+                "test_auroc": bootstrap_metrics(
+                    labels, model.test_probabilities, n_resamples=options.resamples
+                )["auroc"].as_dict(),
+            }
             for trial, model in zip(trials, members, strict=True)
         ],
         "single_best": asdict(single),
@@ -411,8 +448,13 @@ def train_and_score(
     weights_epoch = keeper.restore(result.model)
     val_probabilities = predict_proba(result.model, data.images[data.indices("val")], result.config)
     test_probabilities = predict_proba(result.model, data.images[data.indices("test")], result.config)
-    log.info("%s: trained %d epochs in %.1f s; weights of epoch %d", label, result.config.epochs, seconds,
-             weights_epoch)  # fmt: skip
+    log.info(
+        "%s: trained %d epochs in %.1f s; weights of epoch %d",
+        label,
+        result.config.epochs,
+        seconds,
+        weights_epoch,
+    )
     return TrainedModel(
         label,
         result.config.to_flat(),

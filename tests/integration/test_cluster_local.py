@@ -215,13 +215,33 @@ def test_search_submitted_as_a_job_uses_both_nodes_and_logs_every_trial_to_mlflo
     _write_images(images)
     experiment = f"cluster-test-{tmp_path.name}"
     result = _submit(
-        cluster_dir, "search", "--config", "configs/quickstart.yaml", "--name", "cluster-e2e",
-        "--storage", str(storage),
-        "--set", f"dataset.path={images}", "--set", f"dataset.cache_root={tmp_path / 'datasets'}",
-        "--set", "budget.num_trials=2", "--set", "training.epochs=2", "--set", "scheduler.max_t=2",
-        "--set", "resources.max_concurrent_trials=2", "--set", "resources.cpus_per_trial=1",
-        "--set", "searcher.n_startup_trials=2", "--set", f"tracking.experiment_name={experiment}",
-    )  # fmt: skip
+        cluster_dir,
+        "search",
+        "--config",
+        "configs/quickstart.yaml",
+        "--name",
+        "cluster-e2e",
+        "--storage",
+        str(storage),
+        "--set",
+        f"dataset.path={images}",
+        "--set",
+        f"dataset.cache_root={tmp_path / 'datasets'}",
+        "--set",
+        "budget.num_trials=2",
+        "--set",
+        "training.epochs=2",
+        "--set",
+        "scheduler.max_t=2",
+        "--set",
+        "resources.max_concurrent_trials=2",
+        "--set",
+        "resources.cpus_per_trial=1",
+        "--set",
+        "searcher.n_startup_trials=2",
+        "--set",
+        f"tracking.experiment_name={experiment}",
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert f"--tracking-uri {state.tracking_uri}" in result.stdout  # the cluster's server, passed through
 

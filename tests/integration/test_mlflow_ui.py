@@ -73,8 +73,18 @@ def finished_search(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str
 
 
 def _ui_check(tmp_path: Path, uri: str, chromium: str, screenshot: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(CHECK), "--search", "ui", "--tracking-uri", uri,
-               "--scratch", str(tmp_path / "ui-check"), "--screenshot", str(screenshot)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(CHECK),
+        "--search",
+        "ui",
+        "--tracking-uri",
+        uri,
+        "--scratch",
+        str(tmp_path / "ui-check"),
+        "--screenshot",
+        str(screenshot),
+    ]
     return subprocess.run(
         command, cwd=tmp_path, env=cli_env(CHROMIUM=chromium), capture_output=True, text=True, timeout=600
     )
@@ -86,9 +96,7 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", header[16:24])
 
 
-def test_runs_page_lists_the_parent_and_every_trial(
-    chromium: str, finished_search: tuple[Path, str]
-) -> None:
+def test_runs_page_lists_the_parent_and_every_trial(chromium: str, finished_search: tuple[Path, str]) -> None:
     tmp_path, uri = finished_search
     done = _ui_check(tmp_path, uri, chromium, tmp_path / "runs.png")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -40,8 +40,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     # As in an activated venv: MLflow starts the server with `exec uvicorn`, found on PATH.
     env = cli_env(MLFLOW_TRACKING_URI=uri, PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
     server = subprocess.Popen(
-        [str(venv_bin / "mlflow"), "models", "serve", "-m", CHAMPION,
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],  # fmt: skip
+        [
+            str(venv_bin / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            CHAMPION,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+        ],
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,

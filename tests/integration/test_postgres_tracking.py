@@ -85,25 +85,63 @@ class PostgresServer:
     def run(self, *command: str) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             _as_owner([str(self.bin_dir / command[0]), *command[1:]]),
-            capture_output=True, text=True, timeout=120, cwd=self.folder,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.folder,
+        )
         assert done.returncode == 0, f"{command[0]} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}"
         return done
 
     def sql(self, statement: str, database: str = DATABASE) -> list[str]:
         """Rows of ``statement`` run by the superuser over the unix socket, one string per row."""
-        done = self.run("psql", "-h", str(self.folder), "-p", str(self.port), "-U", OWNER, "-d", database,
-                        "-v", "ON_ERROR_STOP=1", "-At", "-c", statement)  # fmt: skip
+        done = self.run(
+            "psql",
+            "-h",
+            str(self.folder),
+            "-p",
+            str(self.port),
+            "-U",
+            OWNER,
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-c",
+            statement,
+        )
         return done.stdout.splitlines()
 
 
 def _start_postgres(server: PostgresServer) -> None:
     folder = server.folder
-    server.run("initdb", "-D", str(folder / "data"), "-U", OWNER, "--auth-local=trust",
-               "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync")  # fmt: skip
+    server.run(
+        "initdb",
+        "-D",
+        str(folder / "data"),
+        "-U",
+        OWNER,
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "-E",
+        "UTF8",
+        "--no-sync",
+    )
     options = f"-p {server.port} -k {folder} -c listen_addresses=127.0.0.1 -F"
-    server.run("pg_ctl", "-D", str(folder / "data"), "-l", str(folder / "server.log"), "-w", "-t", "60",
-               "-o", options, "start")  # fmt: skip
+    server.run(
+        "pg_ctl",
+        "-D",
+        str(folder / "data"),
+        "-l",
+        str(folder / "server.log"),
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        options,
+        "start",
+    )
     server.sql(f"CREATE ROLE {TRACKER} LOGIN PASSWORD '{server.password}'", database="postgres")
     server.sql(f"CREATE DATABASE {DATABASE} OWNER {TRACKER}", database="postgres")
 
@@ -132,8 +170,13 @@ def postgres() -> Iterator[PostgresServer]:
         _start_postgres(server)
         yield server
     finally:
-        subprocess.run(_as_owner([str(bin_dir / "pg_ctl"), "-D", str(server.folder / "data"), "-m",
-                                  "immediate", "-w", "stop"]), capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            _as_owner(
+                [str(bin_dir / "pg_ctl"), "-D", str(server.folder / "data"), "-m", "immediate", "-w", "stop"]
+            ),
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(server.folder, ignore_errors=True)
 
 
@@ -142,10 +185,29 @@ def _cluster_up(cluster_dir: Path, uri: str, env: dict[str, str]) -> subprocess.
     # Ports from the kernel's ephemeral range: with another cluster on the defaults, `cluster up` would move
     # the Ray Client to 10002, inside Ray's worker port range (10002-19999), and the head would not start.
     ports = [str(free_port()) for _ in range(4)]
-    return fracture_tune("cluster", "up", "--workers", "0", "--cpus-per-node", "2", "--backend-store-uri",
-                         uri, "--cluster-dir", str(cluster_dir), "--port", ports[0], "--dashboard-port",
-                         ports[1], "--client-port", ports[2], "--mlflow-port", ports[3],
-                         cwd=cluster_dir.parent, env=env, timeout=400)  # fmt: skip
+    return fracture_tune(
+        "cluster",
+        "up",
+        "--workers",
+        "0",
+        "--cpus-per-node",
+        "2",
+        "--backend-store-uri",
+        uri,
+        "--cluster-dir",
+        str(cluster_dir),
+        "--port",
+        ports[0],
+        "--dashboard-port",
+        ports[1],
+        "--client-port",
+        ports[2],
+        "--mlflow-port",
+        ports[3],
+        cwd=cluster_dir.parent,
+        env=env,
+        timeout=400,
+    )
 
 
 def _nothing_started(cluster_dir: Path) -> bool:
@@ -247,17 +309,42 @@ def test_search_and_retrain_land_in_postgresql(postgres: PostgresServer, tmp_pat
         assert f"PGPASSWORD={postgres.password}".encode() in _proc(state.mlflow.pid, "environ")
         assert all(b"PGPASSWORD=" not in _proc(pid, "environ") for pid in head_pids)  # jobs don't get it
 
-        config = write_search_config(tmp_path, budget={"num_trials": 2}, training={"epochs": 2},
-                                     scheduler={"max_t": 2})  # fmt: skip
+        config = write_search_config(
+            tmp_path, budget={"num_trials": 2}, training={"epochs": 2}, scheduler={"max_t": 2}
+        )
         search = subprocess.run(
-            search_command("--config", str(config), "--name", "pg", "--address", state.gcs_address,
-                           "--tracking-uri", tracking),
-            cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=400,
-        )  # fmt: skip
+            search_command(
+                "--config",
+                str(config),
+                "--name",
+                "pg",
+                "--address",
+                state.gcs_address,
+                "--tracking-uri",
+                tracking,
+            ),
+            cwd=tmp_path,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
         outputs += [search.stdout, search.stderr]
         assert search.returncode == 0, search.stdout[-3000:] + search.stderr[-3000:]
-        retrain = fracture_tune("retrain", "--search", "pg", "--epochs", "1", "--no-baseline", "--resamples",
-                                "50", "--tracking-uri", tracking, cwd=tmp_path, timeout=400)  # fmt: skip
+        retrain = fracture_tune(
+            "retrain",
+            "--search",
+            "pg",
+            "--epochs",
+            "1",
+            "--no-baseline",
+            "--resamples",
+            "50",
+            "--tracking-uri",
+            tracking,
+            cwd=tmp_path,
+            timeout=400,
+        )
         outputs += [retrain.stdout, retrain.stderr]
         assert retrain.returncode == 0, retrain.stdout[-3000:] + retrain.stderr[-3000:]
         tracked = _tracked(tracking, tmp_path / ".fracture-tune" / "runs" / "pg")

@@ -35,8 +35,22 @@ def ensemble_retrain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     info = fake_search(tmp_path, uri, TRIALS[0][1])
     write_trials(info["run_dir"], TRIALS, **{"best_trial.min_epochs": 2, "evaluation.rerank_top_k": 2})
-    argv = ["retrain", "--search", "fake", "--storage", str(tmp_path / "runs"), "--epochs", "2",
-            "--ensemble", "3", "--no-baseline", "--resamples", "100", "--tracking-uri", uri]  # fmt: skip
+    argv = [
+        "retrain",
+        "--search",
+        "fake",
+        "--storage",
+        str(tmp_path / "runs"),
+        "--epochs",
+        "2",
+        "--ensemble",
+        "3",
+        "--no-baseline",
+        "--resamples",
+        "100",
+        "--tracking-uri",
+        uri,
+    ]
     assert main(argv) == 0
     folder = info["run_dir"] / "retrain"
     report = json.loads((folder / "report.json").read_text())
@@ -93,8 +107,13 @@ def test_the_registered_ensemble_predicts_the_same_in_a_fresh_process(
         "c = load_classifier('models:/fracture-classifier@champion', tracking_uri=sys.argv[1]);"
         "print(json.dumps([c.is_ensemble, len(c.members), c.predict_proba(sys.argv[2:]).tolist()]))"
     )
-    result = subprocess.run([sys.executable, "-c", script, ensemble_retrain["uri"], *files],
-                            check=True, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script, ensemble_retrain["uri"], *files],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     is_ensemble, members, probabilities = json.loads(result.stdout.strip().splitlines()[-1])
     assert is_ensemble and members == 3
     assert probabilities == pytest.approx(list(expected.values()), abs=1e-6)
@@ -108,9 +127,42 @@ def test_ensemble_without_a_search_and_too_large_an_ensemble_are_refused(
     config = ensemble_retrain["tmp"] / "config.json"
     config.write_text(json.dumps(TRIALS[0][1]))
     dataset = str(ensemble_retrain["prepared"].cache_dir)
-    assert main(["retrain", "--config-json", str(config), "--dataset", dataset, "--ensemble", "2",
-                 "--tracking-uri", uri]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "retrain",
+                "--config-json",
+                str(config),
+                "--dataset",
+                dataset,
+                "--ensemble",
+                "2",
+                "--tracking-uri",
+                uri,
+            ]
+        )
+        == 2
+    )
     assert "--ensemble needs --search NAME" in capsys.readouterr().err
-    assert main(["retrain", "--search", "fake", "--storage", storage, "--ensemble", "4", "--rerank", "0",
-                 "--epochs", "1", "--no-baseline", "--tracking-uri", uri]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "retrain",
+                "--search",
+                "fake",
+                "--storage",
+                storage,
+                "--ensemble",
+                "4",
+                "--rerank",
+                "0",
+                "--epochs",
+                "1",
+                "--no-baseline",
+                "--tracking-uri",
+                uri,
+            ]
+        )
+        == 2
+    )
     assert "--ensemble 4: search 'fake' has 3 distinct configuration(s)" in capsys.readouterr().err

@@ -126,8 +126,14 @@ def test_address_where_no_cluster_listens_exits_2_before_ray(tmp_path: Path) -> 
         port = probe.getsockname()[1]
     env, ray_imported = _ray_tripwire(tmp_path)
     done = subprocess.run(
-        search_command("--config", str(REPO / "configs" / "quickstart.yaml"), "--name", "nowhere",
-                       "--address", f"127.0.0.1:{port}"),
+        search_command(
+            "--config",
+            str(REPO / "configs" / "quickstart.yaml"),
+            "--name",
+            "nowhere",
+            "--address",
+            f"127.0.0.1:{port}",
+        ),
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -144,10 +150,20 @@ def test_address_where_no_cluster_listens_exits_2_before_ray(tmp_path: Path) -> 
 
 def _resnet_search(tmp_path: Path, weights: str, name: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        search_command("--config", str(REPO / "configs" / "quickstart.yaml"), "--name", name,
-                       "--set", "training.model=resnet18", "--set", f"training.pretrained_path={weights}",
-                       "--set", "space.params={lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}",
-                       "--set", "searcher.points_to_evaluate=[]"),
+        search_command(
+            "--config",
+            str(REPO / "configs" / "quickstart.yaml"),
+            "--name",
+            name,
+            "--set",
+            "training.model=resnet18",
+            "--set",
+            f"training.pretrained_path={weights}",
+            "--set",
+            "space.params={lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}",
+            "--set",
+            "searcher.points_to_evaluate=[]",
+        ),
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -195,7 +195,10 @@ def test_sync_mlflow_backfill_is_idempotent(finished_search: dict) -> None:
     _, before = child_runs(finished_search["uri"])
     synced = subprocess.run(
         search_command("sync-mlflow", "it", "--tracking-uri", finished_search["uri"]),
-        cwd=finished_search["tmp"], capture_output=True, text=True, timeout=300,
+        cwd=finished_search["tmp"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert synced.returncode == 0, synced.stderr[-3000:]
     parent, after = child_runs(finished_search["uri"])
@@ -268,15 +271,19 @@ def test_a_cross_validated_search_ranks_trials_on_the_fold_mean(tmp_path: Path) 
     frame = pd.read_csv(tmp_path / ".fracture-tune" / "runs" / "cv" / "results.csv")
     assert len(children) == len(frame) == 3
     for run in children:
-        history = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "val_auroc"),
-                                           key=lambda m: m.step)]  # fmt: skip
+        history = [
+            m.value
+            for m in sorted(client.get_metric_history(run.info.run_id, "val_auroc"), key=lambda m: m.step)
+        ]
         assert run.data.metrics["folds"] == 3.0
         assert "val_auroc_fold_sd" in run.data.metrics and "val_loss_fold_sd" in run.data.metrics
         row = frame[frame["trial_id"] == run.data.tags["fracture_tune.trial_id"]].iloc[0]
         assert json.loads(row["metric_history"]) == pytest.approx(history)
     import optuna
 
-    study = optuna.load_study(study_name="cv", storage=f"sqlite:///{tmp_path}/.fracture-tune/runs/cv/optuna.db")
+    study = optuna.load_study(
+        study_name="cv", storage=f"sqlite:///{tmp_path}/.fracture-tune/runs/cv/optuna.db"
+    )
     by_trial = {t.user_attrs["tune_trial_id"]: t for t in study.trials}
     for row in frame.itertuples():
         trial = by_trial[row.trial_id]  # its value is its score on the fold means (PRUNED ones included)

@@ -19,8 +19,19 @@ from ray import tune  # noqa: E402
 from fracture_tune.trainables.checkpoint import load_checkpoint  # noqa: E402
 from fracture_tune.trainables.tune_adapter import train_trial, trial_resources_config  # noqa: E402
 
-METRIC_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_auroc", "val_balanced_accuracy",
-               "val_sensitivity", "val_specificity", "val_f1", "lr", "images_per_second")
+METRIC_KEYS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_auroc",
+    "val_balanced_accuracy",
+    "val_sensitivity",
+    "val_specificity",
+    "val_f1",
+    "lr",
+    "images_per_second",
+)
 
 
 def _arrays() -> DatasetArrays:
@@ -74,8 +85,9 @@ def test_restarted_trial_resumes_at_the_next_epoch(ray_two_cpus: None, tmp_path:
         train_trial(config, data)
 
     space = {"model": "tiny_cnn", "epochs": 3, "batch_size": 16, "lr": 1e-2}
-    results = _tuner(crash_after_first_epoch, space, tmp_path, "resume",
-                     failure_config=tune.FailureConfig(max_failures=1)).fit()
+    results = _tuner(
+        crash_after_first_epoch, space, tmp_path, "resume", failure_config=tune.FailureConfig(max_failures=1)
+    ).fit()
     assert results.num_errors == 0
     history = results[0].metrics_dataframe
     # After the restart the trial continues at epoch 2 from its epoch-1 checkpoint: no epoch trained
@@ -89,6 +101,11 @@ def test_restarted_trial_resumes_at_the_next_epoch(ray_two_cpus: None, tmp_path:
 
 def test_resources_fill_threads_and_device() -> None:
     assert trial_resources_config({"model": "tiny_cnn"}, {"CPU": 3.0}) == {
-        "model": "tiny_cnn", "num_threads": 3, "device": "cpu"}
+        "model": "tiny_cnn",
+        "num_threads": 3,
+        "device": "cpu",
+    }
     assert trial_resources_config({"num_threads": 1, "device": "cpu"}, {"CPU": 4.0, "GPU": 1.0}) == {
-        "num_threads": 1, "device": "cpu"}
+        "num_threads": 1,
+        "device": "cpu",
+    }

@@ -42,10 +42,23 @@ def _repository_files(target: Path) -> Path:
 def _build_wheel(tmp_path: Path) -> Path:
     source = _repository_files(tmp_path / "source")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-         str(tmp_path / "dist"), str(source)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     (wheel,) = (tmp_path / "dist").glob("fracture_tune-*.whl")
     return wheel
 
@@ -55,13 +68,18 @@ def _environment_with(wheel: Path, root: Path) -> Path:
     python = root / "bin" / "python"
     packages = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     (Path(packages) / "project-dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return root
 
 
@@ -83,8 +101,12 @@ def test_the_wheel_installs_one_package_and_runs_the_demo_from_an_empty_folder(t
     env = cli_env(PATH=f"{environment / 'bin'}{os.pathsep}{os.environ['PATH']}")
     where = subprocess.run(
         [str(environment / "bin" / "python"), "-c", "import fracture_tune; print(fracture_tune.__file__)"],
-        cwd=empty, env=env, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert Path(where).is_relative_to(environment) and not Path(where).is_relative_to(REPO_ROOT)
 
     version = subprocess.run(
@@ -93,8 +115,12 @@ def test_the_wheel_installs_one_package_and_runs_the_demo_from_an_empty_folder(t
     assert version.stdout.strip() == f"fracture-tune {importlib.metadata.version('fracture-tune')}"
     demo = subprocess.run(
         ["fracture-tune", "demo", "--name", "wheel-demo", "--retrain-epochs", "3"],
-        cwd=empty, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "Demo finished" in demo.stdout and "registered models:/fracture-classifier/1" in demo.stdout
     assert (empty / ".fracture-tune" / "runs" / "wheel-demo" / "retrain" / "report.json").is_file()

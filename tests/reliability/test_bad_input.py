@@ -48,17 +48,31 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A dataset with corrupted files, its prepared cache and a 1-epoch model trained on it."""
     root = tmp_path_factory.mktemp("bad_input")
     source = _corrupt_dataset(root / "src")
-    prepared = fracture_tune("data", "prepare", str(source), "--out", "ds", "--size", "32", "--workers", "1",
-                             cwd=root)  # fmt: skip
+    prepared = fracture_tune(
+        "data", "prepare", str(source), "--out", "ds", "--size", "32", "--workers", "1", cwd=root
+    )
     assert prepared.returncode == 0, prepared.stderr[-3000:]
     cache = next(path for path in (root / "ds").iterdir() if path.is_dir())
     config = {"model": "tiny_cnn", "epochs": 1, "input_size": 32, "device": "cpu", "num_threads": 1}
     (root / "engine.json").write_text(json.dumps(config))
     retrained = fracture_tune(
-        "retrain", "--config-json", "engine.json", "--dataset", str(cache), "--epochs", "1", "--no-register",
-        "--no-baseline", "--resamples", "20", "--out", "model_run", "--tracking-uri",
-        f"sqlite:///{root / 'mlflow.db'}", cwd=root,
-    )  # fmt: skip
+        "retrain",
+        "--config-json",
+        "engine.json",
+        "--dataset",
+        str(cache),
+        "--epochs",
+        "1",
+        "--no-register",
+        "--no-baseline",
+        "--resamples",
+        "20",
+        "--out",
+        "model_run",
+        "--tracking-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        cwd=root,
+    )
     assert retrained.returncode == 0, retrained.stderr[-3000:]
     return {"root": root, "prepare": prepared, "cache": cache, "model": root / "model_run" / "model"}
 
@@ -82,8 +96,18 @@ def test_search_runs_on_the_good_images_of_a_corrupted_dataset(tmp_path: Path, o
     config = write_search_config(
         tmp_path, budget={"num_trials": 2}, training={"epochs": 1}, scheduler={"max_t": 1, "grace_period": 1}
     )
-    done = fracture_tune("search", "--config", str(config), "--name", "c", "--tracking-uri",
-                         f"sqlite:///{tmp_path / 'mlflow.db'}", "--num-cpus", "2", cwd=tmp_path)  # fmt: skip
+    done = fracture_tune(
+        "search",
+        "--config",
+        str(config),
+        "--name",
+        "c",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "--num-cpus",
+        "2",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     frame = pd.read_parquet(tmp_path / ".fracture-tune" / "runs" / "c" / "results.parquet")
     assert len(frame) == 2 and set(frame["status"]) == {"finished"}
@@ -104,8 +128,9 @@ def test_empty_or_one_class_dataset_fails_before_any_run_folder(
         write_line_dataset(tmp_path / "full", per_class=10)
         shutil.copytree(tmp_path / "full" / "Fractured", images / "Fractured", dirs_exist_ok=True)
     config = write_search_config(tmp_path)
-    done = fracture_tune("search", "--config", str(config), "--name", "d", "--set", f"dataset.path={images}",
-                         cwd=tmp_path)  # fmt: skip
+    done = fracture_tune(
+        "search", "--config", str(config), "--name", "d", "--set", f"dataset.path={images}", cwd=tmp_path
+    )
     error = _assert_clean_failure(done, str(images), "non_fractured")
     assert not (tmp_path / ".fracture-tune" / "runs" / "d").exists()
     shown = error.replace(str(tmp_path), "…")
@@ -155,8 +180,15 @@ def test_retrain_without_a_best_trial_or_dataset(tmp_path: Path, observe: Observ
 def test_registry_name_that_does_not_exist(workspace: dict[str, Any], observe: Observe) -> None:
     root = workspace["root"]
     image = next((root / "src" / "Fractured").glob("Fractured_*.png"))
-    done = fracture_tune("predict", "--model", "models:/no-such-model@champion", "--tracking-uri",
-                         f"sqlite:///{root / 'mlflow.db'}", str(image), cwd=root)  # fmt: skip
+    done = fracture_tune(
+        "predict",
+        "--model",
+        "models:/no-such-model@champion",
+        "--tracking-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        str(image),
+        cwd=root,
+    )
     error = _assert_clean_failure(done, "no-such-model")
     shown = error.replace(str(root), "…")
     observe(fault="predict with a registry name that does not exist", observed=f"exit 2: `{shown}`")
@@ -187,8 +219,9 @@ def test_predict_on_mixed_folder_and_sixteen_bit_png(workspace: dict[str, Any], 
     (mixed / "scan.pdf").write_bytes(b"%PDF-1.4\n")
     (mixed / "notes.txt").write_text("not an image")
     (mixed / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    done = fracture_tune("predict", "--model", str(workspace["model"]), str(mixed), "--out", "mixed.csv",
-                         cwd=root)  # fmt: skip
+    done = fracture_tune(
+        "predict", "--model", str(workspace["model"]), str(mixed), "--out", "mixed.csv", cwd=root
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "skipped 2 non-image file(s)" in done.stderr and "scan.pdf" in done.stderr, done.stderr[-2000:]
     rows = pd.read_csv(root / "mixed.csv").set_index("path")
@@ -253,7 +286,14 @@ def test_unreachable_tracking_server_fails_fast_without_leaking_the_password(
     uri = f"http://alice:hunter2@127.0.0.1:{server.port}"
     try:
         done = fracture_tune(
-            "search", "--config", str(config), "--name", "u", "--tracking-uri", uri, cwd=tmp_path,
+            "search",
+            "--config",
+            str(config),
+            "--name",
+            "u",
+            "--tracking-uri",
+            uri,
+            cwd=tmp_path,
             timeout=600,  # a hang guard; the bound itself is the request count below
         )
     finally:

@@ -31,9 +31,18 @@ def test_fifty_trials_four_concurrent_on_two_cpus(tmp_path: Path, observe: Obser
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     started = time.monotonic()
     done = fracture_tune(
-        "search", "--config", str(config), "--name", "load", "--tracking-uri", uri, "--num-cpus", "2",
-        cwd=tmp_path, timeout=840,
-    )  # fmt: skip
+        "search",
+        "--config",
+        str(config),
+        "--name",
+        "load",
+        "--tracking-uri",
+        uri,
+        "--num-cpus",
+        "2",
+        cwd=tmp_path,
+        timeout=840,
+    )
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     run_dir = tmp_path / ".fracture-tune" / "runs" / "load"

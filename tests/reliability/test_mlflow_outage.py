@@ -77,8 +77,11 @@ def test_search_survives_mlflow_server_outage(tmp_path: Path, observe: Observe) 
         stop_process_group(server)  # the tracking server goes away mid-search
         down_at, epochs_at_outage = time.monotonic(), _epochs_on_disk(run_dir)
         wait_for(lambda: "MLflow" in log.read_text() and "queued" in log.read_text(), 180, "a queued update")
-        wait_for(lambda: _epochs_on_disk(run_dir) >= epochs_at_outage + 6 or driver.poll() is not None, 300,
-                 "training to go on without MLflow")  # fmt: skip
+        wait_for(
+            lambda: _epochs_on_disk(run_dir) >= epochs_at_outage + 6 or driver.poll() is not None,
+            300,
+            "training to go on without MLflow",
+        )
         epochs_during_outage = _epochs_on_disk(run_dir) - epochs_at_outage
         server = start_mlflow_server(tmp_path, port)  # same port, same database
         outage_s = time.monotonic() - down_at

@@ -47,9 +47,12 @@ class FlakyClient:
 
 def _trial(trial_id: str) -> Any:
     return SimpleNamespace(
-        trial_id=trial_id, config={"model": "tiny_cnn", "lr": 0.01}, experiment_tag="1_lr=0.01",
-        last_result={"epoch": 3}, error_file=None,
-    )  # fmt: skip
+        trial_id=trial_id,
+        config={"model": "tiny_cnn", "lr": 0.01},
+        experiment_tag="1_lr=0.01",
+        last_result={"epoch": 3},
+        error_file=None,
+    )
 
 
 @pytest.fixture()

@@ -36,8 +36,18 @@ EPOCHS = 20
 @pytest.fixture()
 def cluster(tmp_path: Path) -> Iterator[tuple[ClusterState, Path]]:
     cluster_dir = tmp_path / "cluster"
-    up = fracture_tune("cluster", "up", "--workers", "1", "--cpus-per-node", "1", "--cluster-dir",
-                       str(cluster_dir), cwd=tmp_path, timeout=400)  # fmt: skip
+    up = fracture_tune(
+        "cluster",
+        "up",
+        "--workers",
+        "1",
+        "--cpus-per-node",
+        "1",
+        "--cluster-dir",
+        str(cluster_dir),
+        cwd=tmp_path,
+        timeout=400,
+    )
     try:
         state = load_state(cluster_dir)
         assert up.returncode == 0 and state is not None, up.stdout + up.stderr
@@ -80,15 +90,36 @@ def test_search_survives_losing_a_worker_node(
     storage = tmp_path / "runs"
     run_dir = storage / "nl"
     submit = subprocess.Popen(
-        [sys.executable, "-m", "fracture_tune.cli", "submit", "--cluster-dir", str(cluster_dir),
-         "--working-dir", str(job_dir), "--",
-         "search", "--config", "search.yaml", "--name", "nl", "--storage", str(storage)],
-        cwd=job_dir, env=cli_env(), stdout=(tmp_path / "submit.out").open("w"),
-        stderr=(tmp_path / "submit.err").open("w"), start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fracture_tune.cli",
+            "submit",
+            "--cluster-dir",
+            str(cluster_dir),
+            "--working-dir",
+            str(job_dir),
+            "--",
+            "search",
+            "--config",
+            "search.yaml",
+            "--name",
+            "nl",
+            "--storage",
+            str(storage),
+        ],
+        cwd=job_dir,
+        env=cli_env(),
+        stdout=(tmp_path / "submit.out").open("w"),
+        stderr=(tmp_path / "submit.err").open("w"),
+        start_new_session=True,
+    )
     try:
-        victim = wait_for(lambda: _trial_on(run_dir, worker_node) or submit.poll() is not None, 400,
-                          "a trial running on the worker node")  # fmt: skip
+        victim = wait_for(
+            lambda: _trial_on(run_dir, worker_node) or submit.poll() is not None,
+            400,
+            "a trial running on the worker node",
+        )
         assert submit.poll() is None, (tmp_path / "submit.out").read_text()[-3000:]
         trial_id, epochs_before = victim
         worker = state.nodes[1]

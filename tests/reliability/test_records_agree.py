@@ -24,9 +24,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900
 def _search(tmp_path: Path, name: str, num_cpus: int, env: dict[str, str] | None = None) -> tuple[Any, str]:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = fracture_tune(
-        "search", "--config", str(tmp_path / "search.yaml"), "--name", name, "--tracking-uri", uri,
-        "--num-cpus", str(num_cpus), cwd=tmp_path, timeout=840, env=env,
-    )  # fmt: skip
+        "search",
+        "--config",
+        str(tmp_path / "search.yaml"),
+        "--name",
+        name,
+        "--tracking-uri",
+        uri,
+        "--num-cpus",
+        str(num_cpus),
+        cwd=tmp_path,
+        timeout=840,
+        env=env,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return done, uri
 

@@ -435,11 +435,24 @@ def test_a_local_search_listens_where_measured(tmp_path: Path, observe: Observe)
         dataset={"cache_root": str(tmp_path / "datasets")},
     )
     search = subprocess.Popen(
-        [sys.executable, "-m", "fracture_tune.cli", "search", "--config", str(config),
-         "--name", "listen", "--storage", str(tmp_path / "runs")],
-        cwd=tmp_path, env=cli_env(), stdout=(tmp_path / "search.out").open("w"),
-        stderr=(tmp_path / "search.err").open("w"), start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fracture_tune.cli",
+            "search",
+            "--config",
+            str(config),
+            "--name",
+            "listen",
+            "--storage",
+            str(tmp_path / "runs"),
+        ],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=(tmp_path / "search.out").open("w"),
+        stderr=(tmp_path / "search.err").open("w"),
+        start_new_session=True,
+    )
     leader = ProcessRecord("search", search.pid, process_start_ticks(search.pid) or -1, "")
     node = _node_ip()
 
@@ -488,16 +501,27 @@ def test_cluster_up_listens_where_measured(tmp_path: Path, observe: Observe) -> 
     """`cluster up --workers 1` (default flags) with a job holding one actor on each node, measured per
     service: head, worker node, MLflow server."""
     cluster_dir = tmp_path / "cluster"
-    up = fracture_tune("cluster", "up", "--workers", "1", "--cluster-dir", str(cluster_dir), cwd=tmp_path,
-                       timeout=400)  # fmt: skip
+    up = fracture_tune(
+        "cluster", "up", "--workers", "1", "--cluster-dir", str(cluster_dir), cwd=tmp_path, timeout=400
+    )
     try:
         state = load_state(cluster_dir)
         assert up.returncode == 0 and state is not None and state.mlflow, up.stdout + up.stderr
         job_dir = tmp_path / "job"
         job_dir.mkdir()
         (job_dir / "hold.py").write_text(HOLD_JOB)
-        submitted = fracture_tune("submit", "--no-wait", "--cluster-dir", str(cluster_dir), "--working-dir",
-                                  str(job_dir), "--", "python", "hold.py", cwd=tmp_path)  # fmt: skip
+        submitted = fracture_tune(
+            "submit",
+            "--no-wait",
+            "--cluster-dir",
+            str(cluster_dir),
+            "--working-dir",
+            str(job_dir),
+            "--",
+            "python",
+            "hold.py",
+            cwd=tmp_path,
+        )
         assert submitted.returncode == 0, submitted.stdout + submitted.stderr
         node = _node_ip()
         named = {

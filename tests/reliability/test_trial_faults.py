@@ -172,9 +172,17 @@ def test_trial_too_large_for_memory_fails_alone(tmp_path: Path, observe: Observe
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     started = time.monotonic()
     done = fracture_tune(
-        "search", "--config", str(config), "--name", "oom", "--tracking-uri", uri, "--num-cpus", "2",
+        "search",
+        "--config",
+        str(config),
+        "--name",
+        "oom",
+        "--tracking-uri",
+        uri,
+        "--num-cpus",
+        "2",
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     frame = pd.read_parquet(tmp_path / ".fracture-tune" / "runs" / "oom" / "results.parquet")
@@ -212,9 +220,17 @@ def test_search_where_every_trial_fails_leaves_no_best_trial(tmp_path: Path, obs
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = fracture_tune(
-        "search", "--config", str(config), "--name", "dead", "--tracking-uri", uri, "--num-cpus", "2",
+        "search",
+        "--config",
+        str(config),
+        "--name",
+        "dead",
+        "--tracking-uri",
+        uri,
+        "--num-cpus",
+        "2",
         cwd=tmp_path,
-    )  # fmt: skip
+    )
     run_dir = tmp_path / ".fracture-tune" / "runs" / "dead"
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     assert not (run_dir / "best_trial.json").exists(), "a failed search left a best_trial.json"

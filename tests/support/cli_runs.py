@@ -90,7 +90,7 @@ def start_mlflow_server(folder: Path, port: int, log_name: str = "server.log") -
             str(port),
             "--workers",
             "1",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.DEVNULL,
         stderr=(folder / log_name).open("a"),
         start_new_session=True,

@@ -22,7 +22,7 @@ def write_line_images(root: Path, per_class: int = 60, seed: int = 0) -> Path:
                 offset = int(rng.integers(-10, 10))
                 for row in range(48):
                     col = min(47, max(0, row + offset))
-                    image[row, max(0, col - 1):col + 1] += 45
+                    image[row, max(0, col - 1) : col + 1] += 45
             pixels = np.clip(image, 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(root / folder / f"{folder}_{index:03d}.png")
     return root
@@ -35,24 +35,54 @@ def fake_search(tmp_path: Path, tracking_uri: str, config: dict[str, Any]) -> di
     from fracture_tune.data.prepare import prepare_dataset
     from fracture_tune.search.records import BestTrial, SearchRecord, write_best_trial, write_search_record
 
-    prepared = prepare_dataset(write_line_images(tmp_path / "src"), cache_root=tmp_path / "datasets",
-                               image_size=IMAGE_SIZE, workers=1)
+    prepared = prepare_dataset(
+        write_line_images(tmp_path / "src"),
+        cache_root=tmp_path / "datasets",
+        image_size=IMAGE_SIZE,
+        workers=1,
+    )
     client = MlflowClient(tracking_uri=tracking_uri)
     artifacts = (tmp_path / "mlartifacts").as_uri()
     experiment_id = client.create_experiment("fake-search", artifact_location=artifacts)
     parent = client.create_run(experiment_id, run_name="search-fake").info.run_id
     run_dir = tmp_path / "runs" / "fake"
     arrays = prepared.dataset.arrays
-    write_search_record(run_dir, SearchRecord(
-        name="fake", run_dir=str(run_dir), dataset_cache_dir=str(prepared.cache_dir),
-        dataset_key=arrays.dataset_key, split_hash=arrays.split_hash, metric="val_auroc", mode="max",
-        best_trial_rule={"scope": "best_epoch", "min_epochs": 1}, tracking_uri=tracking_uri,
-        experiment_name="fake-search",
-        experiment_id=experiment_id, parent_run_id=parent, code_version="test", library_versions={},
-        status="finished"))
-    write_best_trial(run_dir, BestTrial(
-        trial_id="t0", trial_index=0, config=config, metric="val_auroc", mode="max", metric_value=0.9,
-        best_epoch=2, epochs_run=2, metric_range=(0.7, 0.9), checkpoint_path="", mlflow_run_id=""))
+    write_search_record(
+        run_dir,
+        SearchRecord(
+            name="fake",
+            run_dir=str(run_dir),
+            dataset_cache_dir=str(prepared.cache_dir),
+            dataset_key=arrays.dataset_key,
+            split_hash=arrays.split_hash,
+            metric="val_auroc",
+            mode="max",
+            best_trial_rule={"scope": "best_epoch", "min_epochs": 1},
+            tracking_uri=tracking_uri,
+            experiment_name="fake-search",
+            experiment_id=experiment_id,
+            parent_run_id=parent,
+            code_version="test",
+            library_versions={},
+            status="finished",
+        ),
+    )
+    write_best_trial(
+        run_dir,
+        BestTrial(
+            trial_id="t0",
+            trial_index=0,
+            config=config,
+            metric="val_auroc",
+            mode="max",
+            metric_value=0.9,
+            best_epoch=2,
+            epochs_run=2,
+            metric_range=(0.7, 0.9),
+            checkpoint_path="",
+            mlflow_run_id="",
+        ),
+    )
     return {"run_dir": run_dir, "parent_run_id": parent, "prepared": prepared, "source": tmp_path / "src"}
 
 
@@ -63,8 +93,20 @@ def registered_champion(tmp_path: Path) -> dict[str, Any]:
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     info = fake_search(tmp_path, uri, {"model": "tiny_cnn", "width": 4, "lr": 0.01, "batch_size": 16})
-    argv = ["retrain", "--search", "fake", "--storage", str(tmp_path / "runs"), "--epochs", "1",
-            "--no-baseline", "--resamples", "50", "--tracking-uri", uri]  # fmt: skip
+    argv = [
+        "retrain",
+        "--search",
+        "fake",
+        "--storage",
+        str(tmp_path / "runs"),
+        "--epochs",
+        "1",
+        "--no-baseline",
+        "--resamples",
+        "50",
+        "--tracking-uri",
+        uri,
+    ]
     assert main(argv) == 0, "the retrain that registers the champion failed"
     return {**info, "uri": uri, "tmp": tmp_path}
 
@@ -82,9 +124,21 @@ def write_trials(
     raw = apply_overrides({"dataset": {"image_size": IMAGE_SIZE}}, dict(settings))
     rule = config_from_dict(raw).score_rule
     rows = [
-        summarise_history({"trial_id": trial_id, "trial_index": index, "status": "finished",
-                           "stop_detail": "", "metric_history": history, "config": config, "node_id": "",
-                           "mlflow_run_id": "", "error": "", "best_checkpoint": ""}, rule)
+        summarise_history(
+            {
+                "trial_id": trial_id,
+                "trial_index": index,
+                "status": "finished",
+                "stop_detail": "",
+                "metric_history": history,
+                "config": config,
+                "node_id": "",
+                "mlflow_run_id": "",
+                "error": "",
+                "best_checkpoint": "",
+            },
+            rule,
+        )
         for index, (trial_id, config, history) in enumerate(trials)
     ]
     assert isinstance(rule, ScoreRule)

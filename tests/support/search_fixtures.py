@@ -93,8 +93,11 @@ def run_local_search(tmp_path: Path, config: Path, name: str) -> tuple[Any, str]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = subprocess.run(
         search_command("--config", str(config), "--name", name, "--tracking-uri", uri, "--num-cpus", "2"),
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return done, uri
 
@@ -130,8 +133,11 @@ def check_records(tmp_path: Path, name: str, tracking_uri: str) -> str:
     import subprocess
 
     done = subprocess.run(
-        search_command("check", name, "--tracking-uri", tracking_uri), cwd=tmp_path, capture_output=True,
-        text=True, timeout=300,
-    )  # fmt: skip
+        search_command("check", name, "--tracking-uri", tracking_uri),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and "records agree" in done.stdout, done.stdout[-5000:] + done.stderr[-3000:]
     return done.stdout

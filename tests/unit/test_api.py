@@ -19,8 +19,11 @@ def test_every_public_name_resolves_to_the_object_it_documents() -> None:
 
     assert (ft.run_search, ft.resume_search, ft.SearchResult) == (run_search, resume_search, SearchResult)
     assert (ft.load_config, ft.retrain, ft.load_classifier, ft.Classifier) == (
-        load_config, retrain, load_classifier, Classifier,
-    )  # fmt: skip
+        load_config,
+        retrain,
+        load_classifier,
+        Classifier,
+    )
     for name in ft.__all__:
         assert getattr(ft, name) is not None, name
     assert set(ft.__all__) == set(dir(ft))

@@ -122,8 +122,10 @@ def test_the_image_installs_this_packages_wheel_built_from_the_sources() -> None
     assert words[words.index("install") - 1] == "pip"
     installed = next(w for w in words if w.endswith("/" + wheel))
     # The wheel comes from the build stage, mounted for the install step only (not left in a layer).
-    mount = dict(item.split("=", 1) for item in next(w for w in words if w.startswith("--mount=")
-                                                      ).removeprefix("--mount=").split(","))
+    mount = dict(
+        item.split("=", 1)
+        for item in next(w for w in words if w.startswith("--mount=")).removeprefix("--mount=").split(",")
+    )
     assert mount["type"] == "bind" and installed == f"{mount['target']}/{wheel}"
     (builder,) = [stage for stage in stages if stage.name == mount["from"]]
     build = next(shlex.split(a) for i, a in builder.steps if i == "RUN" and "pip wheel" in a)
@@ -200,12 +202,17 @@ def _in_build_context(path: str, patterns: list[str]) -> bool:
 
 
 def test_the_build_context_holds_what_the_wheel_is_built_from_and_nothing_else() -> None:
-    patterns = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()
-                if line.strip() and not line.startswith("#")]  # fmt: skip
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     listed = subprocess.run(
         ["git", "-C", str(REPO_ROOT), "ls-files", "--cached", "--others", "--exclude-standard"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     context = {path for path in listed if _in_build_context(path, patterns)}
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     setuptools = pyproject["tool"]["setuptools"]

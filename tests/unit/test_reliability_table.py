@@ -40,16 +40,21 @@ def test_every_test_is_a_row_and_failures_show_failed(tmp_path: Path) -> None:
     observations = tmp_path / "observations"
     observations.mkdir()
     for name in ("test_recorded_then_passed", "test_recorded_then_failed"):
-        row = {"fault": f"fault of {name}", "observed": "4/4 trials finished",
-               "test": f"tests/reliability/test_trial_faults.py::{name}"}  # fmt: skip
+        row = {
+            "fault": f"fault of {name}",
+            "observed": "4/4 trials finished",
+            "test": f"tests/reliability/test_trial_faults.py::{name}",
+        }
         (observations / f"{name}-0.json").write_text(json.dumps(row))
     results = table.outcomes(tmp_path / "junit.xml")
     rows = {row["name"]: row for row in table.table_rows(observations, results)}
 
     assert set(rows) == {
-        "test_recorded_then_passed", "test_recorded_then_failed", "test_failed_before_recording",
+        "test_recorded_then_passed",
+        "test_recorded_then_failed",
+        "test_failed_before_recording",
         "test_config_typos_and_out_of_range_values",
-    }  # fmt: skip
+    }
     assert rows["test_recorded_then_passed"]["outcome"] == "passed"
     assert rows["test_recorded_then_passed"]["observed"] == "4/4 trials finished"
     failed, unrecorded = rows["test_recorded_then_failed"], rows["test_failed_before_recording"]

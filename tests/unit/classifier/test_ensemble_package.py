@@ -136,8 +136,9 @@ def test_cli_predict_with_explanations_and_export_take_an_ensemble_folder(tmp_pa
 
 def test_a_package_whose_metadata_does_not_describe_its_ensemble_is_not_written(tmp_path: Path) -> None:
     ensemble = build_ensemble(_members(), CONFIGS, IMAGE_SIZE)
-    single = classifier_metadata(TrainConfig.from_flat(CONFIGS[0]), image_size=IMAGE_SIZE, threshold=0.5,
-                                 class_names=("n", "p"))  # fmt: skip
+    single = classifier_metadata(
+        TrainConfig.from_flat(CONFIGS[0]), image_size=IMAGE_SIZE, threshold=0.5, class_names=("n", "p")
+    )
     with pytest.raises(FractureTuneError, match="0 ensemble member"):
         write_package_files(tmp_path, ensemble, single)
     with pytest.raises(FractureTuneError, match="a single SeedCNN"):
@@ -154,8 +155,13 @@ def test_a_logged_ensemble_serves_through_mlflow_like_predict(tmp_path: Path) ->
     run_id = mlflow.MlflowClient().create_run(experiment_id="0").info.run_id
     ensemble = build_ensemble(_members(), CONFIGS, IMAGE_SIZE)
     images = _images(3)
-    logged = log_classifier(run_id=run_id, model=ensemble, example_image=png_bytes(images[0]),
-                            metadata=_metadata(), local_dir=tmp_path / "model")  # fmt: skip
+    logged = log_classifier(
+        run_id=run_id,
+        model=ensemble,
+        example_image=png_bytes(images[0]),
+        metadata=_metadata(),
+        local_dir=tmp_path / "model",
+    )
     rows = [png_bytes(pixels) for pixels in images]
     served = mlflow.pyfunc.load_model(logged.uri).predict(pd.DataFrame({"image": rows}))
     with torch.no_grad():

@@ -28,7 +28,10 @@ def test_metrics_match_hand_counts() -> None:
     scores = np.array([0.9, 0.8, 0.6, 0.2, 0.7, 0.4, 0.3, 0.2, 0.1, 0.05])
     counts = confusion_counts(labels, scores, 0.5)
     assert (counts.true_positive, counts.false_negative, counts.false_positive, counts.true_negative) == (
-        3, 1, 1, 5,
+        3,
+        1,
+        1,
+        5,
     )
     metrics = binary_metrics(labels, scores, 0.5)
     assert metrics["sensitivity"] == pytest.approx(0.75)

@@ -41,8 +41,9 @@ def _classifier(name: str) -> Classifier:
     config = TrainConfig.from_flat({"model": name, "device": "cpu"})
     torch.manual_seed(0)
     model = build_model(name, input_size=IMAGE_SIZE, **config.model_kwargs).eval()
-    metadata = classifier_metadata(config, image_size=IMAGE_SIZE, threshold=0.4,
-                                   class_names=("non_fractured", "fractured"))
+    metadata = classifier_metadata(
+        config, image_size=IMAGE_SIZE, threshold=0.4, class_names=("non_fractured", "fractured")
+    )
     return Classifier(model=model, metadata=metadata, source=f"test:{name}")
 
 

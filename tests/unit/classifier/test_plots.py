@@ -70,8 +70,9 @@ def _count_near(rgb: np.ndarray, colour: tuple[int, int, int], tolerance: int = 
     return int((np.abs(rgb - np.array(colour)).max(axis=2) <= tolerance).sum())
 
 
-def test_roc_plot_draws_the_curve_the_diagonal_and_the_threshold(tmp_path: Path,
-                                                                  figures: list[Figure]) -> None:
+def test_roc_plot_draws_the_curve_the_diagonal_and_the_threshold(
+    tmp_path: Path, figures: list[Figure]
+) -> None:
     path = plot_roc(LABELS, SCORES, tmp_path / "roc.png", "AUROC 0.78", operating_point=(0.33, 0.67))
     (axes,) = figures[-1].axes
     curves = {line.get_label(): line for line in axes.get_lines()}
@@ -102,12 +103,16 @@ def test_curve_plots_draw_two_curves_in_each_panel(kind: str, tmp_path: Path, fi
     first, second = _history(5, 0.1), _history(5, 0.25)
     if kind == "training curves":
         path = plot_training_curves(first, tmp_path / "curves.png")
-        expected = [[[row["train_loss"] for row in first], [row["val_loss"] for row in first]],
-                    [[row["train_accuracy"] for row in first], [row["val_accuracy"] for row in first]]]
+        expected = [
+            [[row["train_loss"] for row in first], [row["val_loss"] for row in first]],
+            [[row["train_accuracy"] for row in first], [row["val_accuracy"] for row in first]],
+        ]
     else:
         path = plot_base_vs_optimized({"base": first, "optimized": second}, tmp_path / "sub" / "cmp.png")
-        expected = [[[row["val_accuracy"] for row in first], [row["val_accuracy"] for row in second]],
-                    [[row["val_loss"] for row in first], [row["val_loss"] for row in second]]]
+        expected = [
+            [[row["val_accuracy"] for row in first], [row["val_accuracy"] for row in second]],
+            [[row["val_loss"] for row in first], [row["val_loss"] for row in second]],
+        ]
     panels = [axes for axes in figures[-1].axes if axes.get_lines()]
     assert len(panels) == 2
     for axes, curves in zip(panels, expected, strict=True):

@@ -32,8 +32,13 @@ def _model_folder(root: Path, threshold: float = 0.5) -> Path:
     model = build_model("tiny_cnn", input_size=IMAGE_SIZE, width=3).eval()
     with torch.no_grad():  # make the output depend visibly on brightness
         model[-1].weight.copy_(torch.tensor([[-2.0, -2.0, -2.0], [2.0, 2.0, 2.0]]))
-    metadata = classifier_metadata(config, image_size=IMAGE_SIZE, threshold=threshold,
-                                   class_names=("non_fractured", "fractured"), split_hash="h")
+    metadata = classifier_metadata(
+        config,
+        image_size=IMAGE_SIZE,
+        threshold=threshold,
+        class_names=("non_fractured", "fractured"),
+        split_hash="h",
+    )
     folder = root / "model"
     _, weights = write_package_files(folder / "extra_files", model, metadata)
     # retrain's record of the weights, beside the model folder: load_classifier refuses a model without it
@@ -72,8 +77,9 @@ def test_mixed_files_are_reported_per_file(tmp_path: Path) -> None:
     # Same preprocessing as training: decode_image + the engine's predict_proba, to the last bit.
     for key in ("jpeg", "png16"):
         name = files[key].name
-        expected = predict_proba(classifier.model, decode_image(files[key], IMAGE_SIZE)[None],
-                                 classifier.config)[0]
+        expected = predict_proba(
+            classifier.model, decode_image(files[key], IMAGE_SIZE)[None], classifier.config
+        )[0]
         assert by_name[name].probability == pytest.approx(expected, abs=1e-7)
         assert 0.0 <= by_name[name].probability <= 1.0
         assert by_name[name].label == ("fractured" if by_name[name].probability >= 0.5 else "non_fractured")

@@ -39,17 +39,26 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     run_id = mlflow.MlflowClient().create_run(experiment_id="0").info.run_id
     example = png_bytes(rng.integers(0, 255, (IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8))
-    result = log_classifier(run_id=run_id, model=model, example_image=example, metadata=metadata,
-                            local_dir=tmp_path / "model")  # fmt: skip
+    result = log_classifier(
+        run_id=run_id, model=model, example_image=example, metadata=metadata, local_dir=tmp_path / "model"
+    )
     network, stored = read_package(Path(result.local_dir))
-    images = {"dark": rng.integers(0, 90, (60, 40), dtype=np.uint8),
-              "bright": rng.integers(150, 255, (50, 50), dtype=np.uint8)}  # fmt: skip
+    images = {
+        "dark": rng.integers(0, 90, (60, 40), dtype=np.uint8),
+        "bright": rng.integers(150, 255, (50, 50), dtype=np.uint8),
+    }
     files = {}
     for name, pixels in images.items():
         files[name] = tmp_path / f"{name}.jpg"
         Image.fromarray(np.dstack([pixels] * 3)).save(files[name], quality=90)  # RGB JPEG, like FracAtlas
-    return {"folder": Path(result.local_dir), "uri": result.uri, "tmp": tmp_path, "files": files,
-            "images": images, "ours": Classifier(network, stored, "test")}  # fmt: skip
+    return {
+        "folder": Path(result.local_dir),
+        "uri": result.uri,
+        "tmp": tmp_path,
+        "files": files,
+        "images": images,
+        "ours": Classifier(network, stored, "test"),
+    }
 
 
 def _load(folder: Path | str) -> Any:

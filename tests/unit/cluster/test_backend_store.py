@@ -99,8 +99,15 @@ def test_backend_store_without_mlflow_is_refused(tmp_path: Path) -> None:
 
 
 def test_state_files_from_before_the_backend_field_still_load(tmp_path: Path) -> None:
-    state = ClusterState("127.0.0.1:6379", "http://127.0.0.1:8265", "ray://127.0.0.1:10001",
-                         "http://127.0.0.1:5000", False, None, str(tmp_path))  # fmt: skip
+    state = ClusterState(
+        "127.0.0.1:6379",
+        "http://127.0.0.1:8265",
+        "ray://127.0.0.1:10001",
+        "http://127.0.0.1:5000",
+        False,
+        None,
+        str(tmp_path),
+    )
     save_state(state, tmp_path)
     payload = json.loads(state_path(tmp_path).read_text())
     del payload["backend_store"]

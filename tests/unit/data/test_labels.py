@@ -11,10 +11,18 @@ from fracture_tune.errors import FractureTuneError
 @pytest.mark.parametrize(
     ("name", "label"),
     [
-        ("Fractured", 1), ("FRACTURED", 1), ("fracture", 1), ("Non-Fractured", 0), ("Non_fractured", 0),
-        ("non fractured", 0), ("not fractured", 0), ("Not_Fractured", 0), ("normal", 0), ("Healthy", 0),
+        ("Fractured", 1),
+        ("FRACTURED", 1),
+        ("fracture", 1),
+        ("Non-Fractured", 0),
+        ("Non_fractured", 0),
+        ("non fractured", 0),
+        ("not fractured", 0),
+        ("Not_Fractured", 0),
+        ("normal", 0),
+        ("Healthy", 0),
     ],
-)  # fmt: skip
+)
 def test_built_in_names(name: str, label: int) -> None:
     assert resolve_labels([name]) == {name: label}
 

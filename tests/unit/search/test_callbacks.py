@@ -45,8 +45,13 @@ def test_progress_counts_come_from_the_recorded_reasons_not_the_epoch_count(tmp_
         SimpleNamespace(trial_id="c", status="RUNNING", last_result={"epoch": 1}),
     ]
     assert callback._counts(trials) == {
-        "finished": 0, "stopped_by_asha": 1, "error": 0, "time_budget": 1, "interrupted": 0, "running": 1,
-    }  # fmt: skip
+        "finished": 0,
+        "stopped_by_asha": 1,
+        "error": 0,
+        "time_budget": 1,
+        "interrupted": 0,
+        "running": 1,
+    }
 
 
 def test_progress_goes_where_the_call_asked_and_nowhere_otherwise(tmp_path: Path) -> None:

@@ -26,8 +26,12 @@ def _epoch(keeper: CheckpointKeeper, trial: Any, history: list[float]) -> None:
     name = f"checkpoint_{epoch - 1:06d}"
     (Path(trial.path) / name).mkdir()
     score, score_epoch = RULE.score(history)
-    keeper.on_trial_result(0, [], trial, {"epoch": epoch, "checkpoint_dir_name": name, "score": score,
-                                          "score_epoch": score_epoch})  # fmt: skip
+    keeper.on_trial_result(
+        0,
+        [],
+        trial,
+        {"epoch": epoch, "checkpoint_dir_name": name, "score": score, "score_epoch": score_epoch},
+    )
 
 
 def _kept(trial: Any) -> list[int]:
@@ -57,8 +61,11 @@ def test_ended_trials_keep_a_checkpoint_only_while_among_the_best(tmp_path: Path
             _epoch(keeper, trial, values[:epoch])
         keeper.on_trial_complete(0, [], trial)
     assert {trial_id: _kept(trial) for trial_id, trial in trials.items()} == {
-        "low": [], "high": [2], "mid": [2], "short": [],  # "short" ended before min_epochs: it cannot win
-    }  # fmt: skip
+        "low": [],
+        "high": [2],
+        "mid": [2],
+        "short": [],  # "short" ended before min_epochs: it cannot win
+    }
 
 
 def test_an_errored_trial_keeps_what_a_resume_needs_and_budget_cut_trials_are_pruned_at_the_end(

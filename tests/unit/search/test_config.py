@@ -86,8 +86,11 @@ def test_fractional_gpus_above_one_are_rejected() -> None:
 
 
 def test_points_to_evaluate_outside_the_space() -> None:
-    raw = {"training": {"model": "tunable_cnn"}, "space": {"preset": "seed"},
-           "searcher": {"points_to_evaluate": [{"c1": 17}]}}
+    raw = {
+        "training": {"model": "tunable_cnn"},
+        "space": {"preset": "seed"},
+        "searcher": {"points_to_evaluate": [{"c1": 17}]},
+    }
     error = _error(raw)
     assert "searcher.points_to_evaluate[0].c1" in error.message
 
@@ -104,8 +107,14 @@ def test_set_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
 
 
 def test_model_param_for_a_model_that_lacks_it_is_rejected() -> None:
-    raw = {"space": {"params": {"model": {"type": "categorical", "choices": ["tunable_cnn", "resnet18"]},
-                                "c1": {"type": "categorical", "choices": [16, 32]}}}}
+    raw = {
+        "space": {
+            "params": {
+                "model": {"type": "categorical", "choices": ["tunable_cnn", "resnet18"]},
+                "c1": {"type": "categorical", "choices": [16, 32]},
+            }
+        }
+    }
     error = _error(raw)
     assert "space.params.c1" in error.message and "resnet18" in error.message
     assert error.hint is not None and "when" in error.hint

@@ -16,9 +16,14 @@ def _arrays() -> DatasetArrays:
     # train: 3 negative + 2 positive; val: 1 + 1; test: 0 + 2
     labels = np.array([0, 0, 0, 1, 1, 0, 1, 1, 1])
     split = np.array([SPLIT_CODES[name] for name in ["train"] * 5 + ["val"] * 2 + ["test"] * 2], np.int8)
-    return DatasetArrays(images=np.zeros((9, 12, 12), np.uint8), labels=labels, split=split,
-                         class_names=("non_fractured", "fractured"), dataset_key="0123456789abcdef",
-                         split_hash="f" * 64)  # fmt: skip
+    return DatasetArrays(
+        images=np.zeros((9, 12, 12), np.uint8),
+        labels=labels,
+        split=split,
+        class_names=("non_fractured", "fractured"),
+        dataset_key="0123456789abcdef",
+        split_hash="f" * 64,
+    )
 
 
 def test_lineage_counts_every_split_and_class_and_names_the_source(tmp_path: Path) -> None:
@@ -26,8 +31,11 @@ def test_lineage_counts_every_split_and_class_and_names_the_source(tmp_path: Pat
     cache.mkdir(parents=True)
     (cache / "meta.json").write_text(json.dumps({"source": "/data/xrays/fracatlas", "key": "x"}))
     lineage = dataset_lineage(_arrays(), cache)
-    assert (lineage.name, lineage.digest, lineage.source) == ("fracatlas", "0123456789abcdef",
-                                                              "/data/xrays/fracatlas")  # fmt: skip
+    assert (lineage.name, lineage.digest, lineage.source) == (
+        "fracatlas",
+        "0123456789abcdef",
+        "/data/xrays/fracatlas",
+    )
     assert lineage.counts == {
         "train": {"non_fractured": 3, "fractured": 2},
         "val": {"non_fractured": 1, "fractured": 1},
@@ -55,6 +63,7 @@ def test_logged_input_is_on_the_run_with_digest_source_schema_and_profile(tmp_pa
     assert json.loads(dataset.source) == {"uri": str(tmp_path / "cache")}
     assert json.loads(dataset.profile)["counts"]["test"] == {"non_fractured": 0, "fractured": 2}
     features = json.loads(json.loads(dataset.schema)["mlflow_tensorspec"]["features"])
-    assert features == [{"type": "tensor", "tensor-spec": {"dtype": "uint8", "shape": [-1, 12, 12]},
-                         "name": "pixels"}]  # fmt: skip
+    assert features == [
+        {"type": "tensor", "tensor-spec": {"dtype": "uint8", "shape": [-1, 12, 12]}, "name": "pixels"}
+    ]
     assert {tag.key: tag.value for tag in inputs[0].tags} == {"mlflow.data.context": "training"}

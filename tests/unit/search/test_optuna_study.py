@@ -86,9 +86,16 @@ SPACE = {"lr": ParamSpec(type="float", low=1e-4, high=1e-1, log=True)}
 def _searcher(tmp_path: Path) -> Any:
     url = storage_url(None, tmp_path)
     searcher = recording_searcher(
-        RULE, tmp_path, url, space=DefineByRunSpace(SPACE), metric="score", mode="max", study_name="s",
-        storage=open_storage(url), sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5),
-    )  # fmt: skip
+        RULE,
+        tmp_path,
+        url,
+        space=DefineByRunSpace(SPACE),
+        metric="score",
+        mode="max",
+        study_name="s",
+        storage=open_storage(url),
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=5),
+    )
     return searcher
 
 

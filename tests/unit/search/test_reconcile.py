@@ -28,33 +28,57 @@ def _records(tmp_path: Path) -> dict[str, Any]:
     for index, (trial_id, (status, history)) in enumerate(TRIALS.items()):
         folder = tmp_path / f"trial_{trial_id}"
         folder.mkdir()
-        lines = [json.dumps({"epoch": e, "val_auroc": v, "score": RULE.score_at(history, e)[0]})
-                 for e, v in enumerate(history, start=1)]  # fmt: skip
+        lines = [
+            json.dumps({"epoch": e, "val_auroc": v, "score": RULE.score_at(history, e)[0]})
+            for e, v in enumerate(history, start=1)
+        ]
         (folder / "result.json").write_text("\n".join(lines) + "\n")
         ledger.record(trial_id, status, len(history))
         score = RULE.score(history)[0]
-        rows.append({"trial_id": trial_id, "trial_index": index, "status": status, "metric_history": history,
-                     "score": score})  # fmt: skip
-        runs.append(SimpleNamespace(
-            info=SimpleNamespace(status="FINISHED" if status == "finished" else "KILLED"),
-            data=SimpleNamespace(tags={"fracture_tune.trial_id": trial_id, "stop_reason": status,
-                                       "epochs_completed": str(len(history))},
-                                 metrics={"val_auroc": history[-1], "score": score}),
-        ))  # fmt: skip
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "trial_index": index,
+                "status": status,
+                "metric_history": history,
+                "score": score,
+            }
+        )
+        runs.append(
+            SimpleNamespace(
+                info=SimpleNamespace(status="FINISHED" if status == "finished" else "KILLED"),
+                data=SimpleNamespace(
+                    tags={
+                        "fracture_tune.trial_id": trial_id,
+                        "stop_reason": status,
+                        "epochs_completed": str(len(history)),
+                    },
+                    metrics={"val_auroc": history[-1], "score": score},
+                ),
+            )
+        )
         state = SimpleNamespace(name="COMPLETE" if len(history) >= 2 else "PRUNED")
-        study.append(SimpleNamespace(
-            number=index, state=state, value=score,
-            intermediate_values=dict(enumerate(RULE.running(history), start=1)),
-            user_attrs={"tune_trial_id": trial_id, "stop_reason": status},
-        ))  # fmt: skip
+        study.append(
+            SimpleNamespace(
+                number=index,
+                state=state,
+                value=score,
+                intermediate_values=dict(enumerate(RULE.running(history), start=1)),
+                user_attrs={"tune_trial_id": trial_id, "stop_reason": status},
+            )
+        )
     return {"rows": rows, "runs": runs, "study": study}
 
 
 def _check(tmp_path: Path, records: dict[str, Any], best: str | None = "done") -> Any:
     return reconcile(
-        tmp_path, records["rows"], RULE, mlflow_runs=records["runs"], study_trials=records["study"],
+        tmp_path,
+        records["rows"],
+        RULE,
+        mlflow_runs=records["runs"],
+        study_trials=records["study"],
         best_trial_id=best,
-    )  # fmt: skip
+    )
 
 
 def test_agreeing_records_agree(tmp_path: Path) -> None:
@@ -64,9 +88,12 @@ def test_agreeing_records_agree(tmp_path: Path) -> None:
 
 def _stranger(records: dict[str, Any]) -> None:
     stranger = SimpleNamespace(
-        number=9, state=SimpleNamespace(name="RUNNING"), value=None, intermediate_values={},
+        number=9,
+        state=SimpleNamespace(name="RUNNING"),
+        value=None,
+        intermediate_values={},
         user_attrs={"tune_trial_id": "x"},
-    )  # fmt: skip
+    )
     records["study"].append(stranger)
 
 

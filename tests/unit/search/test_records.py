@@ -20,10 +20,21 @@ from fracture_tune.search.records import (
 
 def _record(run_dir: Path) -> SearchRecord:
     return SearchRecord(
-        name="demo", run_dir=str(run_dir), dataset_cache_dir="/c/abc", dataset_key="abc",
-        split_hash="s1", metric="val_auroc", mode="max", best_trial_rule={"min_epochs": 2},
-        tracking_uri="sqlite:////x/mlflow.db", experiment_name="fracture-tune", experiment_id="1",
-        parent_run_id="p1", code_version="deadbeef", library_versions={"ray": "2.60.0"}, status="finished",
+        name="demo",
+        run_dir=str(run_dir),
+        dataset_cache_dir="/c/abc",
+        dataset_key="abc",
+        split_hash="s1",
+        metric="val_auroc",
+        mode="max",
+        best_trial_rule={"min_epochs": 2},
+        tracking_uri="sqlite:////x/mlflow.db",
+        experiment_name="fracture-tune",
+        experiment_id="1",
+        parent_run_id="p1",
+        code_version="deadbeef",
+        library_versions={"ray": "2.60.0"},
+        status="finished",
     )
 
 
@@ -35,9 +46,17 @@ def test_search_record_round_trips(tmp_path: Path) -> None:
 
 def test_best_trial_round_trips_with_tuple_range(tmp_path: Path) -> None:
     best = BestTrial(
-        trial_id="t_00003", trial_index=3, config={"model": "tiny_cnn", "lr": 0.003}, metric="val_auroc",
-        mode="max", metric_value=0.91, best_epoch=4, epochs_run=5, metric_range=(0.6, 0.91),
-        checkpoint_path="/r/checkpoint_000003", mlflow_run_id="r3",
+        trial_id="t_00003",
+        trial_index=3,
+        config={"model": "tiny_cnn", "lr": 0.003},
+        metric="val_auroc",
+        mode="max",
+        metric_value=0.91,
+        best_epoch=4,
+        epochs_run=5,
+        metric_range=(0.6, 0.91),
+        checkpoint_path="/r/checkpoint_000003",
+        mlflow_run_id="r3",
         metric_by_epoch=[0.6, 0.7, 0.8, 0.91, 0.9],
     )
     write_best_trial(tmp_path, best)

@@ -27,8 +27,9 @@ class _Trial:
         Path(self.local_path).mkdir(exist_ok=True)
 
 
-@pytest.mark.parametrize(("logger_class", "file_name"), [(JsonResultLogger, "result.json"),
-                                                          (CsvResultLogger, "progress.csv")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("logger_class", "file_name"), [(JsonResultLogger, "result.json"), (CsvResultLogger, "progress.csv")]
+)
 def test_a_restarted_trial_keeps_the_results_the_run_folder_has_not_synced(
     tmp_path: Path, logger_class: type, file_name: str
 ) -> None:

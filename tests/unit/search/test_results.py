@@ -73,8 +73,11 @@ def test_within_a_trial_equal_values_go_to_the_later_epoch() -> None:
 
 
 def test_errored_and_interrupted_trials_are_never_the_best_while_another_counts() -> None:
-    rows = [_row(0, [0.9, 0.95, 0.97], status="error"), _row(1, [0.9, 0.96], status="interrupted"),
-            _row(2, [0.6, 0.7], status="time_budget")]  # fmt: skip
+    rows = [
+        _row(0, [0.9, 0.95, 0.97], status="error"),
+        _row(1, [0.9, 0.96], status="interrupted"),
+        _row(2, [0.6, 0.7], status="time_budget"),
+    ]
     assert select_best_trial(rows, RULE).row["trial_id"] == "t_00002"
 
 

@@ -23,8 +23,9 @@ def _searcher(params: dict, points: list | None = None, seed: int = 0) -> Optuna
     config = config_from_dict({"space": {"params": params}, "searcher": {"points_to_evaluate": points or []}})
     space = DefineByRunSpace(config.space.resolved_params())
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=2)
-    return OptunaSearch(space=space, metric="val_auroc", mode="max", sampler=sampler,
-                        points_to_evaluate=points)
+    return OptunaSearch(
+        space=space, metric="val_auroc", mode="max", sampler=sampler, points_to_evaluate=points
+    )
 
 
 def test_conditional_param_only_with_its_parent_value() -> None:
@@ -37,8 +38,10 @@ def test_conditional_param_only_with_its_parent_value() -> None:
 
 
 def test_points_to_evaluate_run_first_with_define_by_run_space() -> None:
-    points = [{"model": "resnet18", "lr": 0.05, "epochs": 3}, {"model": "tunable_cnn", "lr": 0.002,
-                                                                "c1": 32, "epochs": 2}]
+    points = [
+        {"model": "resnet18", "lr": 0.05, "epochs": 3},
+        {"model": "tunable_cnn", "lr": 0.002, "c1": 32, "epochs": 2},
+    ]
     searcher = _searcher(CONDITIONAL, points)
     assert searcher.suggest("a") == points[0]
     assert searcher.suggest("b") == points[1]
@@ -63,9 +66,16 @@ def test_seed_preset_matches_the_seed_recipe_and_pickles() -> None:
 
 
 def test_drop_and_override_preset_params() -> None:
-    config = config_from_dict({"training": {"model": "tunable_cnn"},
-                              "space": {"preset": "seed", "drop": ["batch_size"],
-                                         "params": {"dropout": {"type": "float", "low": 0.1, "high": 0.6}}}})
+    config = config_from_dict(
+        {
+            "training": {"model": "tunable_cnn"},
+            "space": {
+                "preset": "seed",
+                "drop": ["batch_size"],
+                "params": {"dropout": {"type": "float", "low": 0.1, "high": 0.6}},
+            },
+        }
+    )
     params = config.space.resolved_params()
     assert "batch_size" not in params and params["dropout"].type == "float"
 
@@ -74,5 +84,12 @@ def test_condition_on_unknown_parent_is_rejected() -> None:
     from fracture_tune.errors import FractureTuneError
 
     with pytest.raises(FractureTuneError, match="space"):
-        config_from_dict({"space": {"params": {"c1": {"type": "int", "low": 8, "high": 64,
-                                                      "when": {"model": ["tunable_cnn"]}}}}})
+        config_from_dict(
+            {
+                "space": {
+                    "params": {
+                        "c1": {"type": "int", "low": 8, "high": 64, "when": {"model": ["tunable_cnn"]}}
+                    }
+                }
+            }
+        )

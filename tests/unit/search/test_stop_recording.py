@@ -21,17 +21,27 @@ from fracture_tune.search.stops import StopLedger, TrialStop, describe
 
 def _trial(trial_id: str, status: str = "RUNNING", epoch: int = 0) -> Any:
     return SimpleNamespace(
-        trial_id=trial_id, status=status, last_result={"epoch": epoch}, config={"lr": 0.01},
-        experiment_tag=f"{trial_id}_lr=0.01", error_file=None,
-    )  # fmt: skip
+        trial_id=trial_id,
+        status=status,
+        last_result={"epoch": epoch},
+        config={"lr": 0.01},
+        experiment_tag=f"{trial_id}_lr=0.01",
+        error_file=None,
+    )
 
 
 def test_asha_stop_is_recorded_from_the_schedulers_decision(tmp_path: Path) -> None:
     ledger = StopLedger(tmp_path)
     asha = RecordingASHA(
-        ledger, 4, time_attr="training_iteration", metric="val_auroc", mode="max",
-        grace_period=1, max_t=4, reduction_factor=2,
-    )  # fmt: skip
+        ledger,
+        4,
+        time_attr="training_iteration",
+        metric="val_auroc",
+        mode="max",
+        grace_period=1,
+        max_t=4,
+        reduction_factor=2,
+    )
     good, bad = _trial("good"), _trial("bad")
     for trial in (good, bad):
         asha.on_trial_add(None, trial)
@@ -78,9 +88,11 @@ def test_trials_tune_stops_silently_are_named_by_what_stopped_them(tmp_path: Pat
     callback.on_experiment_end([cut, pending, _trial("still", "RUNNING", 1)])
     stops = ledger.all()
     assert {trial_id: (stop.reason, stop.epoch) for trial_id, stop in stops.items()} == {
-        "done": ("finished", 8), "asha": ("stopped_by_asha", 2), "cut": ("time_budget", 5),
+        "done": ("finished", 8),
+        "asha": ("stopped_by_asha", 2),
+        "cut": ("time_budget", 5),
         "pending": ("time_budget", 0),
-    }  # fmt: skip
+    }
     assert stops["pending"].detail == "cut off by the time budget before its first epoch"
     # The driver that resumes next starts with no budget spent.
     callback.setup()
@@ -98,9 +110,14 @@ class _RecordingLogger:
         self.refuse = refuse
 
     def write(
-        self, trial_id: str, config: dict[str, Any], index: int = 0, results: Any = (), stop: Any = None,
+        self,
+        trial_id: str,
+        config: dict[str, Any],
+        index: int = 0,
+        results: Any = (),
+        stop: Any = None,
         error_detail: str = "",
-    ) -> str | None:  # fmt: skip
+    ) -> str | None:
         if stop is not None and self.refuse is not None:
             raise self.refuse
         self.calls += [("log", trial_id, result.get("epoch")) for result in results]

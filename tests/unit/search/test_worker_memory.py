@@ -18,8 +18,11 @@ from fracture_tune.search.worker_memory import (
 )
 
 # A node as `ray.nodes()` describes this 24 GiB VM's, started with --num-cpus 64.
-VM = {"NodeManagerAddress": "192.0.2.2", "Alive": True,
-      "Resources": {"CPU": 64.0, "memory": 15.3e9, "object_store_memory": 6.6e9}}  # fmt: skip
+VM = {
+    "NodeManagerAddress": "192.0.2.2",
+    "Alive": True,
+    "Resources": {"CPU": 64.0, "memory": 15.3e9, "object_store_memory": 6.6e9},
+}
 
 
 def _quickstart(*overrides: str) -> ExperimentConfig:

@@ -23,8 +23,19 @@ from fracture_tune.trainables.optim import build_loss, build_scheduler, lr_multi
 from fracture_tune.trainables.trainer import batch_bounds
 
 METRIC_KEYS = {
-    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy",
-    "val_auroc", "val_sensitivity", "val_specificity", "val_f1", "lr", "images_per_second", "epoch_seconds",
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_balanced_accuracy",
+    "val_auroc",
+    "val_sensitivity",
+    "val_specificity",
+    "val_f1",
+    "lr",
+    "images_per_second",
+    "epoch_seconds",
 }
 TIMING_KEYS = {"images_per_second", "epoch_seconds"}
 
@@ -42,8 +53,20 @@ def arrays() -> DatasetArrays:
     return DatasetArrays(images=images, labels=labels, split=split)
 
 
-TUNED = {"model": "tunable_cnn", "c1": 4, "c2": 4, "c3": 8, "dropout": 0.5, "batch_size": 16,
-         "lr": 3e-3, "aug_strength": 1.0, "aug_factor": 2, "epochs": 3, "seed": 3, "num_threads": 1}
+TUNED = {
+    "model": "tunable_cnn",
+    "c1": 4,
+    "c2": 4,
+    "c3": 8,
+    "dropout": 0.5,
+    "batch_size": 16,
+    "lr": 3e-3,
+    "aug_strength": 1.0,
+    "aug_factor": 2,
+    "epochs": 3,
+    "seed": 3,
+    "num_threads": 1,
+}
 
 
 def _without_timing(history: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -52,8 +75,11 @@ def _without_timing(history: list[dict[str, float]]) -> list[dict[str, float]]:
 
 def test_fit_reports_contract_metrics_each_epoch(arrays: DatasetArrays) -> None:
     seen: list[dict[str, float]] = []
-    result = fit({"model": "tiny_cnn", "epochs": 2, "batch_size": 16, "lr": 0.01},
-                 arrays, callbacks=[lambda metrics, snapshot: seen.append(metrics)])
+    result = fit(
+        {"model": "tiny_cnn", "epochs": 2, "batch_size": 16, "lr": 0.01},
+        arrays,
+        callbacks=[lambda metrics, snapshot: seen.append(metrics)],
+    )
     assert [row["epoch"] for row in seen] == [1.0, 2.0]
     for row in seen:
         assert set(row) == METRIC_KEYS
@@ -88,8 +114,12 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(arrays: DatasetArrays,
     state = load_checkpoint(saved[1])
     assert state["epoch"] == 1
     resumed_epochs: list[dict[str, float]] = []
-    resumed = fit(config, arrays, resume_state=state,
-                  callbacks=[lambda metrics, snapshot: resumed_epochs.append(metrics)]).history
+    resumed = fit(
+        config,
+        arrays,
+        resume_state=state,
+        callbacks=[lambda metrics, snapshot: resumed_epochs.append(metrics)],
+    ).history
     assert [row["epoch"] for row in resumed_epochs] == [2.0, 3.0]
     for expected, actual in zip(_without_timing(uninterrupted), _without_timing(resumed), strict=True):
         assert actual == pytest.approx(expected, abs=1e-6)
@@ -108,8 +138,17 @@ def test_checkpoint_is_weights_only_and_atomic(arrays: DatasetArrays, tmp_path: 
 
 def test_divergence_raises_with_epoch_step_and_hint(arrays: DatasetArrays) -> None:
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+") as caught:
-        fit({"model": "base_cnn", "input_size": 16, "epochs": 2, "batch_size": 8, "lr": 1e15,
-             "optimizer": "sgd"}, arrays)
+        fit(
+            {
+                "model": "base_cnn",
+                "input_size": 16,
+                "epochs": 2,
+                "batch_size": 8,
+                "lr": 1e15,
+                "optimizer": "sgd",
+            },
+            arrays,
+        )
     assert caught.value.hint and "grad_clip" in caught.value.hint
 
 
@@ -153,12 +192,22 @@ def test_onecycle_follows_torch_onecycle_lr() -> None:
     total = steps_per_epoch * epochs
     peak_step = 30  # 30 % of 100
     ours_optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
-    ours_schedule = build_scheduler(ours_optimizer, TrainConfig.from_flat(
-        {"optimizer": "sgd", "lr": peak, "schedule": "onecycle", "epochs": epochs}), steps_per_epoch)
+    ours_schedule = build_scheduler(
+        ours_optimizer,
+        TrainConfig.from_flat({"optimizer": "sgd", "lr": peak, "schedule": "onecycle", "epochs": epochs}),
+        steps_per_epoch,
+    )
     torch_optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
     torch_schedule = torch.optim.lr_scheduler.OneCycleLR(
-        torch_optimizer, max_lr=peak, total_steps=total, pct_start=0.3, anneal_strategy="cos", div_factor=25,
-        final_div_factor=1000, cycle_momentum=False)
+        torch_optimizer,
+        max_lr=peak,
+        total_steps=total,
+        pct_start=0.3,
+        anneal_strategy="cos",
+        div_factor=25,
+        final_div_factor=1000,
+        cycle_momentum=False,
+    )
     # [s]: the lr optimiser step s uses; ours[total] is the lr after the last step.
     ours, torchs = [ours_optimizer.param_groups[0]["lr"]], [torch_optimizer.param_groups[0]["lr"]]
     for step in range(total):
@@ -173,9 +222,9 @@ def test_onecycle_follows_torch_onecycle_lr() -> None:
     assert ours[0] == pytest.approx(peak / 25, rel=1e-12) and torchs[0] == pytest.approx(peak / 25, rel=1e-12)
     assert int(np.argmax(ours)) == peak_step and ours[peak_step] == pytest.approx(peak, rel=1e-12)
     assert torchs[peak_step - 1] == pytest.approx(peak, rel=1e-12)
-    assert ours[peak_step:] == pytest.approx(torchs[peak_step - 1:], rel=1e-9, abs=0)
+    assert ours[peak_step:] == pytest.approx(torchs[peak_step - 1 :], rel=1e-9, abs=0)
     assert ours[-1] == pytest.approx(peak / 25_000, rel=1e-9) and torchs[-1] == pytest.approx(peak / 25_000)
-    rise = np.diff(ours[:peak_step + 1])
+    rise = np.diff(ours[: peak_step + 1])
     assert np.all(rise > 0) and rise == pytest.approx(np.full(peak_step, (peak - peak / 25) / peak_step))
 
 
@@ -187,8 +236,13 @@ def _optimizer_steps() -> Iterator[list[dict[str, float]]]:
     def record(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         group = optimizer.param_groups[0]
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        seen.append({"lr": float(group["lr"]), "momentum": float(group.get("momentum", math.nan)),
-                     "grad_norm": float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))})
+        seen.append(
+            {
+                "lr": float(group["lr"]),
+                "momentum": float(group.get("momentum", math.nan)),
+                "grad_norm": float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))),
+            }
+        )
 
     handle = register_optimizer_step_pre_hook(record)
     try:
@@ -211,8 +265,9 @@ def test_sgd_momentum_reaches_the_optimiser(arrays: DatasetArrays) -> None:
     assert without[0]["train_loss"] != pytest.approx(result.history[0]["train_loss"], rel=1e-6)
 
 
-def test_label_smoothing_and_class_weights_reach_the_loss(arrays: DatasetArrays,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_label_smoothing_and_class_weights_reach_the_loss(
+    arrays: DatasetArrays, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fracture_tune.trainables import trainer
 
     built: list[torch.nn.CrossEntropyLoss] = []
@@ -251,8 +306,9 @@ def test_grad_clip_bounds_the_gradient_norm_of_every_step(arrays: DatasetArrays)
 def test_schedule_and_warmup_set_the_lr_of_every_step(arrays: DatasetArrays) -> None:
     # 96 images / batch 16 = 6 steps an epoch; 1 warm-up epoch, then "step" over the 4 remaining epochs
     with _optimizer_steps() as steps:
-        history = fit({**SMALL, "epochs": 5, "lr": 0.01, "schedule": "step", "warmup_epochs": 1},
-                      arrays).history
+        history = fit(
+            {**SMALL, "epochs": 5, "lr": 0.01, "schedule": "step", "warmup_epochs": 1}, arrays
+        ).history
     lrs = [step["lr"] for step in steps]
     assert len(lrs) == 30
     assert lrs[:6] == pytest.approx([0.01 * (s + 1) / 6 for s in range(6)])  # linear warm-up
@@ -308,9 +364,14 @@ def test_aug_factor_repeats_every_image_per_epoch() -> None:
     from fracture_tune.trainables.trainer import EpochTrainer
 
     config = TrainConfig.from_flat({"model": "tiny_cnn", "aug_factor": 3, "batch_size": 10})
-    trainer = EpochTrainer(model=build_model("tiny_cnn"), config=config, device=torch.device("cpu"),
-                           images=torch.zeros(20, 1, 8, 8, dtype=torch.uint8), labels=np.zeros(20),
-                           augmentation=SEED_AUGMENTATION)
+    trainer = EpochTrainer(
+        model=build_model("tiny_cnn"),
+        config=config,
+        device=torch.device("cpu"),
+        images=torch.zeros(20, 1, 8, 8, dtype=torch.uint8),
+        labels=np.zeros(20),
+        augmentation=SEED_AUGMENTATION,
+    )
     order = trainer._epoch_order()
     assert sorted(order.tolist()) == sorted(list(range(20)) * 3)
     assert order[:20].tolist() != sorted(order[:20].tolist())  # shuffled across the repeats
@@ -346,8 +407,9 @@ def test_fit_folds_reports_the_mean_and_spread_over_folds_and_never_reads_the_te
 
     monkeypatch.setattr(engine, "_start_run", spying_start)
     reported: list[dict[str, float]] = []
-    history = engine.fit_folds({**TUNED, "epochs": 2}, arrays, folds,
-                               callbacks=[lambda metrics, snapshot: reported.append(metrics)])
+    history = engine.fit_folds(
+        {**TUNED, "epochs": 2}, arrays, folds, callbacks=[lambda metrics, snapshot: reported.append(metrics)]
+    )
     assert len(views) == 3 and reported == history and [row["epoch"] for row in history] == [1.0, 2.0]
     test_rows = set(arrays.indices("test").tolist())
     for fold, view in enumerate(views):

@@ -43,7 +43,10 @@ def test_base_cnn_is_the_seed_architecture() -> None:
     model = build_model("base_cnn", input_size=128)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
-        (1, 16, (3, 3)), (16, 32, (3, 3)), (32, 64, (3, 3))]
+        (1, 16, (3, 3)),
+        (16, 32, (3, 3)),
+        (32, 64, (3, 3)),
+    ]
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(64 * 16 * 16, 128), (128, 2)]
     assert not any(isinstance(m, torch.nn.BatchNorm2d | torch.nn.Dropout) for m in model.modules())

@@ -35,16 +35,25 @@ def test_logged_folder_is_the_pyfunc_with_our_two_files_and_is_checked_on_cpu_wi
     monkeypatch.delenv("MLFLOW_DEFAULT_PREDICTION_DEVICE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # what MLflow's loader asks
     model = build_model("tiny_cnn", input_size=32)
-    metadata = classifier_metadata(TrainConfig.from_flat({"model": "tiny_cnn"}), image_size=32, threshold=0.5,
-                                   class_names=("negative", "positive"))  # fmt: skip
+    metadata = classifier_metadata(
+        TrainConfig.from_flat({"model": "tiny_cnn"}),
+        image_size=32,
+        threshold=0.5,
+        class_names=("negative", "positive"),
+    )
     example = png_bytes(np.random.default_rng(0).integers(0, 255, (32, 32), dtype=np.uint8))
     run_id = mlflow.MlflowClient().create_run(experiment_id="0").info.run_id
     mlflow_logger = logging.getLogger("mlflow")  # MLflow's logger does not propagate to the root
     mlflow_logger.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.WARNING):
-            logged = log_classifier(run_id=run_id, model=model, example_image=example, metadata=metadata,
-                                    local_dir=tmp_path / "model")  # fmt: skip
+            logged = log_classifier(
+                run_id=run_id,
+                model=model,
+                example_image=example,
+                metadata=metadata,
+                local_dir=tmp_path / "model",
+            )
     finally:
         mlflow_logger.removeHandler(caplog.handler)
     messages = [record.getMessage() for record in caplog.records]

@@ -8,9 +8,18 @@ from fracture_tune.search.retrain.retrain import reproduction_check
 
 def _trial(mode: str = "max") -> BestTrial:
     return BestTrial(
-        trial_id="abc", trial_index=1, config={}, metric="val_auroc", mode=mode, metric_value=0.80,
-        best_epoch=3, epochs_run=3, metric_range=(0.60, 0.80), checkpoint_path="", mlflow_run_id="",
-    )  # fmt: skip
+        trial_id="abc",
+        trial_index=1,
+        config={},
+        metric="val_auroc",
+        mode=mode,
+        metric_value=0.80,
+        best_epoch=3,
+        epochs_run=3,
+        metric_range=(0.60, 0.80),
+        checkpoint_path="",
+        mlflow_run_id="",
+    )
 
 
 def _history(values: list[float]) -> list[dict[str, float]]:

@@ -34,7 +34,9 @@ def test_the_rerank_rule_picks_the_best_mean_not_the_best_single_draw() -> None:
 def test_equal_means_keep_the_searchs_order() -> None:
     # Means exactly 0.8125 each (binary fractions: no rounding to tell them apart).
     entries = [
-        _entry("third", 3, [0.75, 0.875]), _entry("first", 1, [0.875, 0.75]), _entry("second", 2, [0.8125])
+        _entry("third", 3, [0.75, 0.875]),
+        _entry("first", 1, [0.875, 0.75]),
+        _entry("second", 2, [0.8125]),
     ]
     assert [entry.trial_id for entry in rerank_order(entries, "max")] == ["first", "second", "third"]
 
@@ -49,13 +51,21 @@ def test_fresh_seeds_differ_from_the_trials_own() -> None:
 
 def test_finalists_are_distinct_configurations_in_the_searchs_order(tmp_path: Path) -> None:
     base = {"model": "tiny_cnn", "seed": 0}
-    write_trials(tmp_path, [
-        ("short", {**base, "lr": 0.1}, [0.95]),  # best score but below min_epochs: after the eligible ones
-        ("a", {**base, "lr": 0.01}, [0.7, 0.8]),
-        ("a-again", {**base, "lr": 0.01, "seed": 4}, [0.7, 0.79]),  # the same configuration as "a"
-        ("b", {**base, "lr": 0.02}, [0.82, 0.6]),  # its epoch-1 spike is before min_epochs: scored 0.6
-        ("c", {**base, "lr": 0.03}, [0.5, 0.6]),  # ties b: same epochs, the earlier trial (b) first
-    ], **{"best_trial.min_epochs": 2})  # fmt: skip
+    write_trials(
+        tmp_path,
+        [
+            (
+                "short",
+                {**base, "lr": 0.1},
+                [0.95],
+            ),  # best score but below min_epochs: after the eligible ones
+            ("a", {**base, "lr": 0.01}, [0.7, 0.8]),
+            ("a-again", {**base, "lr": 0.01, "seed": 4}, [0.7, 0.79]),  # the same configuration as "a"
+            ("b", {**base, "lr": 0.02}, [0.82, 0.6]),  # its epoch-1 spike is before min_epochs: scored 0.6
+            ("c", {**base, "lr": 0.03}, [0.5, 0.6]),  # ties b: same epochs, the earlier trial (b) first
+        ],
+        **{"best_trial.min_epochs": 2},
+    )
     finalists = ranked_finalists(tmp_path, 4)
     assert [trial.trial_id for trial in finalists] == ["a", "b", "c", "short"]
     assert finalists[0].metric_value == pytest.approx(0.8) and finalists[0].best_epoch == 2

@@ -46,9 +46,26 @@ def test_the_command_offers_every_option_under_its_flag_with_its_default() -> No
 
 def test_flags_reach_the_options_with_their_types() -> None:
     args = build_parser().parse_args(
-        ["retrain", "--config-json", "c.json", "--dataset", "d", "--out", "o", "--epochs", "3",
-         "--target-sensitivity", "0.8", "--no-register", "--no-baseline", "--rerank", "3", "--device", "cpu"]
-    )  # fmt: skip
+        [
+            "retrain",
+            "--config-json",
+            "c.json",
+            "--dataset",
+            "d",
+            "--out",
+            "o",
+            "--epochs",
+            "3",
+            "--target-sensitivity",
+            "0.8",
+            "--no-register",
+            "--no-baseline",
+            "--rerank",
+            "3",
+            "--device",
+            "cpu",
+        ]
+    )
     options = options_from_args(args)
     assert options.config == Path("c.json") and options.dataset == Path("d") and options.out_dir == Path("o")
     assert (options.epochs, options.target_sensitivity, options.rerank_top_k) == (3, 0.8, 3)

@@ -67,12 +67,24 @@ sys.argv[0] = "fracture-tune"
 sys.exit(main())
 """
 # (stamp, what the time since the previous stamp was spent on)
-PHASES = (("imports", "imports"), ("check_before_ray", "cli_and_config"), ("prepare_search_dataset", "data"),
-          ("open_parent_run", "mlflow"), ("_start_ray", "ray_init"), ("build_tuner", "tuner"))  # fmt: skip
+PHASES = (
+    ("imports", "imports"),
+    ("check_before_ray", "cli_and_config"),
+    ("prepare_search_dataset", "data"),
+    ("open_parent_run", "mlflow"),
+    ("_start_ray", "ray_init"),
+    ("build_tuner", "tuner"),
+)
 SEARCH_ARGS = [
-    "--set", "budget.num_trials=2", "--set", "training.epochs=1", "--set", "scheduler.max_t=1",
-    "--set", "best_trial.min_epochs=1",
-]  # fmt: skip
+    "--set",
+    "budget.num_trials=2",
+    "--set",
+    "training.epochs=1",
+    "--set",
+    "scheduler.max_t=1",
+    "--set",
+    "best_trial.min_epochs=1",
+]
 
 
 def busy_cpu_seconds() -> float:
@@ -99,16 +111,25 @@ def one_run(checkout: Path, workdir: Path, name: str) -> dict[str, float]:
     legacy = (checkout / "search" / "execute.py").exists()  # the layout before the fracture_tune package
     launcher = ["-m", "search.cli"] if legacy else ["-c", PHASE_WRAPPER]
     command = [
-        sys.executable, *launcher, "search",
-        "--config", str(checkout / "configs" / "quickstart.yaml"), "--name", name,
-        "--storage", str(workdir / "runs"), "--tracking-uri", f"sqlite:///{workdir / name / 'mlflow.db'}",
+        sys.executable,
+        *launcher,
+        "search",
+        "--config",
+        str(checkout / "configs" / "quickstart.yaml"),
+        "--name",
+        name,
+        "--storage",
+        str(workdir / "runs"),
+        "--tracking-uri",
+        f"sqlite:///{workdir / name / 'mlflow.db'}",
         *SEARCH_ARGS,
-    ]  # fmt: skip
+    ]
     (workdir / name).mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(checkout if legacy else package_view(checkout, workdir))}
     started, cpu_started = time.perf_counter(), busy_cpu_seconds()
-    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     seen: dict[str, float] = {}
     assert process.stdout is not None
     phases: dict[str, float] = {}

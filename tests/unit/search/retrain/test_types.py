@@ -1,30 +1,16 @@
-"""Each retrain option is defined once (``RetrainOptions``): the command's flags, ``fracture_tune.retrain``'s
-keyword arguments, the search config keys they default to and the table in docs/model.md follow it."""
+"""Each retrain option is defined once (``RetrainOptions``): ``fracture_tune.retrain``'s keyword arguments and
+the search config keys they default to follow it (the command's flags and the docs table: test_cli.py)."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import inspect
-from pathlib import Path
-
-import pytest
-from cli_runs import REPO_ROOT
 
 import fracture_tune as ft
-from fracture_tune.cli import build_parser
 from fracture_tune.search.config import ExperimentConfig
-from fracture_tune.search.retrain.cli import option_flag, options_from_args, options_table
 from fracture_tune.search.retrain.types import RetrainOptions, option_spec
 
 FIELDS = dataclasses.fields(RetrainOptions)
-
-
-def _retrain_parser() -> argparse.ArgumentParser:
-    parser = build_parser()
-    assert parser._subparsers is not None
-    subcommands = next(action for action in parser._subparsers._group_actions if action.choices)
-    return subcommands.choices["retrain"]  # type: ignore[index]
 
 
 def test_the_api_takes_every_option_with_its_default() -> None:
@@ -32,51 +18,6 @@ def test_the_api_takes_every_option_with_its_default() -> None:
     assert list(parameters) == [field.name for field in FIELDS]
     for field in FIELDS:
         assert parameters[field.name].default == field.default, field.name
-
-
-def test_the_command_offers_every_option_under_its_flag_with_its_default() -> None:
-    parser = _retrain_parser()
-    flags = {flag: action.dest for action in parser._actions for flag in action.option_strings}
-    for field in FIELDS:
-        assert flags.get(option_flag(field.name)) == field.name, field.name
-    # Parsed with only a source, every option holds its default: exactly RetrainOptions(search=...).
-    args = build_parser().parse_args(["retrain", "--search", "s1"])
-    assert options_from_args(args) == RetrainOptions(search="s1")
-
-
-def test_flags_reach_the_options_with_their_types() -> None:
-    args = build_parser().parse_args(
-        [
-            "retrain",
-            "--config-json",
-            "c.json",
-            "--dataset",
-            "d",
-            "--out",
-            "o",
-            "--epochs",
-            "3",
-            "--target-sensitivity",
-            "0.8",
-            "--no-register",
-            "--no-baseline",
-            "--rerank",
-            "3",
-            "--device",
-            "cpu",
-        ]
-    )
-    options = options_from_args(args)
-    assert options.config == Path("c.json") and options.dataset == Path("d") and options.out_dir == Path("o")
-    assert (options.epochs, options.target_sensitivity, options.rerank_top_k) == (3, 0.8, 3)
-    assert options.register is False and options.baseline is False and options.device == "cpu"
-
-
-def test_the_sources_exclude_each_other_and_one_is_needed() -> None:
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["retrain", "--search", "s1", "--run-id", "r"])
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["retrain", "--epochs", "3"])
 
 
 def test_every_config_key_an_option_defaults_to_exists() -> None:
@@ -87,9 +28,3 @@ def test_every_config_key_an_option_defaults_to_exists() -> None:
         section, name = key.split(".")
         model = ExperimentConfig.model_fields[section].annotation
         assert name in model.model_fields, f"{field.name}: {key} is no key of the search config"  # type: ignore[union-attr]
-
-
-def test_docs_list_the_options_as_they_are_defined() -> None:
-    table = options_table()
-    docs = (REPO_ROOT / "docs" / "model.md").read_text(encoding="utf-8")
-    assert table in docs, f"docs/model.md's retrain options table is out of date; it should read:\n{table}"

@@ -50,7 +50,7 @@ test-wheel: venv
 	$(VENV)/bin/pytest -m "wheel" -q
 
 reliability: venv
-	$(PY) benchmarks/reliability_table.py
+	$(PY) tools/reliability_table.py
 
 # The MLflow UI in headless Chromium (apt-get install chromium): a 4-trial quickstart search's parent and
 # trial runs must be listed. Another search: UI_CHECK_ARGS="--search NAME --tracking-uri URI"; the docs'

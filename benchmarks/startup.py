@@ -13,7 +13,7 @@ with a fresh run folder and a fresh MLflow SQLite store, its output read line by
   cores, every process: the search, Ray's daemons and workers; from /proc/stat, so run it on an otherwise
   idle machine). Steadier than wall time on a small VM, and what start-up work costs when cores are few;
 - ``phase_*``: how long each start-up step of ``search/run.py`` took (imports; argument parsing and
-  config validation, which imported torch until 2026-11-27; the data cache; the MLflow parent run;
+  config validation; the data cache; the MLflow parent run;
   ``ray.init``; building the Tuner), stamped inside the search process.
 
 Every checkout runs with this repository's virtual environment; a checkout of the package layout imports its

@@ -2,7 +2,7 @@
 
 Each test calls ``observe(...)`` with the fault it injected and the figures it saw (trials completed,
 MLflow runs, bytes on disk). When ``RELIABILITY_OBSERVATIONS`` names a folder (the report script
-``benchmarks/reliability_table.py`` sets it) the figures are written there as JSON and become a row of
+``tools/reliability_table.py`` sets it) the figures are written there as JSON and become a row of
 ``docs/reliability.md``; otherwise they are only kept in the test's memory.
 """
 

@@ -1,4 +1,4 @@
-"""benchmarks/reliability_table.py: every test function is a row, and a failure is never shown as a pass."""
+"""tools/reliability_table.py: every test function is a row, and a failure is never shown as a pass."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 def _script() -> ModuleType:
     import sys
 
-    path = REPO_ROOT / "benchmarks" / "reliability_table.py"
+    path = REPO_ROOT / "tools" / "reliability_table.py"
     spec = importlib.util.spec_from_file_location("reliability_table", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

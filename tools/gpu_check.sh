@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one prepared GPU check: engine throughput on CUDA vs the seed's pipeline, and packed processes.
 #
-#   OUT=/where/results/go bash benchmarks/gpu_check.sh              # on a GPU machine (~5 min)
-#   OUT=/tmp/smoke DEVICE=cpu SMOKE=1 bash benchmarks/gpu_check.sh  # CPU smoke test of the same path
+#   OUT=/where/results/go bash tools/gpu_check.sh              # on a GPU machine (~5 min)
+#   OUT=/tmp/smoke DEVICE=cpu SMOKE=1 bash tools/gpu_check.sh  # CPU smoke test of the same path
 #
 # Needs only python3 with torch, torchvision, numpy and pillow (no ray/optuna/mlflow/sklearn) and the
 # package importable as fracture_tune (installed, or BENCHMARKS.md "Running the GPU checks"). Writes into $OUT:

@@ -1,7 +1,7 @@
 """Pack what a GPU machine without network access needs to run a search: the wheels it lacks (pruned) and
 the images, under .gpu/.
 
-    python benchmarks/gpu_bundle.py --wheels /tmp/wheels312 --data $FRACATLAS_DIR --present present.txt
+    python tools/gpu_bundle.py --wheels /tmp/wheels312 --data $FRACATLAS_DIR --present present.txt
 
 The bundle is split in two folders of under 64 MiB each, for machines that take files in pieces that size:
   .gpu/part1/  the images (data/<class>/...) and every wheel but Ray's (wheels/)

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fracture_tune.errors import FractureTuneError
+
 DEFAULT_MODEL = "models:/fracture-classifier@champion"
 
 
@@ -73,8 +75,10 @@ def run_predict_command(args: argparse.Namespace) -> int:
         write_predictions,
     )
 
+    paths = expand_inputs(args.inputs)
+    _check_some_input_exists(paths)
     classifier = _load_model(args)
-    rows, images, good_rows = predict_files(classifier, expand_inputs(args.inputs), args.threshold)
+    rows, images, good_rows = predict_files(classifier, paths, args.threshold)
     print(format_table(rows))
     threshold = classifier.threshold if args.threshold is None else args.threshold
     print(
@@ -95,6 +99,29 @@ def run_predict_command(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _check_some_input_exists(paths: list[Path]) -> None:
+    """Fail before loading the model when no path given exists (a typo, or a pattern the shell matched to
+    nothing); with some that exist, the missing ones are rows of the table."""
+    missing = [path for path in paths if not path.exists()]
+    if not missing or len(missing) < len(paths):
+        return
+    shown = ", ".join(repr(str(path)) for path in missing[:3])
+    if len(missing) > 3:
+        shown += f" and {len(missing) - 3} more"
+    if any(char in str(path) for path in missing for char in "*?["):
+        hint = "the shell matched no file to the pattern and passed it as it is: check the pattern and folder"
+    else:
+        relative = any(not path.is_absolute() for path in missing)
+        where = f" (relative paths resolve from the current folder, {Path.cwd()})" if relative else ""
+        hint = f"check the path{where}; pass image files (PNG, JPEG, TIFF, BMP) or folders of them"
+    message = (
+        f"no such file or folder: {shown}"
+        if len(missing) == 1
+        else f"none of the paths given exists: {shown}"
+    )
+    raise FractureTuneError(message, hint=hint)
 
 
 def _add_evaluate(subparsers: argparse._SubParsersAction[Any]) -> None:

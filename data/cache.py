@@ -65,6 +65,17 @@ def is_complete(cache_dir: Path) -> bool:
     return (cache_dir / META_FILE).is_file()
 
 
+def prepared_datasets(cache_root: str | os.PathLike[str]) -> list[Path]:
+    """The complete dataset folders directly inside a cache root, by key (none if it is no folder)."""
+    root = Path(cache_root)
+    if not root.is_dir():
+        return []
+    # A ``.<key>.tmp-*`` folder holds meta.json for a moment before its rename: it is not a dataset yet.
+    return sorted(
+        marker.parent for marker in root.glob(f"*/{META_FILE}") if not marker.parent.name.startswith(".")
+    )
+
+
 def publish_atomically(cache_root: Path, key: str, write_contents: Callable[[Path], None]) -> Path:
     """Build ``<cache_root>/<key>`` in a temporary sibling, then rename it into place.
 
@@ -146,7 +157,7 @@ def load_prepared(cache_dir: str | os.PathLike[str]) -> PreparedDataset:
 
 
 def _missing_cache_hint(root: Path) -> str:
-    inside = sorted(marker.parent for marker in root.glob(f"*/{META_FILE}")) if root.is_dir() else []
+    inside = prepared_datasets(root)
     if inside:  # the user passed the cache root instead of one dataset in it
         names = ", ".join(str(folder) for folder in inside[:5])
         return f"it holds prepared datasets; pass one of them: {names}"

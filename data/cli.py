@@ -6,12 +6,27 @@ Handlers import the data modules lazily so ``fracture-tune --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from fracture_tune.data.prepare_settings import DATASET_KEYS, DEFAULT_CACHE_ROOT, PrepareSettings
+from fracture_tune.errors import FractureTuneError
 
 if TYPE_CHECKING:
     from fracture_tune.data.report import PrepareReport
 
-DEFAULT_CACHE_ROOT = ".fracture-tune/datasets"
+DEFAULTS = PrepareSettings()
+# `data prepare`'s flags that set a cache's settings: (flag, its key in a search config's dataset section,
+# help). An unset flag is None, so that --config's value fills it.
+SETTING_FLAGS = (
+    ("--out", "cache_root", "cache root"),
+    ("--size", "image_size", "square image size in pixels"),
+    ("--val", "val_fraction", "validation fraction"),
+    ("--test", "test_fraction", "test fraction"),
+    ("--seed", "split_seed", "split seed"),
+)
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -21,8 +36,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     data_commands = data_parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     _register_prepare(data_commands)
     _register_synth(data_commands)
-    info = data_commands.add_parser("info", help="describe a prepared dataset cache folder")
-    info.add_argument("dir", metavar="DIR", help="a prepared cache folder (<out>/<key>)")
+    info = data_commands.add_parser(
+        "info", help="describe a prepared dataset, or list the prepared datasets of a cache root"
+    )
+    info.add_argument(
+        "dir",
+        metavar="DIR",
+        help=f"a prepared cache folder (<out>/<key>) or a cache root (<out>: {DEFAULT_CACHE_ROOT})",
+    )
     info.set_defaults(handler=run_info)
 
 
@@ -40,13 +61,19 @@ def _register_prepare(data_commands: argparse._SubParsersAction[Any]) -> None:
         "or a CSV manifest with columns path,label[,group] (paths relative to the CSV).",
     )
     prepare.add_argument("src", metavar="SRC", help="class-folder tree or CSV manifest")
-    prepare.add_argument("--out", default=DEFAULT_CACHE_ROOT, help="cache root (default: %(default)s)")
     prepare.add_argument(
-        "--size", type=int, default=128, help="square image size in pixels (default: %(default)s)"
+        "--config",
+        metavar="NAME_OR_YAML",
+        help="take --size, --val, --test, --seed and --out from this search config's dataset section (a "
+        "shipped config's name or a YAML path), so that a search with it reuses the cache; flags given "
+        "here win",
     )
-    prepare.add_argument("--val", type=float, default=0.15, help="validation fraction (default: %(default)s)")
-    prepare.add_argument("--test", type=float, default=0.15, help="test fraction (default: %(default)s)")
-    prepare.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    for flag, key, text in SETTING_FLAGS:
+        name, kind = DATASET_KEYS[key]
+        default = getattr(DEFAULTS, name)
+        prepare.add_argument(
+            flag, type=kind, default=None, help=f"{text} (default: {default}, or the config's dataset.{key})"
+        )
     prepare.add_argument("--strict", action="store_true", help="fail if any file is rejected or conflicting")
     prepare.add_argument(
         "--positive",
@@ -80,15 +107,18 @@ def _register_synth(data_commands: argparse._SubParsersAction[Any]) -> None:
 def run_prepare(args: argparse.Namespace) -> int:
     from fracture_tune.data.labels import build_label_map
     from fracture_tune.data.prepare import prepare_dataset
+    from fracture_tune.data.prepare_settings import settings_from_config
 
     label_map = build_label_map(args.positive, args.negative) or None
+    from_config = settings_from_config(args.config) if args.config else None
+    settings = _with_flags(from_config or DEFAULTS, args)
     result = prepare_dataset(
         args.src,
-        cache_root=args.out,
-        image_size=args.size,
-        val_fraction=args.val,
-        test_fraction=args.test,
-        seed=args.seed,
+        cache_root=settings.cache_root,
+        image_size=settings.image_size,
+        val_fraction=settings.val_fraction,
+        test_fraction=settings.test_fraction,
+        seed=settings.seed,
         strict=args.strict,
         label_map=label_map,
         workers=args.workers,
@@ -104,7 +134,31 @@ def run_prepare(args: argparse.Namespace) -> int:
     _print_dataset_tables(report)
     print(f"dataset key: {result.dataset.key}  split hash: {result.dataset.split_hash[:16]}")
     print(f"full report: {result.cache_dir / 'report.txt'}")
+    if from_config is not None:
+        print(f"next: {shlex.join(_search_command(args.config, args.src, from_config, settings))}")
+    else:
+        print(
+            f"a search reuses this cache when its config has dataset {settings.as_dataset_section()} "
+            "(`data prepare SRC --config NAME` takes them from a search config)"
+        )
     return 0
+
+
+def _search_command(config: str, src: str, from_config: PrepareSettings, used: PrepareSettings) -> list[str]:
+    """The search of ``config`` on ``src`` that reuses this cache: ``--set`` each setting a flag changed."""
+    command = ["fracture-tune", "search", "--config", config, "--set", f"dataset.path={src}"]
+    for key, (name, _kind) in DATASET_KEYS.items():
+        if getattr(used, name) != getattr(from_config, name):
+            command += ["--set", f"dataset.{key}={getattr(used, name)}"]
+    return command
+
+
+def _with_flags(settings: PrepareSettings, args: argparse.Namespace) -> PrepareSettings:
+    """``settings`` with each value replaced by its flag where one was given."""
+    given = {DATASET_KEYS[key][0]: getattr(args, flag.removeprefix("--")) for flag, key, _ in SETTING_FLAGS}
+    return dataclasses.replace(
+        settings, **{name: value for name, value in given.items() if value is not None}
+    )
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -117,10 +171,21 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from fracture_tune.data.cache import is_complete, prepared_datasets
     from fracture_tune.data.prepare import load_prepared, load_report
 
-    dataset = load_prepared(args.dir)
-    report = load_report(args.dir)
+    folder = Path(args.dir)
+    if not is_complete(folder):
+        inside = prepared_datasets(folder)
+        if not inside:
+            raise FractureTuneError(
+                f"{args.dir!r} is neither a prepared dataset nor a cache root holding one"
+                + ("" if folder.exists() else " (no such folder)"),
+                hint=_info_hint(),
+            )
+        return _list_datasets(folder, inside)
+    dataset = load_prepared(folder)
+    report = load_report(folder)
     print(f"cache: {dataset.root}")
     print(f"dataset key: {dataset.key}  split hash: {dataset.split_hash}")
     print(f"source: {report.source} ({report.kind}); image size {dataset.arrays.image_size}")
@@ -134,6 +199,38 @@ def run_info(args: argparse.Namespace) -> int:
     for conflict in report.conflicts:
         print(f"  conflict {' = '.join(conflict['paths'])}: {conflict['reason']}")
     return 0
+
+
+def _list_datasets(root: Path, folders: list[Path]) -> int:
+    """One line per prepared dataset of a cache root: key, image size, counts, source."""
+    import json
+
+    from fracture_tune.data.cache import META_FILE
+    from fracture_tune.data.prepare import load_report
+
+    print(f"cache root {root}: {len(folders)} prepared dataset{'s' if len(folders) > 1 else ''}")
+    for folder in folders:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        report = load_report(folder)
+        classes = ", ".join(f"{name} {count}" for name, count in report.class_counts.items())
+        splits = ", ".join(f"{name} {sum(counts.values())}" for name, counts in report.split_counts.items())
+        print(
+            f"  {folder.name}  {meta['image_size']:>4} px  {meta['n_images']} images ({classes}; {splits}), "
+            f"{len(report.rejected)} rejected  from {report.source}"
+        )
+    print(f"one in detail: fracture-tune data info {root / '<key>'}")
+    return 0
+
+
+def _info_hint() -> str:
+    from fracture_tune.data.cache import prepared_datasets
+
+    found = len(prepared_datasets(DEFAULT_CACHE_ROOT))
+    here = f"; the one here holds {found} dataset{'s' if found > 1 else ''}" if found else ""
+    return (
+        "pass a dataset folder `data prepare` printed (<out>/<key>) or a cache root (its --out, default "
+        f"{DEFAULT_CACHE_ROOT}{here}); to prepare images: fracture-tune data prepare SRC"
+    )
 
 
 def _print_dataset_tables(report: PrepareReport) -> None:

@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 
 from fracture_tune.data.dataset import SPLIT_CODES, DatasetArrays
+from fracture_tune.data.labels import CLASS_NAMES
 from fracture_tune.data.split import assign_groups, group_class_counts
 from fracture_tune.errors import FractureTuneError
 
@@ -38,8 +39,8 @@ def assign_folds(
         available = int(np.count_nonzero(counts[:, column]))
         if available < folds:
             raise FractureTuneError(
-                f"class {int(label)} has {available} independent image group(s) in train+validation, too "
-                f"few for {folds} folds (each fold needs one)",
+                f"class {CLASS_NAMES[int(label)]!r} has {available} independent image group(s) in "
+                f"train+validation, too few for {folds} folds (each fold needs one)",
                 hint=f"use evaluation.folds <= {available}, or 0 for the validation split alone",
             )
     assignment = np.full(labels.shape, NOT_IN_A_FOLD, dtype=np.int8)

@@ -59,6 +59,7 @@ def build_dataset(
         val_fraction=params["val_fraction"],
         test_fraction=params["test_fraction"],
         seed=params["seed"],
+        class_names=_class_names(files, scan.kind),
     )
     paths = [printable_path(f.relative_path) for f in files]
     row_keys = [
@@ -77,6 +78,20 @@ def build_dataset(
     }
     record = _split_record(params, hash_of_split, paths, hashes, labels, groups, split, report)
     return BuiltDataset(images, columns, hash_of_split, record, report)
+
+
+def _class_names(files: list[SourceFile], kind: str) -> dict[int, str]:
+    """How errors name each label: with the class folders (or CSV labels) its files came from."""
+    where = "folder" if kind == "folder" else "CSV label"
+    found: dict[int, set[str]] = {}
+    for item in files:
+        found.setdefault(item.label, set()).add(item.label_name)
+    return {
+        label: f"class {CLASS_NAMES[label]!r} ({where}{'s' if len(names) > 1 else ''} "
+        + ", ".join(repr(name) for name in sorted(names))
+        + ")"
+        for label, names in found.items()
+    }
 
 
 def _report_duplicates(report: PrepareReport, duplicates: DuplicateAnalysis, files: list[SourceFile]) -> None:

@@ -25,6 +25,7 @@ from fracture_tune.data.dataset import PreparedDataset
 from fracture_tune.data.decode import DEFAULT_MAX_PIXELS
 from fracture_tune.data.ingest import BuiltDataset, build_dataset
 from fracture_tune.data.labels import CLASS_NAMES
+from fracture_tune.data.prepare_settings import DEFAULT_CACHE_ROOT, PrepareSettings
 from fracture_tune.data.report import PrepareReport
 from fracture_tune.data.sources import ScanResult, scan_source
 from fracture_tune.errors import FractureTuneError
@@ -33,7 +34,9 @@ __all__ = ["PrepareResult", "load_prepared", "prepare_dataset"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_ROOT = ".fracture-tune/datasets"
+DEFAULTS = PrepareSettings()
+# The parameters a search's dataset section sets (image_size, val_fraction, test_fraction, split_seed).
+_COMPARED = ("image_size", "val_fraction", "test_fraction", "seed")
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,10 @@ def prepare_dataset(
     source: str | os.PathLike[str],
     *,
     cache_root: str | os.PathLike[str] = DEFAULT_CACHE_ROOT,
-    image_size: int = 128,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    seed: int = 0,
+    image_size: int = DEFAULTS.image_size,
+    val_fraction: float = DEFAULTS.val_fraction,
+    test_fraction: float = DEFAULTS.test_fraction,
+    seed: int = DEFAULTS.seed,
     strict: bool = False,
     label_map: Mapping[str, int] | None = None,
     workers: int | None = None,
@@ -88,6 +91,7 @@ def prepare_dataset(
         root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(root / f"{key}.lock")):
             if not cache.is_complete(cache_dir):  # another process may have built it while we waited
+                _note_other_settings(root, scan.source, params)
                 built = build_dataset(scan, sha256, params, workers=workers)
                 _raise_if_strict(built.report, strict)
                 meta = _meta(key, scan, params, built, root, label_map)
@@ -103,6 +107,31 @@ def prepare_dataset(
 def load_report(cache_dir: str | os.PathLike[str]) -> PrepareReport:
     payload = json.loads((Path(cache_dir) / cache.REPORT_JSON).read_text(encoding="utf-8"))
     return PrepareReport.from_dict(payload)
+
+
+def _note_other_settings(root: Path, source: Path, params: dict[str, Any]) -> None:
+    """Say so when the cache root holds this source prepared with other settings: a search whose dataset
+    settings differ from the ones given to ``data prepare`` prepares afresh instead of reusing that cache."""
+    differences = []
+    for folder in cache.prepared_datasets(root):
+        meta = json.loads((folder / cache.META_FILE).read_text(encoding="utf-8"))
+        if meta.get("source") != str(source):
+            continue
+        theirs = meta.get("params", {})
+        changed = [f"{name} {theirs.get(name)}" for name in _COMPARED if theirs.get(name) != params[name]]
+        if changed:
+            differences.append(f"{folder} ({', '.join(changed)})")
+    if differences:
+        wanted = ", ".join(f"{name} {params[name]}" for name in _COMPARED)
+        log.warning(
+            "preparing %s afresh at %s: %s holds it prepared with other settings: %s. A prepared cache is "
+            "reused only when image size, fractions and seed all match (`fracture-tune data prepare SRC "
+            "--config NAME` prepares with a search config's dataset settings)",
+            source,
+            wanted,
+            root,
+            "; ".join(differences),
+        )
 
 
 def _raise_if_strict(report: PrepareReport, strict: bool) -> None:

@@ -51,14 +51,28 @@ def expand_source_path(text: str) -> Path:
     return Path(expanded)
 
 
+def missing_source_hint(path: Path) -> str:
+    """What to check when an image source does not exist: where it was looked for, what it must be, and
+    how to get images to try things on."""
+    resolved = Path(os.path.abspath(path))
+    nearest = next(parent for parent in resolved.parents if parent.exists())
+    missing = resolved.relative_to(nearest).parts[0]
+    where = (
+        "" if path.is_absolute() else f"relative paths resolve from the current folder ({Path.cwd()}), and "
+    )
+    return (
+        f"check the path: {where}{nearest} has no {missing!r}. It must be a folder with one sub-folder per "
+        "class (Fractured/, Non_fractured/) or a CSV manifest path,label[,group]; no images yet? "
+        "`fracture-tune data synth DIR` writes synthetic ones"
+    )
+
+
 def scan_source(source: str | os.PathLike[str], label_map: Mapping[str, int] | None = None) -> ScanResult:
     """List the files of a class-folder tree or a CSV manifest, with resolved 0/1 labels."""
     root = Path(source).expanduser()
     if not root.exists():
         raise FractureTuneError(
-            f"dataset source {str(root)!r} does not exist",
-            hint="pass a folder with one sub-folder per class (e.g. Fractured/ Non_fractured/) "
-            "or a CSV manifest with columns path,label[,group]",
+            f"dataset source {str(root)!r} does not exist", hint=missing_source_hint(root)
         )
     if root.is_file():
         if root.suffix.lower() != ".csv":

@@ -9,7 +9,7 @@ and each goes to the split whose per-class targets it fills best.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -27,10 +27,12 @@ def assign_splits(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     seed: int = 0,
+    class_names: Mapping[int, str] | None = None,
 ) -> np.ndarray:
     """Split codes (int8: 0 train, 1 val, 2 test) for each row.
 
     ``labels``: int [N] class per row (0/1). ``groups``: [N] any hashable group id per row.
+    ``class_names``: how errors name each label (e.g. ``{1: "class 'fractured' (folder 'Broken')"}``).
     Raises :class:`FractureTuneError` when a class has too few groups to appear in every non-empty split.
     """
     labels = np.asarray(labels)
@@ -39,7 +41,7 @@ def assign_splits(
         raise ValueError(f"labels {labels.shape} and groups {groups.shape} must be equal 1-D shapes")
     fractions = _split_fractions(val_fraction, test_fraction)
     row_group, counts, classes = group_class_counts(labels, groups)
-    _check_enough_groups(counts, classes, fractions)
+    _check_enough_groups(counts, classes, fractions, class_names or {})
     return assign_groups(row_group, counts, fractions, seed).astype(np.int8)
 
 
@@ -73,13 +75,16 @@ def _split_fractions(val_fraction: float, test_fraction: float) -> np.ndarray:
     return np.array([train_fraction, val_fraction, test_fraction])
 
 
-def _check_enough_groups(counts: np.ndarray, classes: np.ndarray, fractions: np.ndarray) -> None:
+def _check_enough_groups(
+    counts: np.ndarray, classes: np.ndarray, fractions: np.ndarray, class_names: Mapping[int, str]
+) -> None:
     needed = int(np.count_nonzero(fractions))
     for column, label in enumerate(classes):
         available = int(np.count_nonzero(counts[:, column]))
         if available < needed:
+            name = class_names.get(int(label), f"class {int(label)}")
             raise FractureTuneError(
-                f"class {int(label)} has {available} independent image group(s) but {needed} splits need "
+                f"{name} has {available} independent image group(s) but {needed} splits need "
                 "at least one each (duplicates and CSV groups count once)",
                 hint="add images of that class, or set --val 0 / --test 0 to use fewer splits",
             )

@@ -10,21 +10,20 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fracture_tune.data.prepare_settings import SHIPPED_CONFIG_DIR as SHIPPED_CONFIG_DIR
+from fracture_tune.data.prepare_settings import config_path as config_path
+from fracture_tune.data.prepare_settings import shipped_configs as shipped_configs
 from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config_errors import format_validation_error
 from fracture_tune.search.space import ParamSpec, SpaceConfig
 from fracture_tune.search.trial_values import check_trial_values
 from fracture_tune.trainables.engine_keys import LOWER_IS_BETTER, REPORTED_METRICS
 from fracture_tune.trainables.score import ScoreRule
-
-# configs/ at the repository root, installed as package data beside the code (fracture_tune/configs).
-SHIPPED_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 class StrictModel(BaseModel):
@@ -316,26 +315,6 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str] | Mapping[str,
             node = child
         node[path[-1]] = value
     return raw
-
-
-def shipped_configs() -> dict[str, Path]:
-    """The example configs installed with the package, by name (``quickstart``, ``fracatlas``, …)."""
-    return {path.stem: path for path in sorted(SHIPPED_CONFIG_DIR.glob("*.yaml"))}
-
-
-def config_path(path_or_name: str | os.PathLike[str]) -> Path:
-    """An existing YAML file, else the shipped config of that name (``quickstart`` or ``quickstart.yaml``)."""
-    path = Path(path_or_name).expanduser()
-    if path.is_file():
-        return path
-    shipped = shipped_configs()
-    name = path.name.removesuffix(".yaml").removesuffix(".yml")
-    if path.parent == Path(".") and name in shipped:
-        return shipped[name]
-    raise FractureTuneError(
-        f"config file not found: {path}",
-        hint=f"give a YAML path, or a shipped config's name: {', '.join(shipped)}",
-    )
 
 
 def load_config(

@@ -1,7 +1,7 @@
 """Checks a search runs before Ray starts, so a mistake costs seconds and names its cause.
 
 The config itself was validated when it was loaded (``config.py``, ``trial_values.py``); these checks need
-the machine or the cluster: GPUs, weights files, the Ray address, the cluster's resources.
+the machine or the cluster: the dataset folder, GPUs, weights files, the Ray address, the cluster's resources.
 """
 
 from __future__ import annotations
@@ -18,10 +18,26 @@ logger = logging.getLogger(__name__)
 
 def check_before_ray(config: ExperimentConfig, address: str | None) -> None:
     """Everything that can be checked before Ray starts (``check_cluster_resources`` needs Ray)."""
+    check_dataset_path(config)
     check_local_gpus(config, address)
     check_pretrained_files(config, address)
     check_ray_address(address)
     check_tensorboard(config)
+
+
+def check_dataset_path(config: ExperimentConfig) -> None:
+    """``dataset.path`` exists on this machine: the search's driver prepares it before Ray starts."""
+    from fracture_tune.data.sources import expand_source_path, missing_source_hint
+
+    if config.dataset.is_synthetic:
+        return
+    source = expand_source_path(config.dataset.path)
+    if not source.exists():
+        expanded = "" if str(source) == config.dataset.path else f" ({source})"
+        raise FractureTuneError(
+            f"dataset.path: {config.dataset.path!r}{expanded} does not exist",
+            hint=missing_source_hint(source) + ", or `--set dataset.path=synthetic` generates them",
+        )
 
 
 def check_tensorboard(config: ExperimentConfig) -> None:

@@ -16,7 +16,6 @@ from cli_runs import REPO_ROOT
 ROOMS = ("data", "trainables", "classifier", "search", "cluster")
 COVERED_ELSEWHERE = {
     "cli.py",
-    "classifier/cli.py",
     "cluster/auth.py",
     "cluster/cli.py",
     "cluster/job_data.py",

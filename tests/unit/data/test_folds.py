@@ -67,7 +67,9 @@ def test_too_few_groups_of_a_class_for_the_folds_is_an_error_naming_the_class() 
     labels = np.array([0] * 20 + [1] * 3)
     groups = np.arange(23)
     split = np.zeros(23, dtype=np.int8)
-    with pytest.raises(FractureTuneError, match=r"class 1 has 3 independent image group\(s\).*4 folds"):
+    with pytest.raises(
+        FractureTuneError, match=r"class 'fractured' has 3 independent image group\(s\).*4 folds"
+    ):
         assign_folds(labels, groups, split, 4)
     with pytest.raises(FractureTuneError, match="folds must be >= 2"):
         assign_folds(labels, groups, split, 1)

@@ -251,3 +251,24 @@ def test_concurrent_prepares_of_one_key_give_one_valid_cache(tmp_path: Path) -> 
     entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert len(entries) == 2 and entries[1] == entries[0] + ".lock"  # the cache and its lock file, no temp
     assert len(load_prepared(outcomes[0][1]).arrays.labels) == 60
+
+
+def test_preparing_a_prepared_source_with_other_settings_names_its_caches(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A search at another image size than `data prepare` used prepares afresh, and says why."""
+    source = make_class_tree(tmp_path / "src", BALANCED)
+    first = _prepare(source, tmp_path / "cache")
+    other_source = make_class_tree(tmp_path / "other", BALANCED, seed=1)
+    _prepare(other_source, tmp_path / "cache", seed=5)
+    with caplog.at_level("WARNING", logger="fracture_tune.data.prepare"):
+        prepare_dataset(source, cache_root=tmp_path / "cache", image_size=32, workers=1)
+    [warning] = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert f"preparing {source.resolve()} afresh at image_size 32, val_fraction 0.15" in warning
+    assert f"{first.cache_dir} (image_size {SIZE})" in warning
+    assert "seed 5" not in warning  # the other folder's cache is not named
+    assert "`fracture-tune data prepare SRC --config NAME`" in warning
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fracture_tune.data.prepare"):
+        assert _prepare(source, tmp_path / "cache").cache_hit
+    assert not caplog.records

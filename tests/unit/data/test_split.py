@@ -68,6 +68,9 @@ def test_too_few_groups_for_three_splits_is_a_clear_error() -> None:
     assert "--test 0" in (raised.value.hint or "")
     split = assign_splits(labels, groups, test_fraction=0.0, seed=0)
     assert 2 not in split
+    named = {0: "class 'non_fractured' (folder 'normal')", 1: "class 'fractured' (folder 'Broken')"}
+    with pytest.raises(FractureTuneError, match=r"^class 'fractured' \(folder 'Broken'\) has 2 independent"):
+        assign_splits(labels, groups, seed=0, class_names=named)
 
 
 @pytest.mark.parametrize(("val", "test"), [(0.6, 0.5), (-0.1, 0.1), (0.1, 1.0)])

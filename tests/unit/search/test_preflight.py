@@ -10,7 +10,7 @@ from cli_runs import REPO_ROOT
 
 from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config import ExperimentConfig, load_config
-from fracture_tune.search.preflight import check_pretrained_files, check_ray_address
+from fracture_tune.search.preflight import check_dataset_path, check_pretrained_files, check_ray_address
 
 REPO = REPO_ROOT
 
@@ -85,3 +85,31 @@ def test_dashboard_is_for_a_local_ray_only() -> None:
     with pytest.raises(FractureTuneError, match="--dashboard starts the dashboard of a local Ray"):
         make_options("s", address="127.0.0.1:6379", dashboard=True)
     assert make_options("s", dashboard=True).dashboard
+
+
+def test_a_missing_dataset_path_fails_the_search_before_ray_with_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fracture_tune.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["search", "--config", "quickstart", "--name", "t", "--set", "dataset.path=xrays"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error: dataset.path: 'xrays' does not exist" in err
+    hint = next(line for line in err.splitlines() if line.startswith("hint: "))
+    assert (
+        f"relative paths resolve from the current folder ({tmp_path}), and {tmp_path} has no 'xrays'" in hint
+    )
+    assert "fracture-tune data synth DIR" in hint and "--set dataset.path=synthetic" in hint
+    assert not (tmp_path / ".fracture-tune" / "runs" / "t").exists()
+
+
+def test_the_dataset_check_expands_variables_and_skips_the_synthetic_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XRAYS", str(tmp_path))
+    check_dataset_path(load_config("quickstart"))  # path: synthetic
+    check_dataset_path(load_config("quickstart", {"dataset.path": "$XRAYS"}))
+    with pytest.raises(FractureTuneError, match=rf"'\$XRAYS/gone' \({tmp_path}/gone\) does not exist"):
+        check_dataset_path(load_config("quickstart", {"dataset.path": "$XRAYS/gone"}))

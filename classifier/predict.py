@@ -40,7 +40,12 @@ from fracture_tune.classifier.package import (
     read_package,
     verify_weights,
 )
-from fracture_tune.classifier.registry import MLFLOW_URI_SCHEMES, download_model
+from fracture_tune.classifier.registry import (
+    MLFLOW_URI_SCHEMES,
+    SYNTHETIC_DATA,
+    TRAINING_DATA_TAG,
+    download_model,
+)
 from fracture_tune.data.decode import (
     RejectedImage,
     decode_image,
@@ -162,6 +167,12 @@ def load_classifier(
         if verify:
             verify_weights(folder, recorded, model_ref)
         network, metadata = read_package(folder)
+    if metadata.get(TRAINING_DATA_TAG) == SYNTHETIC_DATA:
+        log.warning(
+            "%s was trained on synthetic images, not radiographs: its scores on real X-rays mean nothing "
+            "(retrain on your own images)",
+            model_ref,
+        )
     return Classifier(model=network, metadata=metadata, source=model_ref)
 
 

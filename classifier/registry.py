@@ -1,8 +1,10 @@
 """The MLflow Model Registry: a new version per retrain, and the ``champion`` alias moved only when earned.
 
 The alias moves only when the new version beats the current champion's test AUROC on the same split hash
-(``decide_champion``, a pure function); both numbers are stored as version tags. ``download_model`` fetches
-a registered (or logged) model's folder for ``predict``.
+(``decide_champion``, a pure function); both numbers are stored as version tags. A champion trained on
+generated images (the demo's synthetic radiographs, tag ``training_data=synthetic``) is never compared: the
+first model trained on real images takes the alias from it. ``download_model`` fetches a registered (or
+logged) model's folder for ``predict``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
+TRAINING_DATA_TAG = "training_data"  # on each version: what its images were
+SYNTHETIC_DATA, REAL_DATA = "synthetic", "images"
 PROMOTION_POLICIES = ("if-better", "always", "never")
 MLFLOW_URI_SCHEMES = (
     "models:/",
@@ -40,6 +44,7 @@ class ChampionState:
     version: str
     test_auroc: float
     split_hash: str
+    synthetic: bool = False  # trained on generated images (the demo's)
 
 
 @dataclass(frozen=True)
@@ -50,9 +55,17 @@ class ChampionDecision:
 
 
 def decide_champion(
-    new_test_auroc: float, new_split_hash: str, current: ChampionState | None, policy: str = "if-better"
+    new_test_auroc: float,
+    new_split_hash: str,
+    current: ChampionState | None,
+    policy: str = "if-better",
+    *,
+    new_synthetic: bool = False,
 ) -> ChampionDecision:
-    """Whether the new version becomes the champion, and why (in words for the report and tags)."""
+    """Whether the new version becomes the champion, and why (in words for the report and tags).
+
+    ``new_synthetic``: the new version was trained on generated images. A synthetic champion gives way to any
+    model trained on real images: its AUROC on generated images says nothing about radiographs."""
     if policy not in PROMOTION_POLICIES:
         raise FractureTuneError(
             f"unknown promotion policy {policy!r}; use one of {', '.join(PROMOTION_POLICIES)}"
@@ -63,6 +76,13 @@ def decide_champion(
         return ChampionDecision(True, "promotion forced (--promote always)", current)
     if current is None:
         return ChampionDecision(True, "no champion yet", None)
+    if current.synthetic and not new_synthetic:
+        return ChampionDecision(
+            True,
+            f"champion v{current.version} was trained on synthetic images; this model, trained on real ones, "
+            "replaces it",
+            current,
+        )
     if current.split_hash != new_split_hash:
         return ChampionDecision(
             False,
@@ -98,7 +118,10 @@ def current_champion(client: MlflowClient, name: str) -> ChampionState | None:
         auroc = math.nan
     # A champion without a readable AUROC is treated as beatable by any finite AUROC on its split.
     return ChampionState(
-        str(version.version), auroc if math.isfinite(auroc) else -math.inf, tags.get("split_hash", "")
+        str(version.version),
+        auroc if math.isfinite(auroc) else -math.inf,
+        tags.get("split_hash", ""),
+        synthetic=tags.get(TRAINING_DATA_TAG) == SYNTHETIC_DATA,
     )
 
 
@@ -119,17 +142,20 @@ def register_version(
     split_hash: str,
     version_tags: dict[str, str],
     policy: str = "if-better",
+    synthetic: bool = False,
 ) -> Registration:
-    """A new version of ``name`` from ``model_uri``; the champion alias moved per ``decide_champion``."""
+    """A new version of ``name`` from ``model_uri``; the champion alias moved per ``decide_champion``.
+    ``synthetic``: the model was trained on generated images (tagged, so a later real model replaces it)."""
     import mlflow
 
     champion = current_champion(client, name)
-    decision = decide_champion(test_auroc, split_hash, champion, policy)
+    decision = decide_champion(test_auroc, split_hash, champion, policy, new_synthetic=synthetic)
     version = mlflow.register_model(model_uri, name, await_registration_for=60)
     tags = {
         **version_tags,
         "test_auroc": repr(float(test_auroc)),  # full precision: compared later
         "split_hash": split_hash,
+        TRAINING_DATA_TAG: SYNTHETIC_DATA if synthetic else REAL_DATA,
         "source_run_id": run_id,
         "champion_decision": decision.reason,
         "previous_champion_version": champion.version if champion else "",

@@ -3,7 +3,8 @@
 ``MlflowTrialCallback`` mirrors every trial into an MLflow child run of the search's run through
 ``tracking.TrialRunLogger``; ``ProgressCallback`` prints a plain progress line (no ANSI redraws) every
 ``interval_s`` and whenever a trial ends: counts by state, the best metric so far with its trial, elapsed
-time and an ETA extrapolated from the trials finished against the trial budget.
+time and an ETA extrapolated from the trials finished against the trial budget, never past the time budget's
+end (the search stops there).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from ray.tune import Callback
 
 from fracture_tune.search.mlflow_writer import RETRY_INTERVAL_S, Update, UpdateQueue, WriterProcess
-from fracture_tune.search.progress_output import progress_output
+from fracture_tune.search.progress_output import format_duration, progress_output
 from fracture_tune.search.records import MLFLOW_BACKLOG_FILE
 from fracture_tune.search.results import trial_index
 from fracture_tune.search.stop_recording import last_epoch, trial_error_text
@@ -150,15 +151,6 @@ def _plain(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def format_duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
 # How the progress line names each way a trial ended (``stops``); zero counts after "errored" are left out.
 PROGRESS_WORDS = (
     (FINISHED, "finished"),
@@ -170,25 +162,42 @@ PROGRESS_WORDS = (
 
 
 def progress_line(
-    counts: dict[str, int], planned: int, best: tuple[float, str] | None, metric: str, elapsed_s: float
+    counts: dict[str, int],
+    planned: int,
+    best: tuple[float, str] | None,
+    metric: str,
+    elapsed_s: float,
+    time_budget_s: float | None = None,
 ) -> str:
     """One line: ``[2m10s] 3/10 done (2 finished, 1 stopped by ASHA, 0 errored), 2 running | best ...``.
 
     ``counts`` is keyed by stop reason (``stops``) plus ``running``; budget cut-offs and interruptions are
-    named only when there are some.
+    named only when there are some. The ETA extrapolates the trials done to the ``planned`` ones; with a
+    ``time_budget_s`` it is at most the budget left, marked ``(time budget)``.
     """
     done = sum(count for key, count in counts.items() if key != RUNNING)
-    eta = elapsed_s / done * (planned - done) if done else math.nan
     best_text = f"best {metric}={best[0]:.4f} ({best[1]})" if best else f"best {metric}=n/a"
     parts = [
         f"{counts.get(key, 0)} {words}"
         for key, words in PROGRESS_WORDS
         if key in (FINISHED, STOPPED_BY_ASHA, ERROR) or counts.get(key, 0)
     ]
+    eta = eta_text(done, planned, elapsed_s, time_budget_s)
     return (
         f"[{format_duration(elapsed_s)}] {done}/{planned} done ({', '.join(parts)}), "
-        f"{counts.get(RUNNING, 0)} running | {best_text} | ETA {format_duration(eta)}"
+        f"{counts.get(RUNNING, 0)} running | {best_text} | ETA {eta}"
     )
+
+
+def eta_text(done: int, planned: int, elapsed_s: float, time_budget_s: float | None = None) -> str:
+    """The time left: the trials to go at the pace of those done, capped by the time budget's end."""
+    eta = elapsed_s / done * (planned - done) if done else math.nan
+    if time_budget_s is None:
+        return format_duration(eta)
+    left = max(time_budget_s - elapsed_s, 0.0)
+    if math.isfinite(eta) and eta <= left:
+        return format_duration(eta)
+    return f"{format_duration(left)} (time budget)"
 
 
 class ProgressCallback(Callback):
@@ -200,6 +209,7 @@ class ProgressCallback(Callback):
         rule: ScoreRule,
         planned_trials: int,
         ledger: StopLedger,
+        time_budget_s: float | None = None,
         interval_s: float = 15.0,
         min_gap_s: float = 1.0,
     ) -> None:
@@ -207,6 +217,7 @@ class ProgressCallback(Callback):
         self.rule = rule
         self.planned_trials = planned_trials
         self.ledger = ledger
+        self.time_budget_s = time_budget_s
         self.interval_s = interval_s
         self.min_gap_s = min_gap_s
         self.started = time.monotonic()
@@ -251,7 +262,12 @@ class ProgressCallback(Callback):
         self.last_emit = now
         emit(
             progress_line(
-                self._counts(trials), self.planned_trials, self.best, self.rule.metric, now - self.started
+                self._counts(trials),
+                self.planned_trials,
+                self.best,
+                self.rule.metric,
+                now - self.started,
+                self.time_budget_s,
             )
         )
 

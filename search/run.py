@@ -32,7 +32,7 @@ from fracture_tune.search.optuna_study import (
     storage_url,
 )
 from fracture_tune.search.preflight import check_before_ray, check_cluster_resources
-from fracture_tune.search.progress_output import set_progress_output
+from fracture_tune.search.progress_output import Progress, progress_printer, set_progress_output
 from fracture_tune.search.records import (
     DEFAULT_RUNS_ROOT,
     MLFLOW_BACKLOG_FILE,
@@ -72,7 +72,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Progress = bool | Callable[[str], None]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -170,7 +169,7 @@ def make_options(
             "--dashboard starts the dashboard of a local Ray; a cluster serves its own",
             hint="open the cluster's dashboard (`fracture-tune cluster status` prints it) or drop --address",
         )
-    printer = (lambda line: print(line, flush=True)) if progress is True else (progress or None)
+    printer = progress_printer(progress)
     return SearchOptions(name, Path(storage), address, tracking_uri, num_cpus, printer, dashboard)
 
 
@@ -587,7 +586,9 @@ def search_callbacks(
     ledger = StopLedger(options.run_dir)
     trial_logger = TrialRunLogger(parent, options.name, config.metric, config.planned_epochs)
     trial_logger.fresh_search = new_search
-    progress = ProgressCallback(options.name, config.score_rule, config.budget.num_trials, ledger)
+    progress = ProgressCallback(
+        options.name, config.score_rule, config.budget.num_trials, ledger, config.budget.time_budget_s
+    )
     stops = StopReasonCallback(ledger, config.planned_epochs)
     keeper = CheckpointKeeper(config.score_rule, config.checkpoint.keep_best_trials)
     trim = TrimEndedTrialMetadata(keep=SCORE_KEY)

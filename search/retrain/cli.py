@@ -1,7 +1,8 @@
 """`fracture-tune retrain`: train the search's winner for the full schedule, test it once, register it.
 
-The flags come from ``RetrainOptions`` (``types.py``), where each option is defined once; the handler calls
-``fracture_tune.retrain`` with them and prints the report's headline.
+The flags come from ``RetrainOptions`` (``types.py``), where each option is defined once; an option with a
+``command_value`` is offered as no flag, the command passes that value. The handler calls
+``fracture_tune.retrain`` with them (a line per epoch while it trains) and prints the report's headline.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def option_flag(name: str) -> str:
-    """The command line's spelling of ``RetrainOptions``' field ``name``."""
+    """The command line's spelling of ``RetrainOptions``' field ``name`` ("": the command sets it itself)."""
     spec = option_spec(name)
+    if spec.command_value is not None:
+        return ""
     if spec.flag:
         return spec.flag
     default = RetrainOptions.__dataclass_fields__[name].default
@@ -43,6 +46,8 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(RetrainOptions)
     for field in dataclasses.fields(RetrainOptions):
         spec: Option = field.metadata["option"]
+        if spec.command_value is not None:
+            continue
         target = sources if spec.source else parser
         flag = option_flag(field.name)
         if field.default is True:
@@ -60,10 +65,12 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> RetrainOptions:
-    """The parsed flags as ``RetrainOptions``."""
-    return RetrainOptions(
-        **{field.name: getattr(args, field.name) for field in dataclasses.fields(RetrainOptions)}
-    )
+    """The parsed flags as ``RetrainOptions``, with the values the command sets itself."""
+    values = {}
+    for field in dataclasses.fields(RetrainOptions):
+        fixed = option_spec(field.name).command_value
+        values[field.name] = getattr(args, field.name) if fixed is None else fixed
+    return RetrainOptions(**values)
 
 
 def options_table() -> str:
@@ -75,7 +82,9 @@ def options_table() -> str:
         if spec.config_key:
             default = f"the search's `{spec.config_key}`"
         choices = f" (one of {', '.join(f'`{choice}`' for choice in spec.choices)})" if spec.choices else ""
-        rows.append(f"| `{option_flag(field.name)}` | `{field.name}` | {default} | {spec.help}{choices} |")
+        flag = option_flag(field.name)
+        flag = f"`{flag}`" if flag else f"— (the command: `{spec.command_value!r}`)"
+        rows.append(f"| {flag} | `{field.name}` | {default} | {spec.help}{choices} |")
     return "\n".join(rows)
 
 
@@ -130,6 +139,8 @@ def run_retrain_command(args: argparse.Namespace) -> int:
     if report.registry:
         registry = report.registry
         print(f"registered {registry.uri}; champion: {registry.champion} ({registry.decision})")
+        if not registry.champion:
+            print(registry.not_champion_note())
     print(f"report: {result.out_dir / 'report.md'}")
     return 0
 

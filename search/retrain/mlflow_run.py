@@ -1,6 +1,7 @@
 """The retrain's MLflow run: a child of the search's parent run with params, final metrics, per-epoch curves,
 the prepared dataset as its input, the report as artifacts and the classifier logged as an MLflow pyfunc that
-scores image files (``pyfunc_model.py``).
+scores image files (``pyfunc_model.py``). A model trained on generated images (``data synth``, the demo) says
+so in its run's and its version's ``training_data`` tag and in its metadata (``load_classifier`` warns).
 """
 
 from __future__ import annotations
@@ -227,6 +228,19 @@ def record_retrain(
         raise
 
 
+def trained_on_synthetic(cache_dir: Path) -> bool:
+    """Whether the prepared dataset at ``cache_dir`` holds generated images: the folder it was prepared from
+    held the marker ``data synth`` writes, which ``data prepare`` lists among the entries it ignored."""
+    from fracture_tune.data.prepare import load_report
+    from fracture_tune.data.synth import MARKER
+
+    try:
+        ignored = load_report(cache_dir).ignored
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return any(entry.get("path") == MARKER for entry in ignored)
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
     """uint8 [H, W] pixels as a PNG file's bytes (lossless: decoding gives the same pixels back)."""
     import io
@@ -251,12 +265,20 @@ def _log_and_register(
 ) -> None:
     import shutil
 
-    from fracture_tune.classifier.registry import register_version
+    from fracture_tune.classifier.registry import (
+        REAL_DATA,
+        SYNTHETIC_DATA,
+        TRAINING_DATA_TAG,
+        register_version,
+    )
     from fracture_tune.search.dataset_lineage import dataset_lineage, log_dataset_input
     from fracture_tune.search.retrain.report_files import write_report
     from fracture_tune.trainables.config import TrainConfig
 
     log_dataset_input(client, run_id, dataset_lineage(data, source.dataset_dir), context="training")
+    synthetic = trained_on_synthetic(source.dataset_dir)
+    training_data = SYNTHETIC_DATA if synthetic else REAL_DATA
+    client.set_tag(run_id, TRAINING_DATA_TAG, training_data)
     history = {"": primary.history}
     if "baseline" in report.history:
         history["baseline_"] = report.history["baseline"]
@@ -285,6 +307,7 @@ def _log_and_register(
         source_run_id=run_id,
         search=source.search_name,
         threshold_rule=f"sensitivity >= {options.target_sensitivity} on validation",
+        training_data=training_data,
     )
     shutil.rmtree(out_dir / "model", ignore_errors=True)
     logged = log_classifier(
@@ -306,6 +329,7 @@ def _log_and_register(
             test_auroc=test_auroc,
             split_hash=data.split_hash,
             policy=options.promote,
+            synthetic=synthetic,
             version_tags={
                 "dataset_key": data.dataset_key,
                 "threshold": repr(threshold),
@@ -313,12 +337,15 @@ def _log_and_register(
                 "search": source.search_name,
             },
         )
+        decision = registration.decision
+        previous = decision.previous.version if decision.previous else ""
         report.registry = RegistryEntry(
             name=registration.name,
             version=registration.version,
-            champion=registration.decision.promote,
-            decision=registration.decision.reason,
+            champion=decision.promote,
+            decision=decision.reason,
             uri=f"models:/{registration.name}/{registration.version}",
+            champion_version=registration.version if decision.promote else previous,
         )
     for path in write_report(out_dir, report):
         client.log_artifact(run_id, str(path), "report")

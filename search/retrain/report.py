@@ -119,6 +119,15 @@ class RegistryEntry:
     champion: bool
     decision: str
     uri: str
+    champion_version: str = ""  # the version the champion alias names after this registration ("": none)
+
+    def not_champion_note(self) -> str:
+        """What to use instead of ``@champion`` when this version is not the champion ("" when it is)."""
+        if self.champion:
+            return ""
+        alias = f"models:/{self.name}@champion"
+        holder = f"is still version {self.champion_version}" if self.champion_version else "names no version"
+        return f"not promoted: {alias} {holder}; to use this model, pass its version: --model {self.uri}"
 
 
 @dataclass

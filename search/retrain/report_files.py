@@ -262,6 +262,9 @@ def _markdown_extras(report: RetrainReport) -> list[str]:
             f"Registered as `{report.registry.uri}`; champion: {report.registry.champion} "
             f"({report.registry.decision})."
         )
+        if not report.registry.champion:
+            note = report.registry.not_champion_note()
+            lines.append(f"{note[0].upper()}{note[1:]}.")
     if report.mlflow:
         lines.append(f"MLflow run `{report.mlflow.run_id}` (parent `{report.mlflow.parent_run_id}`).")
     lines += ["", "## Plots", ""] + [f"![{name}]({file})" for name, file in report.plots.items()]

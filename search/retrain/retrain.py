@@ -25,7 +25,9 @@ from fracture_tune.classifier.call_environment import call_environment
 from fracture_tune.classifier.evaluation import MetricInterval
 from fracture_tune.data.dataset import DatasetArrays
 from fracture_tune.errors import FractureTuneError
+from fracture_tune.search.progress_output import Progress
 from fracture_tune.search.records import score_rule_of
+from fracture_tune.search.retrain.progress import RetrainProgress
 from fracture_tune.search.retrain.report import (
     DatasetSummary,
     RetrainReport,
@@ -95,6 +97,7 @@ def retrain(
     ensemble: int = 1,
     rerank_top_k: int | None = None,
     rerank_seeds: int | None = None,
+    progress: Progress = False,
 ) -> RetrainResult:
     """Retrain a search's best trial (``search``), a trial by MLflow ``run_id``, or a flat ``config`` (a dict
     or a JSON file; needs ``dataset``, a prepared cache folder) for ``epochs``; test it once, log it to MLflow
@@ -105,7 +108,10 @@ def retrain(
     wins; with ``ensemble`` K >= 2 the K best distinct configurations are registered as one model that
     averages their probabilities (``selection.py``). Both need ``search``.
 
-    Raises ``FractureTuneError`` for bad input; prints nothing (progress goes to ``logging``).
+    ``progress``: True prints a line per epoch of each model it trains (model, epoch, validation metric,
+    time since the start), a callable receives each line; False (the default) prints nothing.
+
+    Raises ``FractureTuneError`` for bad input.
     """
     as_path = lambda value: Path(value) if value is not None else None  # noqa: E731
     options = RetrainOptions(
@@ -129,6 +135,7 @@ def retrain(
         ensemble=ensemble,
         rerank_top_k=rerank_top_k,
         rerank_seeds=rerank_seeds,
+        progress=progress,
     )
     return run_retrain(options)
 
@@ -136,6 +143,7 @@ def retrain(
 def run_retrain(options: RetrainOptions) -> RetrainResult:
     """Everything a retrain does; the report is also written as report.json/.md in the output folder."""
     _validate(options)
+    progress = RetrainProgress(options.progress)
     with call_environment():
         from fracture_tune.data.prepare import load_prepared
         from fracture_tune.search.retrain.baseline import base_recipe_config
@@ -166,7 +174,7 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
                 )
         if plan.rerank_top_k > 1 and len(finalists) > 1:
             top = finalists[: plan.rerank_top_k]
-            rerank, trained = rerank_finalists(top, plan.rerank_seeds, data, options, rule)
+            rerank, trained = rerank_finalists(top, plan.rerank_seeds, data, options, rule, progress)
             by_id = {trial.trial_id: trial for trial in finalists}
             finalists = [by_id[entry.trial_id] for entry in rerank] + finalists[len(rerank) :]
             source = replace(
@@ -192,6 +200,7 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
                     data,
                     options.train_on,
                     rule,
+                    progress,
                 )
             )
             seeds.append(next_seed)
@@ -200,7 +209,8 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
         ensemble_summary = None
         if plan.ensemble > 1:
             member_models = [primary] + [
-                _member_model(trial, trained, data, options, rule) for trial in finalists[1 : plan.ensemble]
+                _member_model(trial, trained, data, options, rule, progress)
+                for trial in finalists[1 : plan.ensemble]
             ]
             registered, members = ensemble_of(member_models, finalists[: plan.ensemble], data)
             ensemble_summary = ensemble_report(
@@ -209,7 +219,8 @@ def run_retrain(options: RetrainOptions) -> RetrainResult:
         base = None
         if options.baseline:
             base_config = base_recipe_config(primary.config, options.epochs)
-            base = train_and_score("seed base CNN", base_config, data, options.train_on, rule)
+            base = train_and_score("seed base CNN", base_config, data, options.train_on, rule, progress)
+        progress.say("testing once on the test split, logging to MLflow, registering")
         report = _build_report(options, source, data, models, base, registered)
         report.rerank = _rerank_summary(rerank, finalists) if rerank else None
         report.ensemble = ensemble_summary
@@ -275,6 +286,7 @@ def rerank_finalists(
     data: DatasetArrays,
     options: RetrainOptions,
     rule: ScoreRule | None = None,
+    progress: RetrainProgress | None = None,
 ) -> tuple[list[RerankEntry], dict[str, list[TrainedModel]]]:
     """Train each finalist ``seeds`` times with fresh seeds; entries best mean first, and the models. Each
     training is scored by the search's ``rule`` (its last epoch without one)."""
@@ -287,6 +299,7 @@ def rerank_finalists(
                 data,
                 options.train_on,
                 rule,
+                progress,
             )
             for seed in fresh_seeds(trial.config, seeds)
         ]
@@ -318,13 +331,15 @@ def _member_model(
     data: DatasetArrays,
     options: RetrainOptions,
     rule: ScoreRule | None = None,
+    progress: RetrainProgress | None = None,
 ) -> TrainedModel:
     """A member's model: its first re-ranking model, else one trained with the trial's own seed."""
     if trained.get(trial.trial_id):
         return trained[trial.trial_id][0]
     seed = int(trial.config.get("seed", 0))
     config = trained_config(trial.config, epochs=options.epochs, seed=seed, device=options.device)
-    return train_and_score(f"trial {trial.trial_id} seed {seed}", config, data, options.train_on, rule)
+    label = f"trial {trial.trial_id} seed {seed}"
+    return train_and_score(label, config, data, options.train_on, rule, progress)
 
 
 def ensemble_of(
@@ -430,20 +445,31 @@ def trained_config(base: dict[str, Any], *, epochs: int, seed: int, device: str 
 
 
 def train_and_score(
-    label: str, config: dict[str, Any], data: DatasetArrays, train_on: str, rule: ScoreRule | None = None
+    label: str,
+    config: dict[str, Any],
+    data: DatasetArrays,
+    train_on: str,
+    rule: ScoreRule | None = None,
+    progress: RetrainProgress | None = None,
 ) -> TrainedModel:
     """Fit ``config``; score validation and the untouched test split (once).
 
     With ``rule`` (the search's, ``trainables/score.py``) and a held-out validation split, the model keeps
     the weights of its score epoch — the epoch the search's rule would score this curve by, the same number
-    re-ranking compares — instead of its last; the test split plays no part in it.
+    re-ranking compares — instead of its last; the test split plays no part in it. ``progress`` reports its
+    epochs.
     """
     from fracture_tune.trainables.engine import fit, predict_proba
 
     splits = ("train", "val") if train_on == "train+val" else ("train",)
     keeper = ScoreEpochWeights(rule if train_on == "train" else None)
+    callbacks: list[Any] = [keeper]
+    if progress is not None:
+        callbacks.append(
+            progress.for_model(label, int(config["epochs"]), rule.metric if rule else "val_auroc")
+        )
     started = time.perf_counter()
-    result = fit(config, data, train_splits=splits, eval_split="val", callbacks=[keeper])
+    result = fit(config, data, train_splits=splits, eval_split="val", callbacks=callbacks)
     seconds = time.perf_counter() - started
     weights_epoch = keeper.restore(result.model)
     val_probabilities = predict_proba(result.model, data.images[data.indices("val")], result.config)

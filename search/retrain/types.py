@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fracture_tune.search.progress_output import Progress
+
 if TYPE_CHECKING:
     import numpy as np
     from torch import nn
@@ -29,7 +31,8 @@ class Option:
     ``flag``: the command line's spelling (default ``--`` and the field name with dashes; a boolean that
     defaults to True is offered as ``--no-NAME``). ``source``: one of the mutually exclusive "what to
     retrain" options, of which the command needs exactly one. ``config_key``: the search's YAML key that
-    supplies the value when the option is left unset (None).
+    supplies the value when the option is left unset (None). ``command_value``: the value the command always
+    passes (not None: the option is Python's only, offered as no flag).
     """
 
     help: str
@@ -38,6 +41,7 @@ class Option:
     metavar: str | None = None
     source: bool = False
     config_key: str | None = None
+    command_value: Any = None
 
 
 def _option(default: Any, help: str, **spec: Any) -> Any:
@@ -95,6 +99,11 @@ class RetrainOptions:
     )
     rerank_seeds: int | None = _option(
         None, "fresh seeds per finalist when re-ranking", config_key="evaluation.rerank_seeds"
+    )
+    progress: Progress = _option(
+        False,
+        "a line per epoch while training: True prints it, a callable receives it",
+        command_value=True,
     )
 
 

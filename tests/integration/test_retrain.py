@@ -200,3 +200,63 @@ def test_mismatched_split_hash_names_both_hashes(
         write_search_record(run_dir, record)
     error = capsys.readouterr().err
     assert "0" * 64 in error and real_hash in error and "hint:" in error
+
+
+def test_the_demos_model_gives_way_to_one_of_real_images_and_is_never_used_silently(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The newcomer's path: the demo registers a model of synthetic images as @champion; a retrain on real
+    images takes the alias although it was tested on another split; a later model that does not take it says
+    which URI to use; loading the demo's model warns."""
+    import logging
+
+    from retrain_fixtures import write_line_images
+
+    from fracture_tune.classifier.predict import load_classifier
+    from fracture_tune.data.prepare import prepare_dataset
+    from fracture_tune.data.synth import generate_synthetic_dataset
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    (tmp_path / "recipe.json").write_text(json.dumps(TRIAL_CONFIG))
+    caches = {
+        name: prepare_dataset(source, cache_root=tmp_path / "datasets", image_size=32, workers=1).cache_dir
+        for name, source in (
+            ("demo", generate_synthetic_dataset(tmp_path / "demo", n=80, size=32)),
+            ("xrays", write_line_images(tmp_path / "xrays")),
+        )
+    }
+
+    def retrain_on(name: str, out: str) -> str:
+        argv = ["retrain", "--config-json", "recipe.json", "--dataset", str(caches[name]), "--out", out]
+        assert (
+            main([*argv, "--epochs", "2", "--no-baseline", "--resamples", "50", "--tracking-uri", uri]) == 0
+        )
+        return capsys.readouterr().out
+
+    demo = retrain_on("demo", "r1")
+    assert "] seed 3: epoch 1/2 val_auroc=" in demo and "] seed 3: epoch 2/2 val_auroc=" in demo
+    assert "registered models:/fracture-classifier/1; champion: True (no champion yet)" in demo
+    real = retrain_on("xrays", "r2")
+    assert (
+        "registered models:/fracture-classifier/2; champion: True (champion v1 was trained on synthetic "
+        "images; this model, trained on real ones, replaces it)"
+    ) in real
+    again = retrain_on("demo", "r3")
+    assert "registered models:/fracture-classifier/3; champion: False (" in again
+    assert (
+        "not promoted: models:/fracture-classifier@champion is still version 2; to use this model, pass its "
+        "version: --model models:/fracture-classifier/3"
+    ) in again
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fracture_tune.classifier.predict"):
+        load_classifier("models:/fracture-classifier@champion", tracking_uri=uri)
+        assert not caplog.records
+        load_classifier("models:/fracture-classifier/3", tracking_uri=uri)
+    assert [record.getMessage() for record in caplog.records] == [
+        "models:/fracture-classifier/3 was trained on synthetic images, not radiographs: its scores on real "
+        "X-rays mean nothing (retrain on your own images)"
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from fracture_tune.trainables.models import build_model
 IMAGE_SIZE = 32
 
 
-def _model_folder(root: Path, threshold: float = 0.5) -> Path:
+def _model_folder(root: Path, threshold: float = 0.5, **recorded: str) -> Path:
     config = TrainConfig.from_flat({"model": "tiny_cnn", "width": 3, "device": "cpu"})
     torch.manual_seed(0)
     model = build_model("tiny_cnn", input_size=IMAGE_SIZE, width=3).eval()
@@ -38,6 +39,7 @@ def _model_folder(root: Path, threshold: float = 0.5) -> Path:
         threshold=threshold,
         class_names=("non_fractured", "fractured"),
         split_hash="h",
+        **recorded,
     )
     folder = root / "model"
     _, weights = write_package_files(folder / "extra_files", model, metadata)
@@ -151,3 +153,20 @@ def test_load_classifier_fails_closed_without_a_record_and_on_changed_weights(tm
     report.write_text(json.dumps({"model": {"weights_sha256": "0" * 64}}))
     with pytest.raises(FractureTuneError, match="differs from 0000000000000000... recorded by retrain"):
         load_classifier(str(folder))
+
+
+def test_a_model_trained_on_synthetic_images_is_loaded_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The demo's model never stands in silently for one trained on radiographs."""
+    demo = _model_folder(tmp_path / "demo", training_data="synthetic")
+    real = _model_folder(tmp_path / "real", training_data="images")
+    with caplog.at_level(logging.WARNING, logger="fracture_tune.classifier.predict"):
+        load_classifier(str(real))
+        assert not caplog.records
+        load_classifier(str(demo))
+    assert len(caplog.records) == 1 and caplog.records[0].levelno == logging.WARNING
+    assert caplog.records[0].getMessage() == (
+        f"{demo} was trained on synthetic images, not radiographs: its scores on real X-rays mean nothing "
+        "(retrain on your own images)"
+    )

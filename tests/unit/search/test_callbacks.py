@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
+from fracture_tune.search import callbacks
 from fracture_tune.search.callbacks import ProgressCallback, progress_line
 from fracture_tune.search.progress_output import set_progress_output
 from fracture_tune.search.stops import StopLedger
@@ -86,3 +89,44 @@ def test_the_best_shown_is_the_best_score_among_epochs_that_count(tmp_path: Path
     callback.on_trial_result(0, [], steady, {"epoch": 3, "score": 0.8, "score_epoch": 2})
     callback.on_trial_result(0, [], spike, {"epoch": 2, "score": 0.6, "score_epoch": 2})
     assert callback.best == (0.8, "steady epoch 2")
+
+
+def test_the_eta_never_runs_past_the_time_budgets_end() -> None:
+    """A 240-s budget: 1 of 10 trials done at 140 s extrapolates to 21 minutes; the search stops in 100 s."""
+    counts = {"finished": 1, "running": 2}
+    assert progress_line(counts, 10, None, "val_auroc", 140.0).endswith("ETA 21m00s")
+    assert progress_line(counts, 10, None, "val_auroc", 140.0, 240.0).endswith("ETA 1m40s (time budget)")
+    assert progress_line({"running": 2}, 10, None, "val_auroc", 5.0, 240.0).endswith(
+        "ETA 3m55s (time budget)"
+    )
+    assert progress_line({"finished": 9}, 10, None, "val_auroc", 90.0, 240.0).endswith("ETA 0m10s")
+    assert progress_line({"running": 1}, 10, None, "val_auroc", 300.0, 240.0).endswith(
+        "ETA 0m00s (time budget)"
+    )
+
+
+def test_a_searchs_progress_line_counts_down_its_time_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search's own callbacks carry budget.time_budget_s; the first trial ends 140 s in (a fake clock)."""
+    from fracture_tune.search.config import load_config
+    from fracture_tune.search.run import SearchOptions, search_callbacks
+
+    clock = [1000.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock[0])
+    config = load_config("quickstart", {"budget.time_budget_s": 240, "budget.num_trials": 10})
+    parent = SimpleNamespace(run_id="p", experiment_id="0", client=None, tracking_uri="")
+    options = SearchOptions("s4", storage=tmp_path)
+    progress = next(c for c in search_callbacks(config, options, parent) if isinstance(c, ProgressCallback))  # type: ignore[arg-type]
+    ledger = StopLedger(options.run_dir)
+    ledger.record("t1", "finished", 10)
+    trial = SimpleNamespace(trial_id="t1", status="TERMINATED", last_result={"epoch": 10})
+    running = [SimpleNamespace(trial_id=f"t{i}", status="RUNNING", last_result={}) for i in (2, 3)]
+    lines: list[str] = []
+    set_progress_output("s4", lines.append)
+    try:
+        clock[0] += 140.0
+        progress.on_trial_complete(0, [trial, *running], trial)
+    finally:
+        set_progress_output("s4", None)
+    assert lines and lines[0].startswith("[2m20s] 1/10 done") and lines[0].endswith("ETA 1m40s (time budget)")

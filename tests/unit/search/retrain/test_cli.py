@@ -12,7 +12,7 @@ from cli_runs import REPO_ROOT
 
 from fracture_tune.cli import build_parser
 from fracture_tune.search.retrain.cli import option_flag, options_from_args, options_table
-from fracture_tune.search.retrain.types import RetrainOptions
+from fracture_tune.search.retrain.types import RetrainOptions, option_spec
 
 FIELDS = dataclasses.fields(RetrainOptions)
 
@@ -28,10 +28,22 @@ def test_the_command_offers_every_option_under_its_flag_with_its_default() -> No
     parser = _retrain_parser()
     flags = {flag: action.dest for action in parser._actions for flag in action.option_strings}
     for field in FIELDS:
-        assert flags.get(option_flag(field.name)) == field.name, field.name
-    # Parsed with only a source, every option holds its default: exactly RetrainOptions(search=...).
+        if option_spec(field.name).command_value is None:
+            assert flags.get(option_flag(field.name)) == field.name, field.name
+        else:  # set by the command itself: no flag reaches it
+            assert field.name not in flags.values() and option_flag(field.name) == "", field.name
+    # Parsed with only a source, every option holds its default (or the command's value): exactly
+    # RetrainOptions(search=..., progress=True).
     args = build_parser().parse_args(["retrain", "--search", "s1"])
-    assert options_from_args(args) == RetrainOptions(search="s1")
+    assert options_from_args(args) == RetrainOptions(search="s1", progress=True)
+
+
+def test_the_command_always_shows_progress_and_offers_no_flag_for_it() -> None:
+    """A retrain on the command line prints a line per epoch; ``ft.retrain`` prints nothing unless asked."""
+    assert options_from_args(build_parser().parse_args(["retrain", "--search", "s1"])).progress is True
+    assert RetrainOptions(search="s1").progress is False
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["retrain", "--search", "s1", "--progress"])
 
 
 def test_flags_reach_the_options_with_their_types() -> None:

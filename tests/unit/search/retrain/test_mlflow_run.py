@@ -1,4 +1,5 @@
-"""Logging the classifier: the pyfunc folder's layout and hashes, and a GPU-visible machine.
+"""Logging the classifier: the pyfunc folder's layout and hashes, a GPU-visible machine, and telling a model
+trained on generated images apart.
 
 On a machine with a GPU MLflow validates the input example on the GPU by default; the H100 retrain of the
 earlier pt2 model warned "Failed to validate serving input example ... can't be loaded on 'cuda' device".
@@ -21,7 +22,7 @@ from fracture_tune.classifier.package import (
     sha256_of_file,
     sha256_of_folder,
 )
-from fracture_tune.search.retrain.mlflow_run import log_classifier, png_bytes
+from fracture_tune.search.retrain.mlflow_run import log_classifier, png_bytes, trained_on_synthetic
 from fracture_tune.trainables.config import TrainConfig
 from fracture_tune.trainables.models import build_model
 
@@ -67,3 +68,19 @@ def test_logged_folder_is_the_pyfunc_with_our_two_files_and_is_checked_on_cpu_wi
     assert logged.model_sha256 == sha256_of_folder(folder)
     requirements = (folder / "requirements.txt").read_text().splitlines()
     assert "fracture-tune==0.1.0" in requirements and any(line.startswith("torch==") for line in requirements)
+
+
+def test_a_dataset_prepared_from_generated_images_is_known_as_synthetic(tmp_path: Path) -> None:
+    """``data synth``'s folder (the demo's) is told apart from real images by what prepare recorded."""
+    from image_factory import make_class_tree
+
+    from fracture_tune.data.prepare import prepare_dataset
+    from fracture_tune.data.synth import generate_synthetic_dataset
+
+    generated = generate_synthetic_dataset(tmp_path / "synth", n=20, size=32)
+    real = make_class_tree(tmp_path / "xrays", {"Fractured": 10, "Non_fractured": 10})
+    cache_root = tmp_path / "datasets"
+    synthetic_cache = prepare_dataset(generated, cache_root=cache_root, image_size=16, workers=1).cache_dir
+    real_cache = prepare_dataset(real, cache_root=cache_root, image_size=16, workers=1).cache_dir
+    assert trained_on_synthetic(synthetic_cache) and not trained_on_synthetic(real_cache)
+    assert not trained_on_synthetic(tmp_path / "no-such-cache")

@@ -1,8 +1,10 @@
-"""The retrain's reproduction check (ray#43900): only a worse-than-the-trial result is a warning."""
+"""The retrain's reproduction check (ray#43900): only a worse-than-the-trial result is a warning; a version
+that did not become the champion names the URI to use instead."""
 
 from __future__ import annotations
 
 from fracture_tune.search.records import BestTrial
+from fracture_tune.search.retrain.report import RegistryEntry
 from fracture_tune.search.retrain.retrain import reproduction_check
 
 
@@ -51,3 +53,24 @@ def test_direction_follows_the_metric_mode() -> None:
 
 def test_train_plus_val_is_not_checked() -> None:
     assert reproduction_check(_trial(), _history([0.9]), "train+val")["checked"] is False
+
+
+def test_a_version_that_is_not_the_champion_says_which_uri_to_use() -> None:
+    """What retrain prints under the registration line when ``@champion`` still names another version."""
+    kept = RegistryEntry(
+        name="fracture-classifier",
+        version="4",
+        champion=False,
+        decision="champion v3 was tested on split abc, this model on def: not comparable",
+        uri="models:/fracture-classifier/4",
+        champion_version="3",
+    )
+    assert kept.not_champion_note() == (
+        "not promoted: models:/fracture-classifier@champion is still version 3; to use this model, pass its "
+        "version: --model models:/fracture-classifier/4"
+    )
+    unaliased = RegistryEntry(
+        "fracture-classifier", "1", False, "promotion disabled", "models:/fracture-classifier/1"
+    )
+    assert "@champion names no version" in unaliased.not_champion_note()
+    assert RegistryEntry("m", "5", True, "no champion yet", "models:/m/5", "5").not_champion_note() == ""

@@ -31,7 +31,7 @@ from fracture_tune.search.optuna_study import (
     settle_study,
     storage_url,
 )
-from fracture_tune.search.preflight import check_before_ray, check_cluster_resources
+from fracture_tune.search.preflight import check_before_ray, check_cluster_resources, check_dataset_path
 from fracture_tune.search.progress_output import Progress, progress_printer, set_progress_output
 from fracture_tune.search.records import (
     DEFAULT_RUNS_ROOT,
@@ -420,11 +420,8 @@ def prepare_search_dataset(config: ExperimentConfig) -> PrepareResult:
         source = generate_synthetic_dataset(
             folder, n=dataset.synthetic_n, seed=dataset.synthetic_seed, size=size
         )
-    elif not source.exists():
-        raise FractureTuneError(
-            f"dataset.path: {source} does not exist",
-            hint="point it at an image folder, e.g. --set dataset.path=/data/xrays",
-        )
+    else:
+        check_dataset_path(config)  # a resumed search's folder may have gone since it started
     return prepare_dataset(
         source,
         cache_root=dataset.cache_root,

@@ -250,7 +250,8 @@ def _start_run(
 
 
 def _log_epoch(epoch: int, cfg: TrainConfig, metrics: dict[str, float]) -> None:
-    log.info(
+    # DEBUG: what a user sees per epoch is the caller's (Tune's results, retrain's progress lines).
+    log.debug(
         "epoch %d/%d %s",
         epoch,
         cfg.epochs,

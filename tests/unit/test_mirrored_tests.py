@@ -38,7 +38,6 @@ COVERED_ELSEWHERE = {
     "search/retrain/baseline.py",
     "search/retrain/report_files.py",
     "search/retrain/source.py",
-    "search/run.py",
     "search/search_report.py",
     "search/tuner.py",
     "search/worker_handover.py",

@@ -132,8 +132,8 @@ class CheckpointConfig(StrictModel):
     """
 
     keep_best_trials: int = Field(default=5, ge=1)
-    # Retired: Ray's num_to_keep forced an experiment snapshot every num_to_keep checkpoints of a trial. Still
-    # accepted so that older configs load; it changes nothing.
+    # Accepted and ignored: Tune's num_to_keep would force an experiment snapshot every num_to_keep
+    # checkpoints of a trial; which checkpoints stay is keep_best_trials' job.
     num_to_keep: int | None = Field(default=None, ge=1)
 
 

@@ -153,3 +153,31 @@ def test_a_searched_input_size_above_the_prepared_size_is_named_with_the_size_to
     ranged = {"params": {"input_size": {"type": "int", "low": 32, "high": 160, "step": 32}}}
     note = upsampling_note(config_from_dict({"dataset": {"image_size": 128}, "space": ranged})) or ""
     assert note.startswith("space.params.input_size.high: input size 160")
+
+
+def test_docs_name_every_key_of_the_search_config() -> None:
+    """docs/configuration.md's "Sections" table has a row per top-level key naming each of its keys; a key
+    added to ExperimentConfig without a word in the docs fails here."""
+    import re
+
+    from cli_runs import REPO_ROOT
+
+    from fracture_tune.search.config import ExperimentConfig
+
+    docs = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = docs.split("## Sections", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = line.split(" | ")
+        if line.startswith("| `") and len(cells) >= 2:
+            for name in re.findall(r"`(\w+)`", cells[0]):
+                rows[name] = cells[1]
+    missing = []
+    for name, field in ExperimentConfig.model_fields.items():
+        if name not in rows:
+            missing.append(name)
+            continue
+        for key in getattr(field.annotation, "model_fields", {}):
+            if f"`{key}" not in rows[name]:
+                missing.append(f"{name}.{key}")
+    assert not missing, f"docs/configuration.md's Sections table does not name: {', '.join(missing)}"

@@ -1,4 +1,8 @@
-"""The JSON a benchmark writes beside its printed table: command, date, machine and the figures.
+"""The JSON a benchmark writes beside its printed table (command, commit, date, machine and the figures), and
+the Markdown rows it prints for BENCHMARKS.md.
+
+Needs only the standard library and ``fracture_tune.search.records`` (itself standard library only at import),
+so the GPU scripts (throughput.py, step_profile.py) use it on a machine with nothing but torch.
 
 Result files are named for what, where and when they measured: ``<what>_<machine>_<date>``, e.g.
 ``benchmarks/results/scaling_1-vs-2-trials_2core-vm_2026-11-27.json`` (``default_out`` builds such a name).
@@ -11,12 +15,14 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 
 def write_report(out: Path | None, **figures: Any) -> dict[str, Any]:
-    """``figures`` with the command line, the date and the machine (load average now); written to ``out``."""
+    """``figures`` with the command line, the commit, the date and the machine (load average now); written to
+    ``out`` when given. A figure named like one of those fields replaces it (throughput.py's ``machine``)."""
     from fracture_tune.search.records import code_version
 
     report = {
@@ -32,9 +38,29 @@ def write_report(out: Path | None, **figures: Any) -> dict[str, Any]:
     }
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
+        out.write_text(json.dumps(report, indent=2, default=_plain), encoding="utf-8")
         print(f"wrote {out}")
     return report
+
+
+def _plain(value: Any) -> Any:
+    """What ``json`` cannot write: numpy scalars and arrays as numbers and lists, anything else as text."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def table_row(cells: Sequence[object]) -> str:
+    """One Markdown table row, ``| a | b |``; a ``|`` inside a cell is escaped so it stays one cell."""
+    return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """The header, a ``| --- |`` rule and one line a row, as BENCHMARKS.md holds its tables."""
+    lines = [table_row(header), table_row(["---"] * len(header))]
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"a row of {len(row)} cells under a header of {len(header)}: {list(row)!r}")
+        lines.append(table_row(row))
+    return "\n".join(lines)
 
 
 def fracatlas_dir() -> Path:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_report import markdown_table, write_report
 
 METRICS = ("auroc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1")
 ROWS = (
@@ -176,18 +177,27 @@ def mean_paired_difference(
 
 
 def markdown(rows: list[dict[str, Any]], means: list[dict[str, Any]]) -> str:
-    header = "| split seed | recipe | " + " | ".join(METRICS) + " | AUROC − (b), paired |"
-    lines = [header, "| --- " * (len(METRICS) + 3) + "|"]
-    for row in rows:
-        cells = [_interval(row["test"][name]) for name in METRICS]
-        cells.append(_difference(row.get("auroc_minus_b")))
-        lines.append(f"| {row['split_seed']} | ({row['row']}) {row['recipe']} | " + " | ".join(cells) + " |")
+    header = ["split seed", "recipe", *METRICS, "AUROC − (b), paired"]
+    cells = [
+        [
+            row["split_seed"],
+            f"({row['row']}) {row['recipe']}",
+            *(_interval(row["test"][name]) for name in METRICS),
+            _difference(row.get("auroc_minus_b")),
+        ]
+        for row in rows
+    ]
     for mean in means:
-        cells = [_mean_cell(mean[name]) for name in METRICS]
-        cells.append(_difference(mean.get("auroc_minus_b")))
         seeds = ",".join(str(seed) for seed in mean["split_seeds"])
-        lines.append(f"| mean ({seeds}) | ({mean['row']}) {mean['recipe']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells.append(
+            [
+                f"mean ({seeds})",
+                f"({mean['row']}) {mean['recipe']}",
+                *(_mean_cell(mean[name]) for name in METRICS),
+                _difference(mean.get("auroc_minus_b")),
+            ]
+        )
+    return markdown_table(header, cells)
 
 
 def _difference(difference: dict[str, Any] | None) -> str:
@@ -232,8 +242,7 @@ def main() -> None:
             )
         if row["row"] == "e":
             print(f"\nsplit seed {row['split_seed']} (e): members {', '.join(row['members'])}")
-    if args.out:
-        args.out.write_text(json.dumps({"rows": rows, "means": means}, indent=2), encoding="utf-8")
+    write_report(args.out, rows=rows, means=means)
 
 
 if __name__ == "__main__":

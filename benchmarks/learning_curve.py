@@ -13,14 +13,12 @@ mean test AUROC against log2(training images) gives the gain per doubling of the
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_report import default_out, fracatlas_dir
+from bench_report import default_out, fracatlas_dir, write_report
 
 from fracture_tune.classifier.evaluation import bootstrap_metrics
 from fracture_tune.data.prepare import prepare_dataset
@@ -112,18 +110,15 @@ def main() -> None:
     summary = summarise(rows, args.fractions)
     for line in summary["lines"]:
         print(line)
-    report = {
-        "command": " ".join([sys.executable, *sys.argv]),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "recipe": RECIPE,
-        "epochs": args.epochs,
-        "image_size": args.image_size,
-        "rows": rows,
-        "slope_per_doubling": summary["slope"],
-        "intercept": summary["intercept"],
-    }
-    (args.out / "learning_curve.json").write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out / 'learning_curve.json'}")
+    write_report(
+        args.out / "learning_curve.json",
+        recipe=RECIPE,
+        epochs=args.epochs,
+        image_size=args.image_size,
+        rows=rows,
+        slope_per_doubling=summary["slope"],
+        intercept=summary["intercept"],
+    )
 
 
 def summarise(rows: list[dict[str, Any]], fractions: list[float]) -> dict[str, Any]:

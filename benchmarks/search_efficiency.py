@@ -24,18 +24,15 @@ anytime curve (best validation metric vs wall time) PNG per dataset into ``--out
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_report import default_out, fracatlas_dir
+from bench_report import default_out, fracatlas_dir, write_report
 from search_runs import anytime_curve, run_search_cli, time_to_reach
 from seed_protocol import SEED_LR_RANGE, SeedProtocolSettings, run_seed_protocol, scaled_space
 
@@ -391,19 +388,12 @@ def main() -> None:
             plot_curves(result, args.out / f"anytime_{name}.png")
             print(format_table(result), flush=True)
             results.append(result)
-    report = {
-        "command": " ".join([sys.executable, *sys.argv]),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0))},
-        "settings": vars(settings) | {"retrain_epochs": args.retrain_epochs},
-        "results": results,
-    }
-    (args.out / "results.json").write_text(json.dumps(report, indent=2, default=_json_default))
-    print(f"wrote {args.out / 'results.json'} and anytime_*.png", flush=True)
-
-
-def _json_default(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else str(value)
+    write_report(
+        args.out / "results.json",
+        settings=vars(settings) | {"retrain_epochs": args.retrain_epochs},
+        results=results,
+    )
+    print(f"wrote {args.out}/anytime_*.png", flush=True)
 
 
 if __name__ == "__main__":

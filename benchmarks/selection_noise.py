@@ -13,12 +13,12 @@ probability of its fold models. Checkpoints are the trial's best epoch when kept
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_report import markdown_table, write_report
 
 
 def trial_test_auroc(checkpoint_dir: str, data: Any) -> float:
@@ -94,23 +94,38 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--run-dir", type=Path, action="append", required=True, help="a search's run folder")
-    parser.add_argument("--out", type=Path, help="write the measurements as JSON here")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help='write the measurements here as JSON: {"results": [one per search]} and the commit, machine',
+    )
     args = parser.parse_args()
     results = [measure(run_dir.resolve()) for run_dir in args.run_dir]
-    print(
-        "| search | folds | trials | Spearman(search score, test AUROC) | chosen trial's test AUROC | "
-        "best / median test AUROC |"
-    )
-    print("| --- | --- | --- | --- | --- | --- |")
-    for result in results:
-        print(
-            f"| {result['search']} | {result['folds'] or '-'} | {result['trials_scored']} | "
-            f"{result['spearman_search_score_vs_test_auroc']:.2f} (p {result['spearman_p_value']:.2g}) | "
-            f"{result['chosen_test_auroc']:.3f} | {result['best_test_auroc']:.3f} / "
-            f"{result['median_test_auroc']:.3f} |"
-        )
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(markdown(results))
+    write_report(args.out, results=results)
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    header = [
+        "search",
+        "folds",
+        "trials",
+        "Spearman(search score, test AUROC)",
+        "chosen trial's test AUROC",
+        "best / median test AUROC",
+    ]
+    rows = [
+        [
+            result["search"],
+            result["folds"] or "-",
+            result["trials_scored"],
+            f"{result['spearman_search_score_vs_test_auroc']:.2f} (p {result['spearman_p_value']:.2g})",
+            f"{result['chosen_test_auroc']:.3f}",
+            f"{result['best_test_auroc']:.3f} / {result['median_test_auroc']:.3f}",
+        ]
+        for result in results
+    ]
+    return markdown_table(header, rows)
 
 
 if __name__ == "__main__":

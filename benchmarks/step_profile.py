@@ -14,7 +14,6 @@ says which phase launches what. Needs only torch, torchvision and numpy.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_report import write_report
 from torch.profiler import ProfilerActivity, profile
 
 from fracture_tune.data.augment import SEED_AUGMENTATION
@@ -284,14 +284,13 @@ def main() -> None:
                     f"x{kernel['calls_per_step']:<5g} {kernel['name']}",
                     flush=True,
                 )
-    report = {
-        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__,
-        "augment_ops": augment_ops,
-        "results": results,
-    }
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2))
+    write_report(
+        args.out,
+        device=torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+        torch=torch.__version__,
+        augment_ops=augment_ops,
+        results=results,
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_report import fracatlas_dir
+from bench_report import fracatlas_dir, write_report
 from seed_pipeline import SeedTrainer, seed_loader
 
 from fracture_tune.data.dataset import DatasetArrays
@@ -269,7 +269,6 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if (device == "cuda" or args.pack_on_cpu) and args.pack and name in (args.pack_cases or args.cases):
             rows += _packed_rows(name, arrays, args, device, rows[-1]["seed_median"])
     return {
-        "command": " ".join([sys.executable, *sys.argv]),
         "machine": _machine(device, threads),
         "schedule": schedule,
         "epoch_images": args.epoch_images,
@@ -493,10 +492,7 @@ def main() -> None:
     parser.add_argument("--pack-on-cpu", action="store_true", help="run the packed rows on CPU too (smoke)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
-    results = benchmark(args)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.out}")
+    write_report(args.out, **benchmark(args))
 
 
 if __name__ == "__main__":

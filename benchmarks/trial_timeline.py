@@ -1,6 +1,6 @@
 """Where the time between two trials goes: driver and trainable timestamps for a reused-actor search.
 
-    python benchmarks/trial_timeline.py --trials 8
+    python benchmarks/trial_timeline.py --trials 8 [--out timeline.json]
 
 The full ``fracture-tune search`` stack (the project's trainable, MLflow and progress callbacks, a scratch
 SQLite store) runs ``--trials`` identical 1-epoch quickstart trials one at a time with ``reuse_actors``. A
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_report import write_report
 from overhead import fixed_config
 from ray import tune
 
@@ -69,6 +70,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--out", type=Path, help="write the events and medians as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for key, value in search_environment(local=True).items():  # as a search runs
@@ -105,10 +107,25 @@ def main() -> None:
     finally:
         ray.shutdown()
         shutil.rmtree(scratch, ignore_errors=True)  # Tune's checkpoints and the MLflow store: ~50 MB a run
-    previous = started
-    for event in events:
-        print(f"{event['event']:>15} +{event['time'] - previous:6.3f} s")
-        previous = event["time"]
+    search_seconds = time.time() - started
+    summary = summarise(events, started)
+    for event in summary["events"]:
+        print(f"{event['event']:>15} +{event['since_previous_s']:6.3f} s")
+    print(
+        f"trainable start -> result: median {summary['trainable_start_to_result_median_s']:.3f} s "
+        f"(first {summary['trainable_start_to_result_first_s']:.3f} s)"
+    )
+    between = summary["complete_to_next_start_median_s"]
+    print(f"trial complete -> next trainable start: median {between:.3f} s")
+    print(f"search: {search_seconds:.1f} s for {args.trials} trials")
+    write_report(args.out, trials=args.trials, search_seconds=search_seconds, **summary)
+
+
+def summarise(events: list[dict[str, Any]], started: float) -> dict[str, Any]:
+    """Each event with the seconds since the one before (the first: since the Tuner started), and the
+    medians of a trial's own work (trainable start -> result) and of the gap between trials (complete ->
+    next trainable start)."""
+    times = [started, *(event["time"] for event in events)]
     work = [
         b["time"] - a["time"]
         for a, b in zip(events, events[1:], strict=False)
@@ -117,9 +134,15 @@ def main() -> None:
     completes = [e["time"] for e in events if e["event"] == "trial_complete"]
     starts = [e["time"] for e in events if e["event"] == "trainable_start"]
     between = [start - complete for complete, start in zip(completes, starts[1:], strict=False)]
-    print(f"trainable start -> result: median {statistics.median(work):.3f} s (first {work[0]:.3f} s)")
-    print(f"trial complete -> next trainable start: median {statistics.median(between):.3f} s")
-    print(f"search: {time.time() - started:.1f} s for {args.trials} trials")
+    return {
+        "events": [
+            {"event": event["event"], "since_previous_s": event["time"] - previous}
+            for event, previous in zip(events, times, strict=False)
+        ],
+        "trainable_start_to_result_median_s": statistics.median(work),
+        "trainable_start_to_result_first_s": work[0],
+        "complete_to_next_start_median_s": statistics.median(between),
+    }
 
 
 if __name__ == "__main__":

@@ -17,12 +17,13 @@ logger = logging.getLogger(__name__)
 
 
 def check_before_ray(config: ExperimentConfig, address: str | None) -> None:
-    """Everything that can be checked before Ray starts (``check_cluster_resources`` needs Ray)."""
-    check_dataset_path(config)
+    """Everything that can be checked before Ray starts (``check_cluster_resources`` needs Ray); the
+    config's own demands first, then the data it names."""
     check_local_gpus(config, address)
     check_pretrained_files(config, address)
     check_ray_address(address)
     check_tensorboard(config)
+    check_dataset_path(config)
 
 
 def check_dataset_path(config: ExperimentConfig) -> None:

@@ -1,10 +1,5 @@
 """Every module with logic has its unit test file at the mirrored path: ``classifier/predict.py`` ->
-``tests/unit/classifier/test_predict.py``, ``cli.py`` -> ``tests/unit/test_cli.py``.
-
-``COVERED_ELSEWHERE`` names the modules whose tests are integration or reliability tests only (they drive Ray,
-MLflow servers or subprocesses end to end); a new module is not added to it, and a module that gets its
-mirrored file leaves it.
-"""
+``tests/unit/classifier/test_predict.py``, ``cli.py`` -> ``tests/unit/test_cli.py``."""
 
 from __future__ import annotations
 
@@ -14,17 +9,6 @@ from pathlib import Path
 from cli_runs import REPO_ROOT
 
 ROOMS = ("data", "trainables", "classifier", "search", "cluster")
-COVERED_ELSEWHERE = {
-    "data/cache.py",
-    "data/dataset.py",
-    "data/decode_many.py",
-    "data/ingest.py",
-    "data/report.py",
-    "data/synth_draw.py",
-    "trainables/checkpoint.py",
-    "trainables/device.py",
-    "trainables/trainer.py",
-}
 
 
 def _modules_with_logic() -> list[str]:
@@ -45,11 +29,5 @@ def _mirror(module: str) -> Path:
 
 
 def test_every_module_with_logic_has_its_mirrored_unit_test() -> None:
-    missing = [m for m in _modules_with_logic() if m not in COVERED_ELSEWHERE and not _mirror(m).is_file()]
+    missing = [m for m in _modules_with_logic() if not _mirror(m).is_file()]
     assert not missing, "no mirrored unit test file for: " + ", ".join(missing)
-
-
-def test_the_exceptions_list_only_modules_still_without_one() -> None:
-    modules = set(_modules_with_logic())
-    stale = sorted(m for m in COVERED_ELSEWHERE if m not in modules or _mirror(m).is_file())
-    assert not stale, "remove from COVERED_ELSEWHERE (gone, or mirrored now): " + ", ".join(stale)

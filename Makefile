@@ -50,7 +50,7 @@ test-cluster: venv
 test-wheel: venv
 	$(VENV)/bin/pytest -m "wheel" -q
 
-# The README's "Your own images" block as printed, on synthetic images (~5 min on 2 cores; a 60-trial search).
+# The README's "Your own images" and "From Python" blocks as printed, on synthetic images (~6 min on 2 cores).
 test-readme: venv
 	$(VENV)/bin/pytest -m "readme" -q
 

@@ -15,9 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fracture_tune.data.prepare_settings import SHIPPED_CONFIG_DIR as SHIPPED_CONFIG_DIR
-from fracture_tune.data.prepare_settings import config_path as config_path
-from fracture_tune.data.prepare_settings import shipped_configs as shipped_configs
+from fracture_tune.data.prepare_settings import config_path
 from fracture_tune.errors import FractureTuneError
 from fracture_tune.search.config_errors import format_validation_error
 from fracture_tune.search.space import ParamSpec, SpaceConfig

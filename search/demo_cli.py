@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from fracture_tune.search.config import config_path
+    from fracture_tune.data.prepare_settings import config_path
     from fracture_tune.search.optuna_study import dashboard_command
     from fracture_tune.search.run import load_search
 

@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from fracture_tune.cli import build_parser
-from fracture_tune.search.config import SHIPPED_CONFIG_DIR, config_path
+from fracture_tune.data.prepare_settings import SHIPPED_CONFIG_DIR, config_path
 
 tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python >= 3.11")
 

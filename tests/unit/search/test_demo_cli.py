@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import pytest
 
 from fracture_tune import cli
+from fracture_tune.data.prepare_settings import config_path
 from fracture_tune.errors import FractureTuneError
-from fracture_tune.search.config import config_path
 from fracture_tune.search.demo_cli import run_demo
 
 

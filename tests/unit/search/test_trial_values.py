@@ -116,7 +116,8 @@ def test_validating_configs_and_building_the_driver_never_import_torch() -> None
     script = """
 import sys
 from pathlib import Path
-from fracture_tune.search.config import load_config, shipped_configs
+from fracture_tune.data.prepare_settings import shipped_configs
+from fracture_tune.search.config import load_config
 from fracture_tune.search.tuner import build_run_config, build_trainable
 for path in shipped_configs().values():
     config = load_config(path)
